@@ -1,0 +1,261 @@
+//! In-memory implementations of every port, for unit tests and benchmarks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::Clock;
+use crate::crypto::SealedMessage;
+use crate::error::{PortError, PortErrorKind};
+use crate::ids::{AccountId, SessionId, UserId};
+use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionStore};
+use crate::session::{Credentials, QueueRef, Session};
+
+/// Sessions in a sorted map, keyed like the table.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    rows: Mutex<BTreeMap<(UserId, SessionId), Session>>,
+}
+
+impl MemorySessionStore {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.lock().unwrap().len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn get(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows.get(&(user_id, session_id.clone())).cloned())
+    }
+
+    async fn put(&self, session: &Session) -> Result<(), PortError> {
+        let key = (session.user_id, session.session_id.clone());
+        self.rows.lock().unwrap().insert(key, session.clone());
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError> {
+        Ok(self
+            .rows
+            .lock()
+            .unwrap()
+            .remove(&(user_id, session_id.clone())))
+    }
+
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .values()
+            .filter(|session| session.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .values()
+            .filter(|session| session.account_id == account_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
+        Ok(self.rows.lock().unwrap().values().cloned().collect())
+    }
+}
+
+/// A queue held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryQueue {
+    /// The `owner` tag.
+    pub owner_identity_id: String,
+    /// The retention asked for.
+    pub retention_seconds: Option<u32>,
+    /// Every message sent, in order.
+    pub messages: Vec<SealedMessage>,
+}
+
+/// Queues in a map keyed by URL, with an optional per-call delay to imitate network latency.
+#[derive(Debug, Default)]
+pub struct MemoryQueues {
+    queues: Mutex<HashMap<String, MemoryQueue>>,
+    latency: Option<Duration>,
+    calls: AtomicU64,
+}
+
+impl MemoryQueues {
+    /// Queues whose every call waits `latency` first (what SQS costs in-region).
+    pub fn with_latency(latency: Duration) -> Self {
+        Self {
+            latency: Some(latency),
+            ..Self::default()
+        }
+    }
+
+    /// A copy of one queue.
+    pub fn queue(&self, url: &str) -> Option<MemoryQueue> {
+        self.queues.lock().unwrap().get(url).cloned()
+    }
+
+    /// Number of queues.
+    pub fn count(&self) -> usize {
+        self.queues.lock().unwrap().len()
+    }
+
+    /// Number of calls made, of any kind.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    async fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(latency) = self.latency {
+            tokio::time::sleep(latency).await;
+        }
+    }
+}
+
+#[async_trait]
+impl QueueService for MemoryQueues {
+    async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError> {
+        self.call().await;
+        let url = format!("memory://queues/000000000000/{}", spec.name);
+        self.queues.lock().unwrap().insert(
+            url.clone(),
+            MemoryQueue {
+                owner_identity_id: spec.owner_identity_id.clone(),
+                retention_seconds: spec.retention_seconds,
+                messages: Vec::new(),
+            },
+        );
+        Ok(QueueRef {
+            url,
+            name: spec.name.clone(),
+        })
+    }
+
+    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError> {
+        self.call().await;
+        match self.queues.lock().unwrap().get_mut(queue_url) {
+            Some(queue) => {
+                queue.messages.push(message.clone());
+                Ok(())
+            }
+            None => Err(queue_not_found("SQS SendMessage", queue_url)),
+        }
+    }
+
+    async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError> {
+        self.call().await;
+        match self.queues.lock().unwrap().remove(queue_url) {
+            Some(_) => Ok(()),
+            None => Err(queue_not_found("SQS DeleteQueue", queue_url)),
+        }
+    }
+}
+
+fn queue_not_found(operation: &'static str, url: &str) -> PortError {
+    PortError::new(
+        PortErrorKind::NotFound,
+        operation,
+        url,
+        "queue does not exist",
+    )
+}
+
+/// Identities in a set; credentials are counters so each issue differs.
+pub struct MemoryIdentities {
+    clock: Arc<dyn Clock>,
+    credential_seconds: u64,
+    identities: Mutex<HashSet<String>>,
+    issued: AtomicU64,
+    fail_credentials: AtomicBool,
+}
+
+impl MemoryIdentities {
+    /// Credentials issued by this provider last `credential_seconds` from the clock's now.
+    pub fn new(clock: Arc<dyn Clock>, credential_seconds: u64) -> Self {
+        Self {
+            clock,
+            credential_seconds,
+            identities: Mutex::default(),
+            issued: AtomicU64::new(0),
+            fail_credentials: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes every credentials call fail, to test clean-up after a failed create.
+    pub fn fail_credentials(&self, fail: bool) {
+        self.fail_credentials.store(fail, Ordering::SeqCst);
+    }
+
+    /// Whether the identity exists.
+    pub fn exists(&self, identity_id: &str) -> bool {
+        self.identities.lock().unwrap().contains(identity_id)
+    }
+
+    /// Number of identities.
+    pub fn count(&self) -> usize {
+        self.identities.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for MemoryIdentities {
+    async fn create_identity(&self) -> Result<String, PortError> {
+        let number = self.issued.fetch_add(1, Ordering::SeqCst);
+        let id = format!("memory:identity-{number}");
+        self.identities.lock().unwrap().insert(id.clone());
+        Ok(id)
+    }
+
+    async fn credentials(
+        &self,
+        identity_id: &str,
+        _queue: &QueueRef,
+    ) -> Result<Credentials, PortError> {
+        if self.fail_credentials.load(Ordering::SeqCst) || !self.exists(identity_id) {
+            return Err(PortError::new(
+                PortErrorKind::Other,
+                "credentials",
+                identity_id,
+                "refused",
+            ));
+        }
+        let number = self.issued.fetch_add(1, Ordering::SeqCst);
+        Ok(Credentials {
+            access_key: format!("MEMORYKEY{number}"),
+            secret_key: format!("memory-secret-{number}"),
+            session_token: format!("memory-token-{number}"),
+            expires: self.clock.now() + self.credential_seconds,
+        })
+    }
+
+    async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError> {
+        let mut identities = self.identities.lock().unwrap();
+        for id in identity_ids {
+            identities.remove(id);
+        }
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,138 @@
+//! The IAM documents that decide who may read a queue (design.md, "Access to a queue").
+//!
+//! Two layers: the session policy passed to AssumeRoleWithWebIdentity names exactly one queue,
+//! and the unauthenticated role itself only allows queues tagged with the caller's identity.
+
+use serde_json::{Value, json};
+
+/// What a browser may do on its own queue, and nothing else: no send, no purge, no delete-queue.
+/// DeleteMessageBatch and ChangeMessageVisibilityBatch are authorized by the single-message actions.
+pub const QUEUE_READER_ACTIONS: [&str; 4] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+];
+
+/// The tag a queue carries with its owner's Cognito identity id.
+pub const OWNER_TAG: &str = "owner";
+
+/// The inline session policy for a session's credentials: the four reader actions on one queue.
+pub fn session_policy(queue_arn: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ReadOwnQueueOnly",
+            "Effect": "Allow",
+            "Action": QUEUE_READER_ACTIONS,
+            "Resource": queue_arn,
+        }]
+    })
+    .to_string()
+}
+
+/// The unauthenticated role's permissions: reader actions on the stage's queues, and only on a
+/// queue whose `owner` tag is the caller's own identity id.
+pub fn unauthenticated_role_policy(partition: &str, queue_prefix: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ReadQueuesTaggedWithOwnIdentity",
+            "Effect": "Allow",
+            "Action": QUEUE_READER_ACTIONS,
+            "Resource": format!("arn:{partition}:sqs:*:*:{queue_prefix}-*"),
+            "Condition": {
+                "StringEquals": {
+                    format!("aws:ResourceTag/{OWNER_TAG}"): "${cognito-identity.amazonaws.com:sub}"
+                }
+            }
+        }]
+    })
+}
+
+/// Who may assume the unauthenticated role: unauthenticated identities of one identity pool.
+pub fn unauthenticated_trust_policy(identity_pool_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": "cognito-identity.amazonaws.com" },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": { "cognito-identity.amazonaws.com:aud": identity_pool_id },
+                "ForAnyValue:StringLike": { "cognito-identity.amazonaws.com:amr": "unauthenticated" }
+            }
+        }]
+    })
+}
+
+/// The ARN of a queue from its URL (`https://host/<account>/<name>`), the only place both the
+/// account id and the name are known without another API call.
+pub fn queue_arn(partition: &str, region: &str, queue_url: &str) -> Option<String> {
+    let path = queue_url.split_once("://")?.1.split_once('/')?.1;
+    let (account, name) = path.trim_end_matches('/').split_once('/')?;
+    let valid_account = !account.is_empty() && account.bytes().all(|b| b.is_ascii_digit());
+    if !valid_account || name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some(format!("arn:{partition}:sqs:{region}:{account}:{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_policy_allows_only_reading_one_queue() {
+        let arn = "arn:aws:sqs:us-east-1:123456789012:sqs-push-prod-AbC";
+        let expected = r#"{"Statement":[{"Action":["sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:123456789012:sqs-push-prod-AbC","Sid":"ReadOwnQueueOnly"}],"Version":"2012-10-17"}"#;
+        assert_eq!(session_policy(arn), expected);
+    }
+
+    #[test]
+    fn role_policy_requires_the_owner_tag_to_match_the_identity() {
+        let policy = unauthenticated_role_policy("aws", "sqs-push-prod");
+        let statement = &policy["Statement"][0];
+        assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-*");
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["aws:ResourceTag/owner"],
+            "${cognito-identity.amazonaws.com:sub}"
+        );
+        assert_eq!(statement["Action"].as_array().unwrap().len(), 4);
+        assert!(!policy.to_string().contains("sqs:SendMessage"));
+    }
+
+    #[test]
+    fn trust_policy_admits_only_unauthenticated_identities_of_the_pool() {
+        let policy = unauthenticated_trust_policy("us-east-1:pool");
+        let condition = &policy["Statement"][0]["Condition"];
+        assert_eq!(
+            condition["StringEquals"]["cognito-identity.amazonaws.com:aud"],
+            "us-east-1:pool"
+        );
+        assert_eq!(
+            condition["ForAnyValue:StringLike"]["cognito-identity.amazonaws.com:amr"],
+            "unauthenticated"
+        );
+    }
+
+    #[test]
+    fn queue_arns_come_from_the_url_path() {
+        assert_eq!(
+            queue_arn(
+                "aws",
+                "eu-west-1",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/q-1"
+            )
+            .as_deref(),
+            Some("arn:aws:sqs:eu-west-1:123456789012:q-1")
+        );
+        assert_eq!(
+            queue_arn("aws", "us-east-1", "http://127.0.0.1:4566/000000000000/q").as_deref(),
+            Some("arn:aws:sqs:us-east-1:000000000000:q")
+        );
+        assert_eq!(queue_arn("aws", "us-east-1", "http://host/q"), None);
+        assert_eq!(queue_arn("aws", "us-east-1", "http://host/abc/q"), None);
+        assert_eq!(queue_arn("aws", "us-east-1", "not a url"), None);
+    }
+}

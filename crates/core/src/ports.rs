@@ -1,0 +1,72 @@
+//! The ports: what the domain needs from storage, queues and identities. Adapters implement them
+//! on AWS (`sqs-push-aws`) and in memory ([`crate::memory`]).
+
+use async_trait::async_trait;
+
+use crate::crypto::SealedMessage;
+use crate::error::PortError;
+use crate::ids::{AccountId, SessionId, UserId};
+use crate::session::{Credentials, QueueRef, Session};
+
+/// The sessions table.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// One session by its key.
+    async fn get(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError>;
+    /// Writes the whole row, replacing any previous one.
+    async fn put(&self, session: &Session) -> Result<(), PortError>;
+    /// Removes a row and returns what it held.
+    async fn delete(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError>;
+    /// Every session of a user (a key query).
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError>;
+    /// Every session of an account (the accountId index).
+    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError>;
+    /// Every session (a parallel scan).
+    async fn all_sessions(&self) -> Result<Vec<Session>, PortError>;
+}
+
+/// What a new queue needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// The queue name (from [`crate::queue_name::QueueNameGenerator`]).
+    pub name: String,
+    /// Tagged on the queue as `owner`, so the role's tag condition admits only this identity.
+    pub owner_identity_id: String,
+    /// MessageRetentionPeriod in seconds; the service default when absent.
+    pub retention_seconds: Option<u32>,
+}
+
+/// The message queues.
+#[async_trait]
+pub trait QueueService: Send + Sync {
+    /// Creates a queue, tagged with its owner.
+    async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError>;
+    /// Sends one sealed message; a missing queue is a [`crate::PortErrorKind::NotFound`].
+    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError>;
+    /// Deletes a queue; one already gone is a [`crate::PortErrorKind::NotFound`].
+    async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError>;
+}
+
+/// The identity pool and the credentials it hands out.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// A new unauthenticated identity; returns its id.
+    async fn create_identity(&self) -> Result<String, PortError>;
+    /// Temporary credentials for `identity_id` that can read `queue`.
+    async fn credentials(
+        &self,
+        identity_id: &str,
+        queue: &QueueRef,
+    ) -> Result<Credentials, PortError>;
+    /// Deletes identities (at most 60 per call); returns the ids that were not processed and
+    /// should be retried. Ids that do not exist count as deleted.
+    async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError>;
+}

@@ -1,0 +1,145 @@
+//! Unguessable queue names: `<prefix>-` followed by 256 random bits in base64url.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::crypto::fill_random;
+
+/// SQS's limit on a queue name.
+pub const MAX_QUEUE_NAME_LEN: usize = 80;
+/// Length of 32 random bytes in unpadded base64url.
+pub const RANDOM_PART_LEN: usize = 43;
+
+/// Why a prefix cannot make valid queue names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueNameError {
+    /// SQS names allow only letters, digits, '-' and '_'.
+    #[error("queue prefix {0:?} may contain only A-Z, a-z, 0-9, '-' and '_'")]
+    InvalidCharacters(String),
+    /// The prefix leaves fewer than 43 characters for the random part.
+    #[error(
+        "queue prefix {prefix:?} is {len} characters; at most {max} leave room for '-' and 43 random characters within SQS's 80"
+    )]
+    TooLong {
+        /// The offending prefix.
+        prefix: String,
+        /// Its length.
+        len: usize,
+        /// The longest prefix that fits.
+        max: usize,
+    },
+}
+
+/// Makes queue names for one stage, e.g. `sqs-push-prod-<43 chars>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNameGenerator {
+    prefix: String,
+}
+
+impl QueueNameGenerator {
+    /// The longest prefix that leaves room for the separator and the random part.
+    pub const MAX_PREFIX_LEN: usize = MAX_QUEUE_NAME_LEN - 1 - RANDOM_PART_LEN;
+
+    /// Checks the prefix once, so every generated name is valid.
+    pub fn new(prefix: &str) -> Result<Self, QueueNameError> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if prefix.is_empty() || !prefix.bytes().all(allowed) {
+            return Err(QueueNameError::InvalidCharacters(prefix.to_string()));
+        }
+        if prefix.len() > Self::MAX_PREFIX_LEN {
+            return Err(QueueNameError::TooLong {
+                prefix: prefix.to_string(),
+                len: prefix.len(),
+                max: Self::MAX_PREFIX_LEN,
+            });
+        }
+        Ok(Self {
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The prefix every name starts with (without the separator).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A fresh name from 32 bytes of the OS CSPRNG.
+    pub fn generate(&self) -> String {
+        let mut random = [0u8; 32];
+        fill_random(&mut random);
+        let mut name = String::with_capacity(self.prefix.len() + 1 + RANDOM_PART_LEN);
+        name.push_str(&self.prefix);
+        name.push('-');
+        URL_SAFE_NO_PAD.encode_string(random, &mut name);
+        name
+    }
+
+    /// True when `name` is one of this generator's names (used to sweep orphans safely).
+    pub fn owns(&self, name: &str) -> bool {
+        name.len() == self.prefix.len() + 1 + RANDOM_PART_LEN
+            && name.starts_with(&self.prefix)
+            && name.as_bytes()[self.prefix.len()] == b'-'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_prefix_dash_and_43_url_safe_characters() {
+        let generator = QueueNameGenerator::new("sqs-push-local").unwrap();
+        let name = generator.generate();
+        let random = name.strip_prefix("sqs-push-local-").unwrap();
+        assert_eq!(random.len(), RANDOM_PART_LEN);
+        assert!(
+            random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(random).unwrap().len(), 32);
+        assert!(generator.owns(&name));
+    }
+
+    #[test]
+    fn names_do_not_repeat() {
+        let generator = QueueNameGenerator::new("p").unwrap();
+        let names: HashSet<String> = (0..1000).map(|_| generator.generate()).collect();
+        assert_eq!(names.len(), 1000);
+    }
+
+    #[test]
+    fn the_longest_prefix_makes_an_80_character_name() {
+        let prefix = "a".repeat(QueueNameGenerator::MAX_PREFIX_LEN);
+        let name = QueueNameGenerator::new(&prefix).unwrap().generate();
+        assert_eq!(name.len(), MAX_QUEUE_NAME_LEN);
+    }
+
+    #[test]
+    fn a_prefix_that_leaves_no_room_is_refused_with_the_limit() {
+        let prefix = "a".repeat(QueueNameGenerator::MAX_PREFIX_LEN + 1);
+        let error = QueueNameGenerator::new(&prefix).unwrap_err();
+        assert!(error.to_string().contains("at most 36"), "{error}");
+    }
+
+    #[test]
+    fn a_prefix_with_forbidden_characters_is_refused() {
+        for prefix in ["", "a.b", "a b", "a/b", "ü"] {
+            assert!(matches!(
+                QueueNameGenerator::new(prefix),
+                Err(QueueNameError::InvalidCharacters(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn owns_rejects_names_of_other_stages() {
+        let generator = QueueNameGenerator::new("sqs-push-local").unwrap();
+        let other = QueueNameGenerator::new("sqs-push-localx")
+            .unwrap()
+            .generate();
+        assert!(!generator.owns(&other));
+        assert!(!generator.owns("sqs-push-local-short"));
+    }
+}

@@ -1,0 +1,479 @@
+//! Sessions: the record a create call makes, what the client receives, and the service that
+//! creates them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::crypto::SessionKey;
+use crate::error::PortError;
+use crate::ids::{AccountId, IdError, SessionId, UserId};
+use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionStore};
+use crate::queue_name::QueueNameGenerator;
+
+/// Temporary AWS credentials that can read one queue. Debug output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The access key id.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret_key: String,
+    /// The session token.
+    pub session_token: String,
+    /// When they stop working, epoch seconds.
+    pub expires: u64,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A queue as the session knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRef {
+    /// The queue URL that clients poll.
+    pub url: String,
+    /// The queue name.
+    pub name: String,
+}
+
+/// One row of the sessions table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The account the user belongs to.
+    pub account_id: AccountId,
+    /// The user.
+    pub user_id: UserId,
+    /// The caller's session id.
+    pub session_id: SessionId,
+    /// The session's own queue.
+    pub queue: QueueRef,
+    /// The Cognito identity whose credentials read the queue.
+    pub identity_id: String,
+    /// The key messages are encrypted with.
+    pub aes_key: SessionKey,
+    /// The credentials last handed out.
+    pub credentials: Credentials,
+    /// When the row may be deleted, epoch seconds: credential expiry plus the idle period.
+    pub ttl: u64,
+    /// When the session was created, epoch seconds.
+    pub created: u64,
+}
+
+impl Session {
+    /// A session is live until its ttl passes, even if its credentials have lapsed.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.ttl > now
+    }
+
+    /// Whether a message sent now could be read: the credentials still work.
+    pub fn can_receive(&self, now: u64) -> bool {
+        self.credentials.expires > now
+    }
+
+    /// What the client receives from create, renew and status.
+    pub fn to_client(&self, region: &str) -> ClientSession {
+        ClientSession {
+            sqs_url: self.queue.url.clone(),
+            sqs_queue_name: self.queue.name.clone(),
+            aes_key: self.aes_key.to_base64(),
+            access_key: self.credentials.access_key.clone(),
+            secret_key: self.credentials.secret_key.clone(),
+            session_token: self.credentials.session_token.clone(),
+            expires: self.credentials.expires,
+            identity_id: self.identity_id.clone(),
+            session_id: self.session_id.to_string(),
+            user_id: self.user_id.get(),
+            account_id: self.account_id.get(),
+            ttl: self.ttl,
+            region: region.to_string(),
+        }
+    }
+}
+
+/// The session as the Reuters article's create call returns it, plus the region to sign with.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSession {
+    pub sqs_url: String,
+    pub sqs_queue_name: String,
+    pub aes_key: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    pub expires: u64,
+    pub identity_id: String,
+    pub session_id: String,
+    pub user_id: u64,
+    pub account_id: u64,
+    pub ttl: u64,
+    pub region: String,
+}
+
+impl fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("sqs_queue_name", &self.sqs_queue_name)
+            .field("user_id", &self.user_id)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SQS's bounds on MessageRetentionPeriod, in seconds.
+pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 60..=1_209_600;
+
+/// Parses the optional `MessageRetentionPeriod` of a create call.
+pub fn parse_retention(raw: &str) -> Result<u32, IdError> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|seconds| RETENTION_RANGE.contains(seconds))
+        .ok_or_else(|| IdError {
+            field: "MessageRetentionPeriod",
+            reason: "must be whole seconds from 60 to 1209600 (14 days)".to_string(),
+        })
+}
+
+/// How sessions are made; read once from config.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Names the stage's queues.
+    pub queue_names: QueueNameGenerator,
+    /// Credentials closer than this to expiry are replaced when create is repeated.
+    pub refresh_margin_seconds: u64,
+    /// How long a session outlives its credentials before the TTL removes it.
+    pub idle_seconds: u64,
+    /// The region clients sign for.
+    pub region: String,
+}
+
+/// Why a session call failed. Each variant is one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A malformed id or parameter (400).
+    #[error(transparent)]
+    Invalid(#[from] IdError),
+    /// The (userId, sessionId) pair is live under another account (409).
+    #[error(
+        "session {session_id} of user {user_id} already exists under another accountId; destroy it first or use a new sessionId"
+    )]
+    AccountMismatch {
+        /// The user.
+        user_id: UserId,
+        /// The session.
+        session_id: SessionId,
+    },
+    /// No such session (404).
+    #[error("session {session_id} of user {user_id} not found")]
+    NotFound {
+        /// The user.
+        user_id: UserId,
+        /// The session.
+        session_id: SessionId,
+    },
+    /// A backend call failed (502).
+    #[error(transparent)]
+    Backend(#[from] PortError),
+}
+
+/// Creates sessions: a queue, an identity with credentials for it, and a key.
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn SessionStore>,
+    queues: Arc<dyn QueueService>,
+    identities: Arc<dyn IdentityProvider>,
+    clock: Arc<dyn Clock>,
+    settings: SessionSettings,
+}
+
+impl SessionService {
+    /// Wires the service to its ports.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        queues: Arc<dyn QueueService>,
+        identities: Arc<dyn IdentityProvider>,
+        clock: Arc<dyn Clock>,
+        settings: SessionSettings,
+    ) -> Self {
+        Self {
+            store,
+            queues,
+            identities,
+            clock,
+            settings,
+        }
+    }
+
+    /// The settings the service was built with.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Creates a session, or returns the live one with the same (userId, sessionId): same queue
+    /// and key, with fresh credentials when the old ones are close to expiry.
+    pub async fn create(
+        &self,
+        account_id: AccountId,
+        user_id: UserId,
+        session_id: SessionId,
+        retention_seconds: Option<u32>,
+    ) -> Result<Session, SessionError> {
+        let now = self.clock.now();
+        if let Some(existing) = self.store.get(user_id, &session_id).await? {
+            if existing.account_id != account_id {
+                return Err(SessionError::AccountMismatch {
+                    user_id,
+                    session_id,
+                });
+            }
+            if existing.is_live(now) {
+                return self.refresh_if_needed(existing, now).await;
+            }
+            // An expired row the TTL has not removed yet: replace it. The stream's MODIFY record
+            // lets cleanup delete the old queue and identity.
+        }
+
+        let identity_id = self.identities.create_identity().await?;
+        let queue = match self
+            .queues
+            .create_queue(&QueueSpec {
+                name: self.settings.queue_names.generate(),
+                owner_identity_id: identity_id.clone(),
+                retention_seconds,
+            })
+            .await
+        {
+            Ok(queue) => queue,
+            Err(error) => {
+                self.abandon(None, &identity_id).await;
+                return Err(error.into());
+            }
+        };
+        let credentials = match self.identities.credentials(&identity_id, &queue).await {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                self.abandon(Some(&queue), &identity_id).await;
+                return Err(error.into());
+            }
+        };
+        let session = Session {
+            account_id,
+            user_id,
+            session_id,
+            queue,
+            identity_id,
+            aes_key: SessionKey::generate(),
+            ttl: credentials.expires + self.settings.idle_seconds,
+            credentials,
+            created: now,
+        };
+        if let Err(error) = self.store.put(&session).await {
+            self.abandon(Some(&session.queue), &session.identity_id)
+                .await;
+            return Err(error.into());
+        }
+        tracing::info!(
+            user_id = %session.user_id,
+            account_id = %session.account_id,
+            queue = %session.queue.name,
+            "session created"
+        );
+        Ok(session)
+    }
+
+    async fn refresh_if_needed(&self, session: Session, now: u64) -> Result<Session, SessionError> {
+        let remaining = session.credentials.expires.saturating_sub(now);
+        if remaining > self.settings.refresh_margin_seconds {
+            return Ok(session);
+        }
+        self.reissue_credentials(session).await
+    }
+
+    /// New credentials for the same identity and queue; extends the ttl.
+    pub async fn reissue_credentials(&self, mut session: Session) -> Result<Session, SessionError> {
+        session.credentials = self
+            .identities
+            .credentials(&session.identity_id, &session.queue)
+            .await?;
+        session.ttl = session.credentials.expires + self.settings.idle_seconds;
+        self.store.put(&session).await?;
+        Ok(session)
+    }
+
+    /// Best effort: a failed create must not leave a queue or identity behind. A failure here
+    /// leaves an orphan for /cleanup, so it is logged, not returned over the original error.
+    async fn abandon(&self, queue: Option<&QueueRef>, identity_id: &str) {
+        if let Some(queue) = queue
+            && let Err(error) = self.queues.delete_queue(&queue.url).await
+        {
+            tracing::warn!(queue = %queue.name, %error, "could not delete the queue of a failed create");
+        }
+        if let Err(error) = self
+            .identities
+            .delete_identities(&[identity_id.to_string()])
+            .await
+        {
+            tracing::warn!(identity_id, %error, "could not delete the identity of a failed create");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
+
+    struct Fixture {
+        service: SessionService,
+        store: Arc<MemorySessionStore>,
+        queues: Arc<MemoryQueues>,
+        identities: Arc<MemoryIdentities>,
+        clock: Arc<ManualClock>,
+    }
+
+    fn fixture() -> Fixture {
+        let store = Arc::new(MemorySessionStore::default());
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let queues = Arc::new(MemoryQueues::default());
+        let identities = Arc::new(MemoryIdentities::new(clock.clone(), 3600));
+        let settings = SessionSettings {
+            queue_names: QueueNameGenerator::new("sqs-push-test").unwrap(),
+            refresh_margin_seconds: 900,
+            idle_seconds: 3600,
+            region: "us-east-1".into(),
+        };
+        let service = SessionService::new(
+            store.clone(),
+            queues.clone(),
+            identities.clone(),
+            clock.clone(),
+            settings,
+        );
+        Fixture {
+            service,
+            store,
+            queues,
+            identities,
+            clock,
+        }
+    }
+
+    fn ids(account: u64, user: u64, session: &str) -> (AccountId, UserId, SessionId) {
+        (
+            AccountId::try_from(account).unwrap(),
+            UserId::try_from(user).unwrap(),
+            SessionId::parse(session).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn create_makes_a_queue_an_identity_and_a_row_with_ttl_after_expiry() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let session = f.service.create(a, u, s.clone(), Some(120)).await.unwrap();
+        assert!(session.queue.name.starts_with("sqs-push-test-"));
+        assert_eq!(session.credentials.expires, 1_000_000 + 3600);
+        assert_eq!(session.ttl, 1_000_000 + 3600 + 3600);
+        assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), session);
+        let queue = f.queues.queue(&session.queue.url).unwrap();
+        assert_eq!(queue.owner_identity_id, session.identity_id);
+        assert_eq!(queue.retention_seconds, Some(120));
+        assert!(f.identities.exists(&session.identity_id));
+    }
+
+    #[tokio::test]
+    async fn repeating_create_returns_the_same_queue_key_and_credentials() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let first = f.service.create(a, u, s.clone(), None).await.unwrap();
+        f.clock.advance(60);
+        let second = f.service.create(a, u, s, None).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(f.queues.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn repeating_create_near_expiry_keeps_queue_and_key_but_renews_credentials() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let first = f.service.create(a, u, s.clone(), None).await.unwrap();
+        f.clock.advance(3600 - 600);
+        let second = f.service.create(a, u, s.clone(), None).await.unwrap();
+        assert_eq!(second.queue, first.queue);
+        assert_eq!(second.aes_key, first.aes_key);
+        assert_eq!(second.identity_id, first.identity_id);
+        assert_ne!(second.credentials, first.credentials);
+        assert_eq!(second.ttl, second.credentials.expires + 3600);
+        assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), second);
+    }
+
+    #[tokio::test]
+    async fn the_same_pair_under_another_account_is_refused_and_nothing_changes() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let first = f.service.create(a, u, s.clone(), None).await.unwrap();
+        let other = AccountId::try_from(101).unwrap();
+        let error = f
+            .service
+            .create(other, u, s.clone(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SessionError::AccountMismatch { .. }));
+        assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), first);
+        assert_eq!(f.queues.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_row_is_replaced_by_a_new_queue() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let first = f.service.create(a, u, s.clone(), None).await.unwrap();
+        f.clock.advance(7201);
+        let second = f.service.create(a, u, s, None).await.unwrap();
+        assert_ne!(second.queue, first.queue);
+        assert_ne!(second.aes_key, first.aes_key);
+    }
+
+    #[tokio::test]
+    async fn a_failed_credential_call_leaves_no_queue_or_identity_behind() {
+        let f = fixture();
+        f.identities.fail_credentials(true);
+        let (a, u, s) = ids(100, 200, "s1");
+        let error = f.service.create(a, u, s.clone(), None).await.unwrap_err();
+        assert!(matches!(error, SessionError::Backend(_)));
+        assert_eq!(f.queues.count(), 0);
+        assert_eq!(f.identities.count(), 0);
+        assert!(f.store.get(u, &s).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn retention_outside_sqs_bounds_is_named() {
+        assert_eq!(parse_retention("60").unwrap(), 60);
+        assert_eq!(parse_retention("1209600").unwrap(), 1_209_600);
+        for bad in ["59", "1209601", "-5", "x", ""] {
+            assert_eq!(
+                parse_retention(bad).unwrap_err().field,
+                "MessageRetentionPeriod"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let credentials = Credentials {
+            access_key: "AKIA-SECRET".into(),
+            secret_key: "very-secret".into(),
+            session_token: "token".into(),
+            expires: 5,
+        };
+        let printed = format!("{credentials:?}");
+        assert!(!printed.contains("SECRET") && !printed.contains("very-secret"));
+    }
+}
