@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::crypto::SessionCipher;
+use crate::crypto::{SealedMessage, SessionCipher};
 use crate::error::PortError;
 use crate::ids::{AccountId, SessionId, UserId};
 use crate::message::Message;
@@ -120,14 +120,21 @@ impl Notifier {
             sessions_matched: sessions.len(),
             ..NotifyReport::default()
         };
-        let receivers: Vec<&Session> = sessions.iter().filter(|s| s.can_receive(now)).collect();
-        report.skipped_expired = sessions.len() - receivers.len();
-
-        let outcomes: Vec<Result<(), PortError>> = futures::stream::iter(receivers)
+        // Sealed up front and owned, so the send futures borrow nothing and stay Send.
+        let deliveries: Vec<(String, SealedMessage)> = sessions
+            .iter()
+            .filter(|session| session.can_receive(now))
             .map(|session| {
                 let sealed = SessionCipher::new(&session.aes_key).seal(&plaintext);
+                (session.queue.url.clone(), sealed)
+            })
+            .collect();
+        report.skipped_expired = sessions.len() - deliveries.len();
+
+        let outcomes: Vec<Result<(), PortError>> = futures::stream::iter(deliveries)
+            .map(|(queue_url, sealed)| {
                 let queues = self.queues.clone();
-                async move { queues.send(&session.queue.url, &sealed).await }
+                async move { queues.send(&queue_url, &sealed).await }
             })
             .buffer_unordered(self.concurrency)
             .collect()

@@ -1,1 +1,11 @@
-//! placeholder
+//! The local stack of sqs-push: provisions the AWS emulator for the `local` stage and serves the
+//! same api Router the Lambda runs, behind a SigV4 check that stands in for API Gateway's IAM auth.
+//!
+//! Not for: production. Nothing here runs on AWS.
+
+pub mod bootstrap;
+pub mod sigv4;
+pub mod stack;
+
+pub use sigv4::LocalKeys;
+pub use stack::{LocalOptions, LocalStack};

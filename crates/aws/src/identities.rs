@@ -1,0 +1,241 @@
+//! Identities on a Cognito identity pool; credentials from Cognito's classic flow plus STS (the
+//! default, scoped to one queue by a session policy) or from the enhanced flow.
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentity::Client as CognitoClient;
+use aws_sdk_sts::Client as StsClient;
+use sqs_push_core::policy::{queue_arn, session_policy};
+use sqs_push_core::ports::IdentityProvider;
+use sqs_push_core::session::{Credentials, QueueRef};
+use sqs_push_core::{PortError, PortErrorKind};
+
+use crate::errors::{missing, port_error};
+
+/// How credentials are obtained for an identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFlow {
+    /// GetOpenIdToken + AssumeRoleWithWebIdentity with an inline policy naming the one queue.
+    Classic,
+    /// GetCredentialsForIdentity: Cognito assumes the role itself; no per-queue session policy,
+    /// so only the role's owner-tag condition limits what the credentials can read.
+    Enhanced,
+}
+
+impl std::str::FromStr for CredentialFlow {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "classic" => Ok(Self::Classic),
+            "enhanced" => Ok(Self::Enhanced),
+            other => Err(format!(
+                "credential flow must be 'classic' or 'enhanced', not {other:?}"
+            )),
+        }
+    }
+}
+
+/// What the identity adapter needs to know about the stack.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// The identity pool id.
+    pub identity_pool_id: String,
+    /// The unauthenticated role, assumed in the classic flow.
+    pub unauthenticated_role_arn: String,
+    /// Classic (default) or enhanced.
+    pub flow: CredentialFlow,
+    /// How long classic-flow credentials last (900–43200 s; Cognito's own flow gives one hour).
+    pub credential_seconds: i32,
+    /// `aws`, `aws-cn`, `aws-us-gov`: part of the queue ARN in the session policy.
+    pub partition: String,
+    /// The region of the queues.
+    pub region: String,
+}
+
+/// [`IdentityProvider`] on Cognito and STS.
+#[derive(Debug, Clone)]
+pub struct CognitoIdentities {
+    cognito: CognitoClient,
+    sts: StsClient,
+    settings: IdentitySettings,
+}
+
+impl CognitoIdentities {
+    /// Wires the clients.
+    pub fn new(cognito: CognitoClient, sts: StsClient, settings: IdentitySettings) -> Self {
+        Self {
+            cognito,
+            sts,
+            settings,
+        }
+    }
+
+    async fn classic(&self, identity_id: &str, queue: &QueueRef) -> Result<Credentials, PortError> {
+        let arn = queue_arn(&self.settings.partition, &self.settings.region, &queue.url)
+            .ok_or_else(|| {
+                PortError::new(
+                    PortErrorKind::Other,
+                    "session policy",
+                    &queue.name,
+                    "the queue URL has no account id and name to build an ARN from",
+                )
+            })?;
+        let token = self
+            .cognito
+            .get_open_id_token()
+            .identity_id(identity_id)
+            .send()
+            .await
+            .map_err(|error| port_error("Cognito GetOpenIdToken", identity_id, error))?;
+        let token = token
+            .token()
+            .ok_or_else(|| missing("Cognito GetOpenIdToken", identity_id, "Token"))?;
+        let output = self
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&self.settings.unauthenticated_role_arn)
+            .role_session_name(role_session_name(identity_id))
+            .web_identity_token(token)
+            .policy(session_policy(&arn))
+            .duration_seconds(self.settings.credential_seconds)
+            .send()
+            .await
+            .map_err(|error| port_error("STS AssumeRoleWithWebIdentity", identity_id, error))?;
+        let credentials = output
+            .credentials()
+            .ok_or_else(|| missing("STS AssumeRoleWithWebIdentity", identity_id, "Credentials"))?;
+        Ok(Credentials {
+            access_key: credentials.access_key_id().to_string(),
+            secret_key: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().to_string(),
+            expires: epoch_seconds(credentials.expiration()),
+        })
+    }
+
+    async fn enhanced(&self, identity_id: &str) -> Result<Credentials, PortError> {
+        const OPERATION: &str = "Cognito GetCredentialsForIdentity";
+        let output = self
+            .cognito
+            .get_credentials_for_identity()
+            .identity_id(identity_id)
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, identity_id, error))?;
+        let credentials = output
+            .credentials()
+            .ok_or_else(|| missing(OPERATION, identity_id, "Credentials"))?;
+        let field = |value: Option<&str>, name: &str| {
+            value
+                .map(str::to_string)
+                .ok_or_else(|| missing(OPERATION, identity_id, name))
+        };
+        Ok(Credentials {
+            access_key: field(credentials.access_key_id(), "AccessKeyId")?,
+            secret_key: field(credentials.secret_key(), "SecretKey")?,
+            session_token: field(credentials.session_token(), "SessionToken")?,
+            expires: credentials
+                .expiration()
+                .map(epoch_seconds)
+                .ok_or_else(|| missing(OPERATION, identity_id, "Expiration"))?,
+        })
+    }
+}
+
+fn epoch_seconds(time: &aws_smithy_types::DateTime) -> u64 {
+    u64::try_from(time.secs()).unwrap_or(0)
+}
+
+/// STS session names allow `[\w+=,.@-]{2,64}`; the identity's uuid part fits and makes
+/// CloudTrail entries traceable to the identity.
+fn role_session_name(identity_id: &str) -> String {
+    let uuid = identity_id.rsplit(':').next().unwrap_or(identity_id);
+    let cleaned: String = uuid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64 - 9)
+        .collect();
+    format!("sqs-push-{cleaned}")
+}
+
+#[async_trait]
+impl IdentityProvider for CognitoIdentities {
+    async fn create_identity(&self) -> Result<String, PortError> {
+        let output = self
+            .cognito
+            .get_id()
+            .identity_pool_id(&self.settings.identity_pool_id)
+            .send()
+            .await
+            .map_err(|error| port_error("Cognito GetId", &self.settings.identity_pool_id, error))?;
+        output.identity_id().map(str::to_string).ok_or_else(|| {
+            missing(
+                "Cognito GetId",
+                &self.settings.identity_pool_id,
+                "IdentityId",
+            )
+        })
+    }
+
+    async fn credentials(
+        &self,
+        identity_id: &str,
+        queue: &QueueRef,
+    ) -> Result<Credentials, PortError> {
+        match self.settings.flow {
+            CredentialFlow::Classic => self.classic(identity_id, queue).await,
+            CredentialFlow::Enhanced => self.enhanced(identity_id).await,
+        }
+    }
+
+    async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError> {
+        if identity_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .cognito
+            .delete_identities()
+            .set_identity_ids_to_delete(Some(identity_ids.to_vec()))
+            .send()
+            .await
+            .map_err(|error| {
+                port_error(
+                    "Cognito DeleteIdentities",
+                    format!("{} identities", identity_ids.len()),
+                    error,
+                )
+            })?;
+        Ok(output
+            .unprocessed_identity_ids()
+            .iter()
+            .filter_map(|unprocessed| unprocessed.identity_id().map(str::to_string))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_session_names_fit_sts_rules() {
+        assert_eq!(
+            role_session_name("us-east-1:8b24ff4e-61e4-4444-8d40-21e260a88902"),
+            "sqs-push-8b24ff4e-61e4-4444-8d40-21e260a88902"
+        );
+        let long = role_session_name(&format!("r:{}", "x/".repeat(100)));
+        assert!(long.len() <= 64);
+        assert!(!long.contains('/'));
+    }
+
+    #[test]
+    fn flows_parse_by_name() {
+        assert_eq!("classic".parse(), Ok(CredentialFlow::Classic));
+        assert_eq!("enhanced".parse(), Ok(CredentialFlow::Enhanced));
+        assert!("other".parse::<CredentialFlow>().is_err());
+    }
+}

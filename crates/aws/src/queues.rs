@@ -1,0 +1,98 @@
+//! Queues on SQS.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use sqs_push_core::PortError;
+use sqs_push_core::crypto::SealedMessage;
+use sqs_push_core::policy::OWNER_TAG;
+use sqs_push_core::ports::{QueueService, QueueSpec};
+use sqs_push_core::session::QueueRef;
+
+use crate::errors::{missing, port_error};
+
+/// SQS's message size limit since 2025; queues still default to 256 KiB unless told.
+pub const MAX_MESSAGE_BYTES: u32 = 1_048_576;
+
+/// The message attribute that carries the body's HMAC tag.
+pub const MAC_ATTRIBUTE: &str = "mac";
+
+/// [`QueueService`] on SQS.
+#[derive(Debug, Clone)]
+pub struct SqsQueues {
+    client: Client,
+    max_message_bytes: u32,
+}
+
+impl SqsQueues {
+    /// `max_message_bytes` is set on each new queue (SQS allows up to [`MAX_MESSAGE_BYTES`]).
+    pub fn new(client: Client, max_message_bytes: u32) -> Self {
+        Self {
+            client,
+            max_message_bytes,
+        }
+    }
+}
+
+/// The `mac` attribute as SQS wants it.
+pub fn mac_attribute(mac: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(mac)
+        .build()
+        .expect("data_type is set")
+}
+
+#[async_trait]
+impl QueueService for SqsQueues {
+    async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError> {
+        let mut request = self
+            .client
+            .create_queue()
+            .queue_name(&spec.name)
+            .attributes(
+                QueueAttributeName::MaximumMessageSize,
+                self.max_message_bytes.to_string(),
+            )
+            .tags(OWNER_TAG, &spec.owner_identity_id);
+        if let Some(seconds) = spec.retention_seconds {
+            request = request.attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                seconds.to_string(),
+            );
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|error| port_error("SQS CreateQueue", &spec.name, error))?;
+        let url = output
+            .queue_url()
+            .ok_or_else(|| missing("SQS CreateQueue", &spec.name, "QueueUrl"))?;
+        Ok(QueueRef {
+            url: url.to_string(),
+            name: spec.name.clone(),
+        })
+    }
+
+    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(&message.body)
+            .message_attributes(MAC_ATTRIBUTE, mac_attribute(&message.mac))
+            .send()
+            .await
+            .map_err(|error| port_error("SQS SendMessage", queue_url, error))?;
+        Ok(())
+    }
+
+    async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError> {
+        self.client
+            .delete_queue()
+            .queue_url(queue_url)
+            .send()
+            .await
+            .map_err(|error| port_error("SQS DeleteQueue", queue_url, error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,288 @@
+//! The sessions table on DynamoDB: key `userId` (N) + `sessionId` (S), GSI on `accountId`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use sqs_push_core::crypto::SessionKey;
+use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::ports::SessionStore;
+use sqs_push_core::session::{Credentials, QueueRef, Session};
+use sqs_push_core::{PortError, PortErrorKind};
+
+use crate::errors::port_error;
+
+/// Name of the global secondary index on `accountId`.
+pub const ACCOUNT_INDEX: &str = "accountId-index";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// [`SessionStore`] on a DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoSessionStore {
+    client: Client,
+    table: String,
+    scan_segments: i32,
+}
+
+impl DynamoSessionStore {
+    /// `scan_segments` parallel segments are used to read the whole table for a broadcast.
+    pub fn new(client: Client, table: impl Into<String>, scan_segments: i32) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            scan_segments: scan_segments.max(1),
+        }
+    }
+
+    fn key(user_id: UserId, session_id: &SessionId) -> Item {
+        HashMap::from([
+            ("userId".to_string(), number(user_id.get())),
+            (
+                "sessionId".to_string(),
+                AttributeValue::S(session_id.to_string()),
+            ),
+        ])
+    }
+
+    fn sessions(&self, operation: &'static str, items: &[Item]) -> Result<Vec<Session>, PortError> {
+        items
+            .iter()
+            .map(|item| session_from_item(item).map_err(|field| self.malformed(operation, field)))
+            .collect()
+    }
+
+    fn malformed(&self, operation: &'static str, field: &str) -> PortError {
+        PortError::new(
+            PortErrorKind::Other,
+            operation,
+            &self.table,
+            format!("a row has a missing or malformed {field}"),
+        )
+    }
+
+    async fn scan_segment(&self, segment: i32) -> Result<Vec<Session>, PortError> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment)
+            .total_segments(self.scan_segments)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| port_error("DynamoDB Scan", &self.table, error))?;
+        self.sessions("DynamoDB Scan", &items)
+    }
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn string(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+/// The row for a session.
+pub fn session_to_item(session: &Session) -> Item {
+    HashMap::from([
+        ("userId".to_string(), number(session.user_id.get())),
+        ("sessionId".to_string(), string(session.session_id.as_str())),
+        ("accountId".to_string(), number(session.account_id.get())),
+        ("sqsUrl".to_string(), string(&session.queue.url)),
+        ("sqsQueueName".to_string(), string(&session.queue.name)),
+        ("identityId".to_string(), string(&session.identity_id)),
+        ("aesKey".to_string(), string(&session.aes_key.to_base64())),
+        (
+            "accessKey".to_string(),
+            string(&session.credentials.access_key),
+        ),
+        (
+            "secretKey".to_string(),
+            string(&session.credentials.secret_key),
+        ),
+        (
+            "sessionToken".to_string(),
+            string(&session.credentials.session_token),
+        ),
+        ("expires".to_string(), number(session.credentials.expires)),
+        ("ttl".to_string(), number(session.ttl)),
+        ("created".to_string(), number(session.created)),
+    ])
+}
+
+/// The session in a row; the error names the first field that is missing or malformed.
+pub fn session_from_item(item: &Item) -> Result<Session, &'static str> {
+    fn text<'a>(item: &'a Item, field: &'static str) -> Result<&'a str, &'static str> {
+        item.get(field)
+            .and_then(|value| value.as_s().ok())
+            .map(String::as_str)
+            .ok_or(field)
+    }
+    fn integer(item: &Item, field: &'static str) -> Result<u64, &'static str> {
+        item.get(field)
+            .and_then(|value| value.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or(field)
+    }
+    Ok(Session {
+        account_id: AccountId::try_from(integer(item, "accountId")?).map_err(|_| "accountId")?,
+        user_id: UserId::try_from(integer(item, "userId")?).map_err(|_| "userId")?,
+        session_id: SessionId::parse(text(item, "sessionId")?).map_err(|_| "sessionId")?,
+        queue: QueueRef {
+            url: text(item, "sqsUrl")?.to_string(),
+            name: text(item, "sqsQueueName")?.to_string(),
+        },
+        identity_id: text(item, "identityId")?.to_string(),
+        aes_key: SessionKey::from_base64(text(item, "aesKey")?).map_err(|_| "aesKey")?,
+        credentials: Credentials {
+            access_key: text(item, "accessKey")?.to_string(),
+            secret_key: text(item, "secretKey")?.to_string(),
+            session_token: text(item, "sessionToken")?.to_string(),
+            expires: integer(item, "expires")?,
+        },
+        ttl: integer(item, "ttl")?,
+        created: integer(item, "created")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for DynamoSessionStore {
+    async fn get(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, session_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB GetItem", &self.table, error))?;
+        match output.item() {
+            Some(item) => Ok(Some(
+                self.sessions("DynamoDB GetItem", std::slice::from_ref(item))?
+                    .remove(0),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(&self, session: &Session) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session_to_item(session)))
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, session_id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB DeleteItem", &self.table, error))?;
+        match output.attributes() {
+            Some(item) if !item.is_empty() => Ok(Some(
+                self.sessions("DynamoDB DeleteItem", std::slice::from_ref(item))?
+                    .remove(0),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", number(user_id.get()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| port_error("DynamoDB Query", &self.table, error))?;
+        self.sessions("DynamoDB Query", &items)
+    }
+
+    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ACCOUNT_INDEX)
+            .key_condition_expression("accountId = :account")
+            .expression_attribute_values(":account", number(account_id.get()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| port_error("DynamoDB Query", ACCOUNT_INDEX, error))?;
+        self.sessions("DynamoDB Query", &items)
+    }
+
+    async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
+        let segments = futures::future::try_join_all(
+            (0..self.scan_segments).map(|segment| self.scan_segment(segment)),
+        )
+        .await?;
+        Ok(segments.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_survives_a_round_trip_through_its_row() {
+        let session = Session {
+            account_id: AccountId::try_from(100).unwrap(),
+            user_id: UserId::try_from(200).unwrap(),
+            session_id: SessionId::parse("s 1").unwrap(),
+            queue: QueueRef {
+                url: "http://x/1/q".into(),
+                name: "q".into(),
+            },
+            identity_id: "us-east-1:abc".into(),
+            aes_key: SessionKey::generate(),
+            credentials: Credentials {
+                access_key: "A".into(),
+                secret_key: "S".into(),
+                session_token: "T".into(),
+                expires: 10,
+            },
+            ttl: 20,
+            created: 5,
+        };
+        assert_eq!(session_from_item(&session_to_item(&session)), Ok(session));
+    }
+
+    #[test]
+    fn a_malformed_row_names_the_field() {
+        let mut item = HashMap::new();
+        item.insert("userId".to_string(), AttributeValue::N("1".into()));
+        assert_eq!(session_from_item(&item).unwrap_err(), "accountId");
+    }
+}

@@ -1,0 +1,85 @@
+//! Errors as HTTP answers: one status per kind, a JSON body that says what was wrong.
+
+use axum::Json;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sqs_push_core::ids::IdError;
+use sqs_push_core::session::SessionError;
+use sqs_push_core::{PortError, PortErrorKind};
+
+/// An error answer: `{"success": false, "error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// A 400 with a message naming what was wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(error: IdError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(error: PortError) -> Self {
+        // The full error (operation, resource, service message) goes to the log; the caller
+        // learns which operation failed and whether to retry.
+        tracing::error!(%error, "backend call failed");
+        let status = match error.kind {
+            PortErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Self {
+            status,
+            message: format!("{} failed; see the service log", error.operation),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Invalid(error) => error.into(),
+            SessionError::Backend(error) => error.into(),
+            SessionError::AccountMismatch { .. } => Self {
+                status: StatusCode::CONFLICT,
+                message: error.to_string(),
+            },
+            SessionError::NotFound { .. } => Self {
+                status: StatusCode::NOT_FOUND,
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"success": false, "error": self.message}));
+        (self.status, body).into_response()
+    }
+}
+
+/// Unknown paths get the same JSON shape as every other error.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no route for {}", uri.path()),
+    }
+}

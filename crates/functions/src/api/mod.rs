@@ -1,0 +1,48 @@
+//! The HTTP API: one axum Router, served by lambda_http on AWS and by axum::serve locally.
+//!
+//! Authentication is not here: API Gateway's IAM auth checks SigV4 on AWS, and the local stack
+//! wraps this Router in its own SigV4 check.
+
+mod error;
+mod notify;
+mod session;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::get;
+use sqs_push_core::notify::Notifier;
+use sqs_push_core::session::SessionService;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Creates and renews sessions.
+    pub sessions: SessionService,
+    /// Sends messages.
+    pub notifier: Notifier,
+}
+
+/// Every route of the api function.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(
+            "/create/{accountId}/{userId}/{sessionId}",
+            get(session::create),
+        )
+        .route("/notify", get(notify::everyone).post(notify::everyone))
+        .route(
+            "/notify/account/{accountId}",
+            get(notify::account).post(notify::account),
+        )
+        .route(
+            "/notify/user/{userId}",
+            get(notify::user).post(notify::user),
+        )
+        .route(
+            "/notify/user/{userId}/session/{sessionId}",
+            get(notify::session).post(notify::session),
+        )
+        .fallback(error::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,104 @@
+//! Notify routes: query parameters (GET) or a JSON object body (POST) become the message.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::Method;
+use serde_json::{Map, Value, json};
+use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::message::{Fields, Message, MessageId};
+use sqs_push_core::notify::Target;
+
+use super::{ApiError, ApiState};
+
+/// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
+const MAX_BODY_BYTES: usize = 700 * 1024;
+
+/// The message fields of a request: the query string's pairs for GET, the JSON object for POST.
+fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
+    if method == Method::POST {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "message body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+                body.len()
+            )));
+        }
+        return match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            Ok(_) => Err(ApiError::bad_request("message body must be a JSON object")),
+            Err(error) => Err(ApiError::bad_request(format!(
+                "message body is not valid JSON: {error}"
+            ))),
+        };
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))?;
+    let mut fields = Map::new();
+    for (name, value) in pairs {
+        fields.insert(name, Value::String(value));
+    }
+    Ok(fields)
+}
+
+async fn notify(
+    state: ApiState,
+    target: Target,
+    method: Method,
+    query: Option<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let fields = fields(&method, query.as_deref(), &body)?;
+    let message = Message::new(fields, MessageId::random)?;
+    let report = state.notifier.notify(&target, message).await?;
+    let mut answer = json!({"success": true});
+    if let (Value::Object(answer), Value::Object(report)) = (&mut answer, json!(report)) {
+        answer.extend(report);
+    }
+    Ok(Json(answer))
+}
+
+/// `/notify`: every session.
+pub async fn everyone(
+    State(state): State<ApiState>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    notify(state, Target::Everyone, method, query, body).await
+}
+
+/// `/notify/account/{accountId}`: every session of an account.
+pub async fn account(
+    State(state): State<ApiState>,
+    Path(account_id): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let target = Target::Account(AccountId::parse(&account_id)?);
+    notify(state, target, method, query, body).await
+}
+
+/// `/notify/user/{userId}`: every session of a user.
+pub async fn user(
+    State(state): State<ApiState>,
+    Path(user_id): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let target = Target::User(UserId::parse(&user_id)?);
+    notify(state, target, method, query, body).await
+}
+
+/// `/notify/user/{userId}/session/{sessionId}`: one session.
+pub async fn session(
+    State(state): State<ApiState>,
+    Path((user_id, session_id)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let target = Target::Session(UserId::parse(&user_id)?, SessionId::parse(&session_id)?);
+    notify(state, target, method, query, body).await
+}

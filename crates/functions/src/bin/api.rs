@@ -1,0 +1,13 @@
+//! The api Lambda: the Router behind API Gateway (IAM auth).
+
+use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::wiring::{Adapters, api_state};
+use sqs_push_functions::{api, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init_lambda();
+    let config = StackConfig::from_env()?;
+    let state = api_state(&config, &Adapters::aws(&config).await)?;
+    lambda_http::run(api::router(state)).await
+}

@@ -1,0 +1,226 @@
+//! The stack's configuration, read once at start into a typed struct with defaults.
+//!
+//! Every value comes from an `SQS_PUSH_*` environment variable on Lambda; the local stack fills
+//! the same struct in code. A bad value is an error that names the variable.
+
+use sqs_push_aws::CredentialFlow;
+use sqs_push_core::queue_name::QueueNameGenerator;
+
+/// A configuration value that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config {variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Everything the functions need to know about their stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Stage name: `local`, `dev`, `prod`… Every resource name derives from it.
+    pub stage: String,
+    /// AWS region.
+    pub region: String,
+    /// `aws`, `aws-cn` or `aws-us-gov`.
+    pub partition: String,
+    /// One endpoint for every service (the emulator); `None` on AWS.
+    pub endpoint_url: Option<String>,
+    /// Fixed SDK credentials, only for the emulator; `None` on AWS (the Lambda role's).
+    pub static_credentials: Option<(String, String)>,
+    /// The identity pool.
+    pub identity_pool_id: String,
+    /// The pool's unauthenticated role.
+    pub unauthenticated_role_arn: String,
+    /// Classic (default) or enhanced credentials.
+    pub credential_flow: CredentialFlow,
+    /// Lifetime of issued credentials in seconds.
+    pub credential_seconds: u32,
+    /// How long a session outlives its credentials.
+    pub idle_seconds: u64,
+    /// A repeated create replaces credentials that expire sooner than this.
+    pub refresh_margin_seconds: u64,
+    /// MaximumMessageSize set on every new queue.
+    pub max_message_bytes: u32,
+    /// Parallel segments for a broadcast's table scan.
+    pub scan_segments: u32,
+    /// SQS calls in flight at once in one process.
+    pub send_concurrency: usize,
+}
+
+impl StackConfig {
+    /// Defaults for a stage; the pool and role still have to be filled in.
+    pub fn for_stage(stage: &str, region: &str) -> Self {
+        Self {
+            stage: stage.to_string(),
+            region: region.to_string(),
+            partition: "aws".to_string(),
+            endpoint_url: None,
+            static_credentials: None,
+            identity_pool_id: String::new(),
+            unauthenticated_role_arn: String::new(),
+            credential_flow: CredentialFlow::Classic,
+            credential_seconds: 3600,
+            idle_seconds: 3600,
+            refresh_margin_seconds: 900,
+            max_message_bytes: sqs_push_aws::queues::MAX_MESSAGE_BYTES,
+            scan_segments: 4,
+            send_concurrency: 32,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads values through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .filter(|value| !value.is_empty())
+                .ok_or(ConfigError {
+                    variable,
+                    problem: "is required".to_string(),
+                })
+        };
+        let stage = required("SQS_PUSH_STAGE")?;
+        let region = lookup("SQS_PUSH_REGION")
+            .or_else(|| lookup("AWS_REGION"))
+            .ok_or(ConfigError {
+                variable: "SQS_PUSH_REGION",
+                problem: "is required (or AWS_REGION)".to_string(),
+            })?;
+        let mut config = Self::for_stage(&stage, &region);
+        config.identity_pool_id = required("SQS_PUSH_IDENTITY_POOL_ID")?;
+        config.unauthenticated_role_arn = required("SQS_PUSH_UNAUTH_ROLE_ARN")?;
+        config.endpoint_url = lookup("SQS_PUSH_ENDPOINT_URL").filter(|url| !url.is_empty());
+        if let Some(partition) = lookup("SQS_PUSH_PARTITION") {
+            config.partition = partition;
+        }
+        if let Some(flow) = lookup("SQS_PUSH_CREDENTIAL_FLOW") {
+            config.credential_flow = flow.parse().map_err(|problem| ConfigError {
+                variable: "SQS_PUSH_CREDENTIAL_FLOW",
+                problem,
+            })?;
+        }
+        let number =
+            |variable: &'static str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+                let Some(raw) = lookup(variable) else {
+                    return Ok(None);
+                };
+                match raw.parse::<u64>() {
+                    Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
+                    _ => Err(ConfigError {
+                        variable,
+                        problem: format!("must be a whole number from {min} to {max}, not {raw:?}"),
+                    }),
+                }
+            };
+        if let Some(v) = number("SQS_PUSH_CREDENTIAL_SECONDS", 900, 43_200)? {
+            config.credential_seconds = v as u32;
+        }
+        if let Some(v) = number("SQS_PUSH_IDLE_SECONDS", 0, 31_536_000)? {
+            config.idle_seconds = v;
+        }
+        if let Some(v) = number("SQS_PUSH_REFRESH_MARGIN_SECONDS", 0, 43_200)? {
+            config.refresh_margin_seconds = v;
+        }
+        if let Some(v) = number("SQS_PUSH_MAX_MESSAGE_BYTES", 1024, 1_048_576)? {
+            config.max_message_bytes = v as u32;
+        }
+        if let Some(v) = number("SQS_PUSH_SCAN_SEGMENTS", 1, 64)? {
+            config.scan_segments = v as u32;
+        }
+        if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
+            config.send_concurrency = v as usize;
+        }
+        config.queue_names()?;
+        Ok(config)
+    }
+
+    /// `sqs-push-<stage>`: the prefix of every resource name.
+    pub fn prefix(&self) -> String {
+        format!("sqs-push-{}", self.stage)
+    }
+
+    /// The sessions table.
+    pub fn sessions_table(&self) -> String {
+        format!("{}-sessions", self.prefix())
+    }
+
+    /// The history table.
+    pub fn history_table(&self) -> String {
+        format!("{}-history", self.prefix())
+    }
+
+    /// The Kinesis event stream.
+    pub fn events_stream(&self) -> String {
+        format!("{}-events", self.prefix())
+    }
+
+    /// The identity pool's name (pool names allow no '-').
+    pub fn identity_pool_name(&self) -> String {
+        format!("sqs_push_{}", self.stage.replace('-', "_"))
+    }
+
+    /// The queue name generator; fails when the stage name is too long for SQS names.
+    pub fn queue_names(&self) -> Result<QueueNameGenerator, ConfigError> {
+        QueueNameGenerator::new(&self.prefix()).map_err(|error| ConfigError {
+            variable: "SQS_PUSH_STAGE",
+            problem: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("SQS_PUSH_STAGE", "prod"),
+        ("AWS_REGION", "eu-west-1"),
+        ("SQS_PUSH_IDENTITY_POOL_ID", "eu-west-1:pool"),
+        ("SQS_PUSH_UNAUTH_ROLE_ARN", "arn:aws:iam::1:role/r"),
+    ];
+
+    #[test]
+    fn defaults_fill_everything_not_given() {
+        let config = StackConfig::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.sessions_table(), "sqs-push-prod-sessions");
+        assert_eq!(config.events_stream(), "sqs-push-prod-events");
+        assert_eq!(config.identity_pool_name(), "sqs_push_prod");
+        assert_eq!(config.credential_flow, CredentialFlow::Classic);
+        assert_eq!(config.region, "eu-west-1");
+        assert_eq!(config.credential_seconds, 3600);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_IDLE_SECONDS", "soon"));
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_IDLE_SECONDS");
+        let error = StackConfig::from_lookup(lookup(&MINIMAL[1..])).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_STAGE");
+    }
+
+    #[test]
+    fn a_stage_too_long_for_queue_names_is_refused_at_start() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs[0] = ("SQS_PUSH_STAGE", "a-very-long-stage-name-that-is-silly");
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_STAGE");
+        assert!(error.problem.contains("at most 36"), "{error}");
+    }
+}

@@ -1,0 +1,87 @@
+//! From config to services: builds the SDK clients and adapters once per process.
+
+use std::sync::Arc;
+
+use sqs_push_aws::{
+    Clients, CognitoIdentities, DynamoSessionStore, Endpoint, IdentitySettings, SqsQueues,
+};
+use sqs_push_core::clock::{Clock, SystemClock};
+use sqs_push_core::notify::Notifier;
+use sqs_push_core::ports::{IdentityProvider, QueueService, SessionStore};
+use sqs_push_core::session::{SessionService, SessionSettings};
+
+use crate::api::ApiState;
+use crate::config::{ConfigError, StackConfig};
+
+/// The adapters of one stack, shared by every service built from them.
+#[derive(Clone)]
+pub struct Adapters {
+    /// The sessions table.
+    pub sessions: Arc<dyn SessionStore>,
+    /// SQS.
+    pub queues: Arc<dyn QueueService>,
+    /// Cognito + STS.
+    pub identities: Arc<dyn IdentityProvider>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Adapters {
+    /// The AWS adapters for a stack.
+    pub async fn aws(config: &StackConfig) -> Self {
+        let clients = Clients::connect(&Endpoint {
+            region: config.region.clone(),
+            endpoint_url: config.endpoint_url.clone(),
+            static_credentials: config.static_credentials.clone(),
+        })
+        .await;
+        let identities = CognitoIdentities::new(
+            clients.cognito.clone(),
+            clients.sts.clone(),
+            IdentitySettings {
+                identity_pool_id: config.identity_pool_id.clone(),
+                unauthenticated_role_arn: config.unauthenticated_role_arn.clone(),
+                flow: config.credential_flow,
+                credential_seconds: config.credential_seconds as i32,
+                partition: config.partition.clone(),
+                region: config.region.clone(),
+            },
+        );
+        Self {
+            sessions: Arc::new(DynamoSessionStore::new(
+                clients.dynamodb.clone(),
+                config.sessions_table(),
+                config.scan_segments as i32,
+            )),
+            queues: Arc::new(SqsQueues::new(
+                clients.sqs.clone(),
+                config.max_message_bytes,
+            )),
+            identities: Arc::new(identities),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The api function's state.
+pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, ConfigError> {
+    let sessions = SessionService::new(
+        adapters.sessions.clone(),
+        adapters.queues.clone(),
+        adapters.identities.clone(),
+        adapters.clock.clone(),
+        SessionSettings {
+            queue_names: config.queue_names()?,
+            refresh_margin_seconds: config.refresh_margin_seconds,
+            idle_seconds: config.idle_seconds,
+            region: config.region.clone(),
+        },
+    );
+    let notifier = Notifier::new(
+        adapters.sessions.clone(),
+        adapters.queues.clone(),
+        adapters.clock.clone(),
+        config.send_concurrency,
+    );
+    Ok(ApiState { sessions, notifier })
+}

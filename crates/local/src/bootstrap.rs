@@ -1,0 +1,291 @@
+//! Creates, idempotently, everything the `local` stage needs in the emulator: the tables, the
+//! event stream, the identity pool and its unauthenticated role.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::error::ProvideErrorMetadata;
+use sqs_push_core::policy::{unauthenticated_role_policy, unauthenticated_trust_policy};
+use sqs_push_functions::config::StackConfig;
+
+/// A step of the bootstrap failed.
+#[derive(Debug, thiserror::Error)]
+#[error("bootstrap step '{step}' failed: {message}")]
+pub struct BootstrapError {
+    step: &'static str,
+    message: String,
+}
+
+fn failed<E: ProvideErrorMetadata + std::fmt::Debug>(
+    step: &'static str,
+) -> impl FnOnce(E) -> BootstrapError {
+    move |error| BootstrapError {
+        step,
+        message: match (error.code(), error.message()) {
+            (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
+            _ => format!("{error:?}"),
+        },
+    }
+}
+
+fn already_exists<E: ProvideErrorMetadata>(error: &E) -> bool {
+    matches!(
+        error.code(),
+        Some("ResourceInUseException" | "EntityAlreadyExists" | "ResourceAlreadyExistsException")
+    )
+}
+
+/// Clients the bootstrap uses; the emulator accepts any credentials.
+pub struct Provisioner {
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) kinesis: aws_sdk_kinesis::Client,
+    pub(crate) cognito: aws_sdk_cognitoidentity::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+}
+
+/// What the bootstrap found or made, to complete the stack's config.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The identity pool's id.
+    pub identity_pool_id: String,
+    /// The unauthenticated role's ARN.
+    pub unauthenticated_role_arn: String,
+}
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("name and type are set")
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+fn all_attributes() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build()
+}
+
+impl Provisioner {
+    /// Runs every step; safe to repeat against an emulator that already has some or all of it.
+    pub async fn provision(&self, config: &StackConfig) -> Result<Provisioned, BootstrapError> {
+        self.sessions_table(config).await?;
+        self.history_table(config).await?;
+        self.events_stream(config).await?;
+        let unauthenticated_role_arn = self.unauthenticated_role(config).await?;
+        let identity_pool_id = self.identity_pool(config).await?;
+        self.cognito
+            .set_identity_pool_roles()
+            .identity_pool_id(&identity_pool_id)
+            .roles("unauthenticated", &unauthenticated_role_arn)
+            .send()
+            .await
+            .map_err(failed("set identity pool roles"))?;
+        Ok(Provisioned {
+            identity_pool_id,
+            unauthenticated_role_arn,
+        })
+    }
+
+    async fn sessions_table(&self, config: &StackConfig) -> Result<(), BootstrapError> {
+        let table = config.sessions_table();
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("userId", ScalarAttributeType::N))
+            .attribute_definitions(attribute("sessionId", ScalarAttributeType::S))
+            .attribute_definitions(attribute("accountId", ScalarAttributeType::N))
+            .key_schema(key("userId", KeyType::Hash))
+            .key_schema(key("sessionId", KeyType::Range))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(sqs_push_aws::sessions::ACCOUNT_INDEX)
+                    .key_schema(key("accountId", KeyType::Hash))
+                    .projection(all_attributes())
+                    .build()
+                    .expect("index fields are set"),
+            )
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .expect("stream fields are set"),
+            )
+            .send()
+            .await;
+        self.created_or_existing(created, "create sessions table")?;
+        self.time_to_live(&table).await
+    }
+
+    async fn history_table(&self, config: &StackConfig) -> Result<(), BootstrapError> {
+        let table = config.history_table();
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("userId", ScalarAttributeType::N))
+            .attribute_definitions(attribute("messageId", ScalarAttributeType::S))
+            .attribute_definitions(attribute("created", ScalarAttributeType::N))
+            .key_schema(key("userId", KeyType::Hash))
+            .key_schema(key("messageId", KeyType::Range))
+            .local_secondary_indexes(
+                LocalSecondaryIndex::builder()
+                    .index_name("created-index")
+                    .key_schema(key("userId", KeyType::Hash))
+                    .key_schema(key("created", KeyType::Range))
+                    .projection(all_attributes())
+                    .build()
+                    .expect("index fields are set"),
+            )
+            .send()
+            .await;
+        self.created_or_existing(created, "create history table")?;
+        self.time_to_live(&table).await
+    }
+
+    fn created_or_existing<T, E: ProvideErrorMetadata + std::fmt::Debug>(
+        &self,
+        result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+        step: &'static str,
+    ) -> Result<(), BootstrapError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if already_exists(&error) => Ok(()),
+            Err(error) => Err(failed(step)(error)),
+        }
+    }
+
+    async fn time_to_live(&self, table: &str) -> Result<(), BootstrapError> {
+        let current = self
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(failed("describe time to live"))?;
+        let enabled = current
+            .time_to_live_description()
+            .and_then(|description| description.attribute_name())
+            == Some("ttl");
+        if enabled {
+            return Ok(());
+        }
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .expect("ttl fields are set"),
+            )
+            .send()
+            .await
+            .map_err(failed("enable time to live"))?;
+        Ok(())
+    }
+
+    async fn events_stream(&self, config: &StackConfig) -> Result<(), BootstrapError> {
+        let created = self
+            .kinesis
+            .create_stream()
+            .stream_name(config.events_stream())
+            .shard_count(1)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(error) if already_exists(&error) => Ok(()),
+            Err(error) => Err(failed("create event stream")(error)),
+        }
+    }
+
+    async fn unauthenticated_role(&self, config: &StackConfig) -> Result<String, BootstrapError> {
+        let role_name = format!("{}-unauthenticated", config.prefix());
+        let policy = unauthenticated_role_policy(&config.partition, &config.prefix()).to_string();
+        // The trust policy names the pool, which may not exist yet; the emulator does not
+        // enforce trust policies, so the pool's name stands in until the pool id is known.
+        let trust = unauthenticated_trust_policy(&config.identity_pool_name()).to_string();
+        let arn = match self
+            .iam
+            .create_role()
+            .role_name(&role_name)
+            .assume_role_policy_document(&trust)
+            .send()
+            .await
+        {
+            Ok(output) => output.role().map(|role| role.arn().to_string()),
+            Err(error) if already_exists(&error) => None,
+            Err(error) => return Err(failed("create unauthenticated role")(error)),
+        };
+        let arn = match arn {
+            Some(arn) => arn,
+            None => self
+                .iam
+                .get_role()
+                .role_name(&role_name)
+                .send()
+                .await
+                .map_err(failed("get unauthenticated role"))?
+                .role()
+                .map(|role| role.arn().to_string())
+                .ok_or(BootstrapError {
+                    step: "get unauthenticated role",
+                    message: "no role in the answer".to_string(),
+                })?,
+        };
+        self.iam
+            .put_role_policy()
+            .role_name(&role_name)
+            .policy_name("read-own-queue")
+            .policy_document(policy)
+            .send()
+            .await
+            .map_err(failed("put unauthenticated role policy"))?;
+        Ok(arn)
+    }
+
+    async fn identity_pool(&self, config: &StackConfig) -> Result<String, BootstrapError> {
+        let name = config.identity_pool_name();
+        let pools = self
+            .cognito
+            .list_identity_pools()
+            .max_results(60)
+            .send()
+            .await
+            .map_err(failed("list identity pools"))?;
+        if let Some(pool) = pools
+            .identity_pools()
+            .iter()
+            .find(|pool| pool.identity_pool_name() == Some(name.as_str()))
+            && let Some(id) = pool.identity_pool_id()
+        {
+            return Ok(id.to_string());
+        }
+        let created = self
+            .cognito
+            .create_identity_pool()
+            .identity_pool_name(&name)
+            .allow_unauthenticated_identities(true)
+            .allow_classic_flow(true)
+            .send()
+            .await
+            .map_err(failed("create identity pool"))?;
+        Ok(created.identity_pool_id().to_string())
+    }
+}

@@ -1,0 +1,63 @@
+//! `sqs-push-local`: the whole stack on one machine, against the emulator.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use sqs_push_local::stack::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY};
+use sqs_push_local::{LocalKeys, LocalOptions, LocalStack};
+
+/// Runs the sqs-push API locally against the AWS emulator.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The emulator's URL.
+    #[arg(
+        long,
+        env = "SQS_PUSH_EMULATOR",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    emulator: String,
+    /// Where the API listens.
+    #[arg(long, env = "SQS_PUSH_LOCAL_API", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// The region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// The access key requests must be signed with.
+    #[arg(long, env = "SQS_PUSH_LOCAL_ACCESS_KEY", default_value = DEFAULT_ACCESS_KEY)]
+    access_key: String,
+    /// Its secret.
+    #[arg(long, env = "SQS_PUSH_LOCAL_SECRET_KEY", default_value = DEFAULT_SECRET_KEY, hide_default_value = true)]
+    secret_key: String,
+    /// Seconds a session outlives its credentials.
+    #[arg(long, env = "SQS_PUSH_IDLE_SECONDS", default_value_t = 3600)]
+    idle_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    sqs_push_functions::telemetry::init_local();
+    let args = Args::parse();
+    let mut options = LocalOptions::new(&args.emulator);
+    options.api_address = args.listen;
+    options.region = args.region;
+    options.idle_seconds = args.idle_seconds;
+    options.keys = LocalKeys {
+        access_key: args.access_key,
+        secret_key: args.secret_key,
+    };
+    let stack = match LocalStack::start(options).await {
+        Ok(stack) => stack,
+        Err(error) => {
+            eprintln!("sqs-push-local: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("api      {}", stack.api_url());
+    println!("emulator {}", args.emulator);
+    println!("stream   {}", stack.config.events_stream());
+    println!("ready");
+    let _ = tokio::signal::ctrl_c().await;
+    stack.stop().await;
+    std::process::ExitCode::SUCCESS
+}
