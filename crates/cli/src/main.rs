@@ -1,1 +1,30 @@
-fn main() {}
+//! `sqs-push`: the tools users run against a stack.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sqs_push_cli::{call_gw, decrypt};
+
+/// Tools for sqs-push: signed API calls and message decryption.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Calls the API with a SigV4-signed request and prints the JSON answer indented.
+    CallGw(call_gw::Args),
+    /// Decrypts what `aws sqs receive-message` printed (read from stdin), one JSON per line.
+    DecryptMessage(decrypt::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::CallGw(args) => call_gw::run(args).await,
+        Command::DecryptMessage(args) => decrypt::run(args),
+    }
+}

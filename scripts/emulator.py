@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Local AWS emulator for sqs-push: moto in server mode on 127.0.0.1.
+
+Usage: emulator.py [--port N] [--verbose] [--lenient-identities]
+
+Before the server starts, moto's cognito-identity service is given the two
+calls the stack needs and moto 5.2.5 lacks:
+
+  DeleteIdentities   {"IdentityIdsToDelete": [...]}  (1..60 ids)
+                     -> {"UnprocessedIdentityIds": []}; unknown ids are ignored,
+                        as real Cognito does.
+  DescribeIdentity   {"IdentityId": id}
+                     -> {"IdentityId", "Logins", "CreationDate", "LastModifiedDate"}
+                        or HTTP 400 ResourceNotFoundException for an unknown id.
+
+SetIdentityPoolRoles / GetIdentityPoolRoles are added too (stored, not enforced: moto
+evaluates no IAM), so the local bootstrap attaches the role as serverless.yml does.
+
+Identities stay where moto keeps them (backend.pools_identities[pool]["Identities"],
+filled by GetId), so ListIdentities reflects deletions. Closer to AWS than plain
+moto, too: GetId stamps each identity with CreationDate/LastModifiedDate/Logins
+(ListIdentities shows them) and answers 400, not 500, for an unknown pool;
+DeleteIdentityPool drops the pool's identities; GetCredentialsForIdentity and
+GetOpenIdToken answer ResourceNotFoundException for an identity that does not
+exist (e.g. one that was deleted). --lenient-identities keeps moto's original
+behaviour for those last two calls (any id accepted).
+
+Prints "emulator listening on http://127.0.0.1:PORT" once the server answers
+HTTP, then runs until SIGTERM or SIGINT and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+MAX_DELETE_IDENTITIES = 60
+
+_identity_lock = threading.RLock()
+
+
+def _now() -> float:
+    return time.time()
+
+
+def patch_cognito_identity(strict_identities: bool = True) -> None:
+    """Add DeleteIdentities and DescribeIdentity to moto's cognito-identity."""
+    from moto.cognitoidentity import models, responses
+    from moto.cognitoidentity.exceptions import ResourceNotFoundError
+    from moto.core.exceptions import JsonRESTError
+
+    backend_cls = models.CognitoIdentityBackend
+    response_cls = responses.CognitoIdentityResponse
+    backends = models.cognitoidentity_backends
+
+    if getattr(backend_cls, "_sqs_push_patched", False):
+        return
+
+    def not_found(identity_id: str) -> ResourceNotFoundError:
+        return ResourceNotFoundError(f"Identity '{identity_id}' not found.")
+
+    def loaded_backends(preferred_account: str, identity_id: str):
+        """Region backends that exist already; the likeliest ones first."""
+        accounts = [preferred_account] + [
+            a for a in list(dict.keys(backends)) if a != preferred_account
+        ]
+        region = identity_id.split(":", 1)[0]
+        for account in accounts:
+            if account not in dict.keys(backends):
+                continue
+            per_region = dict.__getitem__(backends, account)
+            regional = list(dict.items(per_region))
+            regional.sort(key=lambda kv: kv[0] != region)
+            for _, backend in regional:
+                yield backend
+
+    def find_identity(account_id: str, identity_id: str):
+        """(pool record, identity dict) for identity_id, or None."""
+        for backend in loaded_backends(account_id, identity_id):
+            for pool in list(backend.pools_identities.values()):
+                for ident in pool.get("Identities", []):
+                    if ident.get("IdentityId") == identity_id:
+                        return pool, ident
+        return None
+
+    # --- backend methods -------------------------------------------------
+
+    original_get_id = backend_cls.get_id
+
+    def get_id(self, identity_pool_id: str) -> str:
+        with _identity_lock:
+            # moto answers 500 (KeyError) for an unknown pool; AWS says 400.
+            region = str(identity_pool_id or "").split(":", 1)[0]
+            try:
+                pool_backend = backends[self.account_id][region]
+                known = identity_pool_id in pool_backend.pools_identities
+            except Exception:  # noqa: BLE001 - unknown region
+                known = False
+            if not known:
+                raise ResourceNotFoundError(
+                    f"IdentityPool '{identity_pool_id}' not found."
+                )
+            body = original_get_id(self, identity_pool_id)
+            identity_id = json.loads(body)["IdentityId"]
+            found = find_identity(self.account_id, identity_id)
+            if found is not None:
+                now = _now()
+                ident = found[1]
+                ident.setdefault("Logins", [])
+                ident.setdefault("CreationDate", now)
+                ident.setdefault("LastModifiedDate", now)
+            return body
+
+    def describe_identity(self, identity_id: str) -> str:
+        with _identity_lock:
+            found = find_identity(self.account_id, identity_id)
+            if found is None:
+                raise not_found(identity_id)
+            ident = found[1]
+            now = _now()
+            return json.dumps(
+                {
+                    "IdentityId": identity_id,
+                    "Logins": list(ident.get("Logins", [])),
+                    "CreationDate": ident.get("CreationDate", now),
+                    "LastModifiedDate": ident.get(
+                        "LastModifiedDate", ident.get("CreationDate", now)
+                    ),
+                }
+            )
+
+    def delete_identities(self, identity_ids: list[str]) -> str:
+        with _identity_lock:
+            for identity_id in identity_ids:
+                found = find_identity(self.account_id, identity_id)
+                if found is None:
+                    continue  # AWS does not report unknown ids either
+                pool, ident = found
+                pool["Identities"] = [
+                    i for i in pool["Identities"] if i is not ident
+                ]
+            return json.dumps({"UnprocessedIdentityIds": []})
+
+    def require_identity(self, identity_id: str) -> None:
+        if strict_identities:
+            with _identity_lock:
+                if find_identity(self.account_id, identity_id) is None:
+                    raise not_found(identity_id)
+
+    original_get_credentials = backend_cls.get_credentials_for_identity
+    original_get_open_id_token = backend_cls.get_open_id_token
+
+    def get_credentials_for_identity(self, identity_id: str) -> str:
+        require_identity(self, identity_id)
+        return original_get_credentials(self, identity_id)
+
+    def get_open_id_token(self, identity_id: str) -> str:
+        require_identity(self, identity_id)
+        return original_get_open_id_token(self, identity_id)
+
+    original_delete_pool = backend_cls.delete_identity_pool
+
+    def delete_identity_pool(self, identity_pool_id: str) -> None:
+        # moto keeps the pool's identities around; AWS deletes them with it.
+        with _identity_lock:
+            original_delete_pool(self, identity_pool_id)
+            self.pools_identities.pop(identity_pool_id, None)
+
+    backend_cls.delete_identity_pool = delete_identity_pool
+    backend_cls.get_id = get_id
+    backend_cls.describe_identity = describe_identity
+    backend_cls.delete_identities = delete_identities
+    backend_cls.get_credentials_for_identity = get_credentials_for_identity
+    backend_cls.get_open_id_token = get_open_id_token
+
+    # --- response methods (dispatched by X-Amz-Target action name) -------
+
+    json_headers = {"Content-Type": "application/x-amz-json-1.1"}
+
+    def validation_error(message: str) -> JsonRESTError:
+        return JsonRESTError("ValidationException", message)
+
+    def r_delete_identities(self) -> str:
+        ids = self._get_param("IdentityIdsToDelete")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise validation_error(
+                "1 validation error detected: Value at 'identityIdsToDelete' "
+                "failed to satisfy constraint: Member must not be null"
+            )
+        if not 1 <= len(ids) <= MAX_DELETE_IDENTITIES:
+            raise validation_error(
+                f"1 validation error detected: Value '{ids}' at 'identityIdsToDelete' "
+                "failed to satisfy constraint: Member must have length "
+                f"{'greater than or equal to 1' if not ids else 'less than or equal to 60'}"
+            )
+        return self.backend.delete_identities(ids), dict(json_headers)
+
+    def r_describe_identity(self) -> str:
+        identity_id = self._get_param("IdentityId")
+        if not isinstance(identity_id, str) or not identity_id:
+            raise validation_error(
+                "1 validation error detected: Value at 'identityId' failed to "
+                "satisfy constraint: Member must not be null"
+            )
+        return self.backend.describe_identity(identity_id), dict(json_headers)
+
+    # SetIdentityPoolRoles / GetIdentityPoolRoles: moto lacks both (a 500). The local bootstrap
+    # attaches the unauthenticated role the same way serverless.yml does on AWS.
+    pool_roles: dict[tuple[str, str], dict] = {}
+
+    def r_set_identity_pool_roles(self) -> str:
+        pool_id = self._get_param("IdentityPoolId")
+        roles = self._get_param("Roles")
+        if not isinstance(pool_id, str) or not isinstance(roles, dict):
+            raise validation_error("IdentityPoolId and Roles are required")
+        if pool_id not in self.backend.identity_pools:
+            raise ResourceNotFoundError(f"IdentityPool '{pool_id}' not found.")
+        pool_roles[(self.current_account, pool_id)] = {
+            "Roles": roles,
+            "RoleMappings": self._get_param("RoleMappings") or {},
+        }
+        return "", dict(json_headers)
+
+    def r_get_identity_pool_roles(self) -> str:
+        pool_id = self._get_param("IdentityPoolId")
+        if pool_id not in self.backend.identity_pools:
+            raise ResourceNotFoundError(f"IdentityPool '{pool_id}' not found.")
+        stored = pool_roles.get((self.current_account, pool_id), {"Roles": {}, "RoleMappings": {}})
+        return json.dumps({"IdentityPoolId": pool_id, **stored}), dict(json_headers)
+
+    response_cls.delete_identities = r_delete_identities
+    response_cls.describe_identity = r_describe_identity
+    response_cls.set_identity_pool_roles = r_set_identity_pool_roles
+    response_cls.get_identity_pool_roles = r_get_identity_pool_roles
+    backend_cls._sqs_push_patched = True
+
+
+def port_is_free(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_http(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except urllib.error.HTTPError:
+            return True  # any HTTP status is an answer
+        except Exception:
+            time.sleep(0.05)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=4566, help="TCP port (default 4566)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="log every request to stderr"
+    )
+    parser.add_argument(
+        "--lenient-identities",
+        action="store_true",
+        help="GetCredentialsForIdentity/GetOpenIdToken accept unknown identity ids",
+    )
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be 1..65535, got {args.port}")
+
+    # Request lines only with --verbose; warnings and errors always.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(
+        logging.INFO if args.verbose else logging.WARNING
+    )
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    if not port_is_free(args.port):
+        print(
+            f"emulator: error: 127.0.0.1:{args.port} is already in use "
+            "(another emulator running? pass --port N)",
+            file=sys.stderr,
+        )
+        return 1
+
+    patch_cognito_identity(strict_identities=not args.lenient_identities)
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+
+    # ThreadedMotoServer.start() waits forever if the server thread fails to
+    # bind (e.g. the port was taken since the check above): report instead.
+    startup_error: list[BaseException] = []
+    original_entry = server._server_entry
+
+    def entry() -> None:
+        try:
+            original_entry()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            startup_error.append(exc)
+            server._server_ready_event.set()
+
+    server._server_entry = entry  # type: ignore[method-assign]
+    server.start()
+    if startup_error:
+        print(
+            f"emulator: error: could not start on 127.0.0.1:{args.port}: {startup_error[0]}",
+            file=sys.stderr,
+        )
+        return 1
+
+    url = f"http://127.0.0.1:{args.port}"
+    if not wait_http(url + "/moto-api/", 30):
+        print(f"emulator: error: no HTTP answer from {url} after 30s", file=sys.stderr)
+        server.stop()
+        return 1
+    if stop.is_set():
+        server.stop()
+        return 0
+
+    print(f"emulator listening on {url}", flush=True)
+
+    while not stop.wait(3600):
+        pass
+
+    server.stop()
+    print("emulator stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

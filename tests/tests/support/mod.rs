@@ -1,0 +1,159 @@
+//! Shared helpers: an emulator per test binary on a free port, the local stack in process, and a
+//! signed API client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use serde_json::Value;
+use sqs_push_local::{LocalKeys, LocalOptions, LocalStack};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A moto server of our own, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    /// e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+}
+
+impl Emulator {
+    /// Starts `scripts/emulator.py` from the project's venv on a free port and waits until it
+    /// answers.
+    pub fn start() -> Self {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test (or scripts/emulator once) to install the emulator",
+            python.display()
+        );
+        let port = free_port();
+        let mut child = Command::new(python)
+            .arg(root.join("scripts/emulator.py"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the emulator starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not start within 60 s"
+            );
+            match lines.next() {
+                Some(Ok(line)) if line.contains("emulator listening") => break,
+                Some(_) => continue,
+                None => panic!("the emulator exited before it was ready"),
+            }
+        }
+        // Keep draining its stdout so a chatty emulator never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// The key pair the test stacks accept.
+pub fn test_keys() -> LocalKeys {
+    LocalKeys {
+        access_key: "AKIDTESTSTACK".into(),
+        secret_key: "test-stack-secret".into(),
+    }
+}
+
+/// Options for a stack on a free port against `emulator`.
+pub fn stack_options(emulator: &Emulator) -> LocalOptions {
+    let mut options = LocalOptions::new(&emulator.url);
+    options.api_address = "127.0.0.1:0".parse().unwrap();
+    options.keys = test_keys();
+    options
+}
+
+/// Starts the local stack in process.
+pub async fn spawn_stack(emulator: &Emulator) -> LocalStack {
+    LocalStack::start(stack_options(emulator))
+        .await
+        .expect("the local stack starts")
+}
+
+/// A SigV4-signed call to the stack; returns the status and the JSON answer.
+pub async fn call(stack: &LocalStack, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let keys = test_keys();
+    let credentials = Credentials::new(keys.access_key, keys.secret_key, None, None, "test");
+    let url = format!("{}{path}", stack.api_url());
+    let (status, text) =
+        sqs_push_cli::call_gw::call(&url, method, "us-east-1", &credentials, body.as_bytes())
+            .await
+            .expect("the API answers");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer to {path} is not JSON: {text}"));
+    (status, json)
+}
+
+/// A signed GET.
+pub async fn get(stack: &LocalStack, path: &str) -> (u16, Value) {
+    call(stack, "GET", path, "").await
+}
+
+/// An SDK config for the emulator with the given credentials.
+pub async fn sdk_config(
+    emulator: &Emulator,
+    region: &str,
+    credentials: Credentials,
+) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(&emulator.url)
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+/// An SDK config with the emulator's admin credentials.
+pub async fn admin_config(emulator: &Emulator) -> aws_config::SdkConfig {
+    sdk_config(
+        emulator,
+        "us-east-1",
+        Credentials::new("test", "test", None, None, "admin"),
+    )
+    .await
+}
+
+/// A fresh session id.
+pub fn unique_session_id(tag: &str) -> String {
+    let mut bytes = [0u8; 8];
+    sqs_push_core::crypto::fill_random(&mut bytes);
+    format!("{tag}-{}", u64::from_be_bytes(bytes))
+}
