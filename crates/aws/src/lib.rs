@@ -5,11 +5,15 @@
 //! classify failures into [`sqs_push_core::PortError`]s; retries are the SDK's own.
 
 mod errors;
+pub mod history;
 pub mod identities;
+pub mod invoker;
 pub mod queues;
 pub mod sessions;
 
+pub use history::DynamoHistoryStore;
 pub use identities::{CognitoIdentities, CredentialFlow, IdentitySettings};
+pub use invoker::LambdaInvoker;
 pub use queues::SqsQueues;
 pub use sessions::DynamoSessionStore;
 
@@ -41,6 +45,10 @@ pub struct Clients {
     pub cognito: aws_sdk_cognitoidentity::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
+    /// Lambda, for async invokes.
+    pub lambda: aws_sdk_lambda::Client,
+    /// Kinesis, for the event stream.
+    pub kinesis: aws_sdk_kinesis::Client,
 }
 
 impl Clients {
@@ -52,6 +60,8 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             cognito: aws_sdk_cognitoidentity::Client::new(&sdk),
             sts: aws_sdk_sts::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            kinesis: aws_sdk_kinesis::Client::new(&sdk),
         }
     }
 }

@@ -2,11 +2,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use sqs_push_core::PortError;
-use sqs_push_core::crypto::SealedMessage;
 use sqs_push_core::policy::OWNER_TAG;
-use sqs_push_core::ports::{QueueService, QueueSpec};
+use sqs_push_core::ports::{BatchEntry, FailedEntry, QueueService, QueueSpec};
 use sqs_push_core::session::QueueRef;
 
 use crate::errors::{missing, port_error};
@@ -74,16 +73,39 @@ impl QueueService for SqsQueues {
         })
     }
 
-    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError> {
-        self.client
-            .send_message()
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<FailedEntry>, PortError> {
+        let entries: Vec<SendMessageBatchRequestEntry> = entries
+            .iter()
+            .map(|entry| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(&entry.id)
+                    .message_body(&entry.message.body)
+                    .message_attributes(MAC_ATTRIBUTE, mac_attribute(&entry.message.mac))
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect();
+        let output = self
+            .client
+            .send_message_batch()
             .queue_url(queue_url)
-            .message_body(&message.body)
-            .message_attributes(MAC_ATTRIBUTE, mac_attribute(&message.mac))
+            .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|error| port_error("SQS SendMessage", queue_url, error))?;
-        Ok(())
+            .map_err(|error| port_error("SQS SendMessageBatch", queue_url, error))?;
+        Ok(output
+            .failed()
+            .iter()
+            .map(|failed| FailedEntry {
+                id: failed.id().to_string(),
+                code: failed.code().to_string(),
+                sender_fault: failed.sender_fault(),
+            })
+            .collect())
     }
 
     async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError> {

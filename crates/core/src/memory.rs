@@ -11,7 +11,10 @@ use crate::clock::Clock;
 use crate::crypto::SealedMessage;
 use crate::error::{PortError, PortErrorKind};
 use crate::ids::{AccountId, SessionId, UserId};
-use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionStore};
+use crate::ports::{
+    AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
+    QueueService, QueueSpec, SessionStore,
+};
 use crate::session::{Credentials, QueueRef, Session};
 
 /// Sessions in a sorted map, keyed like the table.
@@ -154,14 +157,20 @@ impl QueueService for MemoryQueues {
         })
     }
 
-    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError> {
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<FailedEntry>, PortError> {
         self.call().await;
         match self.queues.lock().unwrap().get_mut(queue_url) {
             Some(queue) => {
-                queue.messages.push(message.clone());
-                Ok(())
+                queue
+                    .messages
+                    .extend(entries.iter().map(|entry| entry.message.clone()));
+                Ok(Vec::new())
             }
-            None => Err(queue_not_found("SQS SendMessage", queue_url)),
+            None => Err(queue_not_found("SQS SendMessageBatch", queue_url)),
         }
     }
 
@@ -257,5 +266,80 @@ impl IdentityProvider for MemoryIdentities {
             identities.remove(id);
         }
         Ok(Vec::new())
+    }
+}
+
+/// History rows in a map keyed like the table.
+#[derive(Debug, Default)]
+pub struct MemoryHistory {
+    rows: Mutex<BTreeMap<(UserId, String), HistoryRow>>,
+    calls: AtomicU64,
+}
+
+impl MemoryHistory {
+    /// Every row of a user, by message id.
+    pub fn rows_of(&self, user_id: UserId) -> Vec<HistoryRow> {
+        let rows = self.rows.lock().unwrap();
+        rows.values()
+            .filter(|row| row.user_id == user_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.lock().unwrap().len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of write calls.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryHistory {
+    async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut stored = self.rows.lock().unwrap();
+        for row in rows {
+            stored.insert((row.user_id, row.message_id.clone()), row.clone());
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Records async invocations instead of running them.
+#[derive(Debug, Default)]
+pub struct RecordingInvoker {
+    invocations: Mutex<Vec<(AsyncFunction, Vec<u8>)>>,
+}
+
+impl RecordingInvoker {
+    /// The payloads handed to `function`, in order.
+    pub fn payloads(&self, function: AsyncFunction) -> Vec<Vec<u8>> {
+        let invocations = self.invocations.lock().unwrap();
+        invocations
+            .iter()
+            .filter(|(called, _)| *called == function)
+            .map(|(_, payload)| payload.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Invoker for RecordingInvoker {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        self.invocations.lock().unwrap().push((function, payload));
+        Ok(())
     }
 }

@@ -12,6 +12,8 @@ pub type Fields = Map<String, Value>;
 
 /// Field that carries the message id.
 pub const MESSAGE_ID_FIELD: &str = "messageId";
+/// Field that marks a message as SQS-only (no history), as the original stack did.
+pub const SQS_ONLY_FIELD: &str = "_sqs_only";
 /// Longest accepted caller-chosen message id, in bytes (a DynamoDB sort key allows 1024).
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
@@ -37,6 +39,14 @@ impl MessageId {
         let mut bytes = [0u8; 20];
         fill_random(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// An id derived from a stream record's event id: the same record gets the same id on
+    /// every retry, so history rows and client dedupe stay exact.
+    pub fn derived_from(event_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(event_id.as_bytes());
+        Self(URL_SAFE_NO_PAD.encode(&digest[..20]))
     }
 
     /// The id as text.
@@ -88,6 +98,16 @@ impl Message {
     /// The message id.
     pub fn id(&self) -> &MessageId {
         &self.id
+    }
+
+    /// True for messages meant only for live sessions (read receipts): no history row.
+    pub fn is_sqs_only(&self) -> bool {
+        match self.fields.get(SQS_ONLY_FIELD) {
+            Some(Value::Bool(flag)) => *flag,
+            Some(Value::Number(number)) => number.as_f64() != Some(0.0),
+            Some(Value::String(text)) => !matches!(text.as_str(), "" | "0" | "false"),
+            _ => false,
+        }
     }
 
     /// The fields, `messageId` included.
@@ -143,6 +163,14 @@ mod tests {
             let result = Message::new(fields(json!({ "messageId": bad })), MessageId::random);
             assert_eq!(result.unwrap_err().field, "messageId");
         }
+    }
+
+    #[test]
+    fn derived_ids_are_stable_per_event_and_differ_between_events() {
+        let first = MessageId::derived_from("shardId-000000000000:4959");
+        assert_eq!(first, MessageId::derived_from("shardId-000000000000:4959"));
+        assert_ne!(first, MessageId::derived_from("shardId-000000000000:4960"));
+        assert_eq!(first.as_str().len(), 27);
     }
 
     #[test]

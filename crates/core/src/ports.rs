@@ -49,8 +49,13 @@ pub struct QueueSpec {
 pub trait QueueService: Send + Sync {
     /// Creates a queue, tagged with its owner.
     async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError>;
-    /// Sends one sealed message; a missing queue is a [`crate::PortErrorKind::NotFound`].
-    async fn send(&self, queue_url: &str, message: &SealedMessage) -> Result<(), PortError>;
+    /// Sends up to 10 entries to one queue in one call; returns the entries that failed. A
+    /// missing queue is a [`crate::PortErrorKind::NotFound`] for the whole call.
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<FailedEntry>, PortError>;
     /// Deletes a queue; one already gone is a [`crate::PortErrorKind::NotFound`].
     async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError>;
 }
@@ -69,4 +74,76 @@ pub trait IdentityProvider: Send + Sync {
     /// Deletes identities (at most 60 per call); returns the ids that were not processed and
     /// should be retried. Ids that do not exist count as deleted.
     async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError>;
+}
+
+/// One entry of a SendMessageBatch call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// Unique within the call; failures are reported by it.
+    pub id: String,
+    /// The sealed message.
+    pub message: SealedMessage,
+}
+
+/// An entry the queue service did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    /// The entry's id.
+    pub id: String,
+    /// The service's error code.
+    pub code: String,
+    /// True when the entry itself is bad, so sending it again cannot help.
+    pub sender_fault: bool,
+}
+
+/// One row of a user's message history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Whose history.
+    pub user_id: UserId,
+    /// The message id (the row's sort key, so rewriting is idempotent).
+    pub message_id: String,
+    /// When the message was dispatched, epoch seconds.
+    pub created: u64,
+    /// When the row expires, epoch seconds.
+    pub ttl: u64,
+    /// The message's JSON.
+    pub message: String,
+}
+
+/// The user history table.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Writes up to 25 rows; returns the rows that were not processed and should be retried.
+    async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError>;
+}
+
+/// The functions a dispatcher hands work to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AsyncFunction {
+    /// Encrypts and sends a batch of deliveries.
+    Sender,
+    /// Writes a batch of history rows.
+    History,
+}
+
+impl AsyncFunction {
+    /// The function's short name, as in `sqs-push-<stage>-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sender => "sender",
+            Self::History => "history",
+        }
+    }
+}
+
+/// Hands a payload to another function without waiting for its result.
+#[async_trait]
+pub trait Invoker: Send + Sync {
+    /// Queues `payload` (JSON) for `function`; returns once it was accepted.
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError>;
 }

@@ -4,6 +4,7 @@
 //! the same struct in code. A bad value is an error that names the variable.
 
 use sqs_push_aws::CredentialFlow;
+use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::queue_name::QueueNameGenerator;
 
 /// A configuration value that is missing or malformed.
@@ -47,6 +48,12 @@ pub struct StackConfig {
     pub scan_segments: u32,
     /// SQS calls in flight at once in one process.
     pub send_concurrency: usize,
+    /// How fan-outs are cut: direct limit, batch sizes, async-invoke payload limit.
+    pub dispatch: DispatchSettings,
+    /// How long history rows live, in seconds.
+    pub history_ttl_seconds: u64,
+    /// The sender stops starting calls this long before its Lambda deadline.
+    pub sender_safety_millis: u64,
 }
 
 impl StackConfig {
@@ -67,6 +74,9 @@ impl StackConfig {
             max_message_bytes: sqs_push_aws::queues::MAX_MESSAGE_BYTES,
             scan_segments: 4,
             send_concurrency: 32,
+            dispatch: DispatchSettings::default(),
+            history_ttl_seconds: 86_400,
+            sender_safety_millis: 2_000,
         }
     }
 
@@ -135,6 +145,25 @@ impl StackConfig {
         }
         if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
             config.send_concurrency = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_DIRECT_LIMIT", 0, 100_000)? {
+            config.dispatch.direct_limit = v as usize;
+            config.dispatch.report_urls_up_to = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_SENDER_BATCH", 1, 100_000)? {
+            config.dispatch.sender_batch = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_HISTORY_BATCH", 1, 100_000)? {
+            config.dispatch.history_batch = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_INVOKE_PAYLOAD_LIMIT", 16_384, 1_048_576)? {
+            config.dispatch.payload_limit = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_HISTORY_TTL_SECONDS", 60, 31_536_000)? {
+            config.history_ttl_seconds = v;
+        }
+        if let Some(v) = number("SQS_PUSH_SENDER_SAFETY_MILLIS", 0, 60_000)? {
+            config.sender_safety_millis = v;
         }
         config.queue_names()?;
         Ok(config)

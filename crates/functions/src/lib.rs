@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod telemetry;
 pub mod wiring;

@@ -3,11 +3,15 @@
 use std::sync::Arc;
 
 use sqs_push_aws::{
-    Clients, CognitoIdentities, DynamoSessionStore, Endpoint, IdentitySettings, SqsQueues,
+    Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
+    LambdaInvoker, SqsQueues,
 };
 use sqs_push_core::clock::{Clock, SystemClock};
-use sqs_push_core::notify::Notifier;
-use sqs_push_core::ports::{IdentityProvider, QueueService, SessionStore};
+use sqs_push_core::dispatch::Dispatcher;
+use sqs_push_core::history::HistoryWriter;
+use sqs_push_core::in_process::InProcessInvoker;
+use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
+use sqs_push_core::send::Sender;
 use sqs_push_core::session::{SessionService, SessionSettings};
 
 use crate::api::ApiState;
@@ -22,12 +26,16 @@ pub struct Adapters {
     pub queues: Arc<dyn QueueService>,
     /// Cognito + STS.
     pub identities: Arc<dyn IdentityProvider>,
+    /// The history table.
+    pub history: Arc<dyn HistoryStore>,
+    /// Where large fan-outs are handed off: Lambda on AWS, this process locally.
+    pub invoker: Arc<dyn Invoker>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Adapters {
-    /// The AWS adapters for a stack.
+    /// The AWS adapters for a stack, with the Lambda invoker.
     pub async fn aws(config: &StackConfig) -> Self {
         let clients = Clients::connect(&Endpoint {
             region: config.region.clone(),
@@ -58,9 +66,45 @@ impl Adapters {
                 config.max_message_bytes,
             )),
             identities: Arc::new(identities),
+            history: Arc::new(DynamoHistoryStore::new(
+                clients.dynamodb.clone(),
+                config.history_table(),
+            )),
+            invoker: Arc::new(LambdaInvoker::new(clients.lambda.clone(), config.prefix())),
             clock: Arc::new(SystemClock),
         }
     }
+
+    /// Replaces the Lambda invoker with one that runs jobs in this process (the local stack).
+    pub fn with_in_process_invoker(mut self, config: &StackConfig) -> Self {
+        self.invoker = Arc::new(InProcessInvoker::new(
+            sender(config, &self),
+            history_writer(config, &self),
+        ));
+        self
+    }
+}
+
+/// The sender service.
+pub fn sender(config: &StackConfig, adapters: &Adapters) -> Sender {
+    Sender::new(adapters.queues.clone(), config.send_concurrency)
+}
+
+/// The history writer.
+pub fn history_writer(config: &StackConfig, adapters: &Adapters) -> HistoryWriter {
+    HistoryWriter::new(adapters.history.clone(), config.history_ttl_seconds, 8)
+}
+
+/// The dispatcher.
+pub fn dispatcher(config: &StackConfig, adapters: &Adapters) -> Dispatcher {
+    Dispatcher::new(
+        adapters.sessions.clone(),
+        sender(config, adapters),
+        history_writer(config, adapters),
+        adapters.invoker.clone(),
+        adapters.clock.clone(),
+        config.dispatch.clone(),
+    )
 }
 
 /// The api function's state.
@@ -77,11 +121,8 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             region: config.region.clone(),
         },
     );
-    let notifier = Notifier::new(
-        adapters.sessions.clone(),
-        adapters.queues.clone(),
-        adapters.clock.clone(),
-        config.send_concurrency,
-    );
-    Ok(ApiState { sessions, notifier })
+    Ok(ApiState {
+        sessions,
+        dispatcher: dispatcher(config, adapters),
+    })
 }

@@ -4,6 +4,7 @@
 //! Not for: production. Nothing here runs on AWS.
 
 pub mod bootstrap;
+pub mod kinesis;
 pub mod sigv4;
 pub mod stack;
 

@@ -1,16 +1,19 @@
 //! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use aws_sdk_sqs::config::BehaviorVersion;
+use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, api_state};
+use sqs_push_functions::wiring::{Adapters, api_state, dispatcher};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
+use crate::kinesis;
 use crate::sigv4::{LocalKeys, require_signature};
 
 /// The emulator accepts any credentials; these make the SDK sign its calls.
@@ -31,6 +34,10 @@ pub struct LocalOptions {
     pub idle_seconds: u64,
     /// Lifetime of issued credentials.
     pub credential_seconds: u32,
+    /// How fan-outs are cut (a low direct limit forces the async path).
+    pub dispatch: DispatchSettings,
+    /// How often each event-stream shard is polled when idle.
+    pub kinesis_poll_interval: Duration,
 }
 
 impl LocalOptions {
@@ -46,6 +53,8 @@ impl LocalOptions {
             },
             idle_seconds: 3600,
             credential_seconds: 3600,
+            dispatch: DispatchSettings::default(),
+            kinesis_poll_interval: Duration::from_millis(200),
         }
     }
 }
@@ -64,6 +73,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] sqs_push_functions::config::ConfigError),
+    /// The event-stream poller could not start.
+    #[error(transparent)]
+    Poller(#[from] kinesis::PollerError),
     /// The API port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -82,6 +94,8 @@ pub struct LocalStack {
     pub api_address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    stop_tasks: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl LocalStack {
@@ -95,6 +109,7 @@ impl LocalStack {
         ));
         config.idle_seconds = options.idle_seconds;
         config.credential_seconds = options.credential_seconds;
+        config.dispatch = options.dispatch.clone();
 
         let sdk = emulator_sdk_config(&options).await;
         let provisioner = Provisioner {
@@ -107,8 +122,20 @@ impl LocalStack {
         config.identity_pool_id = provisioned.identity_pool_id;
         config.unauthenticated_role_arn = provisioned.unauthenticated_role_arn;
 
-        let adapters = Adapters::aws(&config).await;
+        let adapters = Adapters::aws(&config)
+            .await
+            .with_in_process_invoker(&config);
         let state = api_state(&config, &adapters)?;
+        let (stop_tasks, stopped_tasks) = watch::channel(false);
+        let pollers = kinesis::spawn_pollers(
+            provisioner.kinesis.clone(),
+            &config.events_stream(),
+            &config.region,
+            dispatcher(&config, &adapters),
+            options.kinesis_poll_interval,
+            stopped_tasks,
+        )
+        .await?;
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
             require_signature,
@@ -138,6 +165,8 @@ impl LocalStack {
             api_address,
             shutdown: Some(shutdown),
             server: Some(server),
+            stop_tasks,
+            tasks: pollers,
         })
     }
 
@@ -153,6 +182,10 @@ impl LocalStack {
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        let _ = self.stop_tasks.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
         }
     }
 }

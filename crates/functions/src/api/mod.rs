@@ -11,7 +11,7 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::get;
-use sqs_push_core::notify::Notifier;
+use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::session::SessionService;
 
 /// What the handlers share.
@@ -19,8 +19,8 @@ use sqs_push_core::session::SessionService;
 pub struct ApiState {
     /// Creates and renews sessions.
     pub sessions: SessionService,
-    /// Sends messages.
-    pub notifier: Notifier,
+    /// Routes messages.
+    pub dispatcher: Dispatcher,
 }
 
 /// Every route of the api function.

@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
 use serde_json::{Map, Value, json};
+use sqs_push_core::dispatch::Target;
 use sqs_push_core::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::message::{Fields, Message, MessageId};
-use sqs_push_core::notify::Target;
 
 use super::{ApiError, ApiState};
 
@@ -49,7 +49,7 @@ async fn notify(
 ) -> Result<Json<Value>, ApiError> {
     let fields = fields(&method, query.as_deref(), &body)?;
     let message = Message::new(fields, MessageId::random)?;
-    let report = state.notifier.notify(&target, message).await?;
+    let report = state.dispatcher.dispatch(&target, message).await?;
     let mut answer = json!({"success": true});
     if let (Value::Object(answer), Value::Object(report)) = (&mut answer, json!(report)) {
         answer.extend(report);

@@ -1,0 +1,150 @@
+//! User message history: one row per (userId, messageId), written 25 at a time with
+//! unprocessed items retried.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::UserId;
+use crate::ports::{HistoryRow, HistoryStore};
+use crate::retry::{MAX_ATTEMPTS, backoff};
+
+/// DynamoDB's limit on items per BatchWriteItem.
+pub const MAX_BATCH_ROWS: usize = 25;
+
+/// Work for the history function: one message for many users. Handed between functions as JSON.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryJob {
+    /// The message id.
+    pub message_id: String,
+    /// The message's JSON.
+    pub message: String,
+    /// When it was dispatched, epoch seconds.
+    pub created: u64,
+    /// Whose history gets it.
+    pub user_ids: Vec<UserId>,
+}
+
+impl fmt::Debug for HistoryJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HistoryJob")
+            .field("message_id", &self.message_id)
+            .field("users", &self.user_ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a history write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryReport {
+    /// Rows written.
+    pub written: usize,
+    /// Rows that could not be written after retries.
+    pub failed: usize,
+}
+
+/// Writes history rows.
+#[derive(Clone)]
+pub struct HistoryWriter {
+    store: Arc<dyn HistoryStore>,
+    ttl_seconds: u64,
+    concurrency: usize,
+}
+
+impl HistoryWriter {
+    /// Rows expire `ttl_seconds` after they were created.
+    pub fn new(store: Arc<dyn HistoryStore>, ttl_seconds: u64, concurrency: usize) -> Self {
+        Self {
+            store,
+            ttl_seconds,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Writes one row per user; rewriting the same job is harmless (same keys).
+    pub async fn write(&self, job: &HistoryJob) -> HistoryReport {
+        let rows: Vec<HistoryRow> = job
+            .user_ids
+            .iter()
+            .map(|user_id| HistoryRow {
+                user_id: *user_id,
+                message_id: job.message_id.clone(),
+                created: job.created,
+                ttl: job.created + self.ttl_seconds,
+                message: job.message.clone(),
+            })
+            .collect();
+        let chunks: Vec<Vec<HistoryRow>> = rows.chunks(MAX_BATCH_ROWS).map(<[_]>::to_vec).collect();
+        let outcomes: Vec<HistoryReport> = futures::stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        outcomes
+            .into_iter()
+            .fold(HistoryReport::default(), |mut total, report| {
+                total.written += report.written;
+                total.failed += report.failed;
+                total
+            })
+    }
+
+    async fn write_chunk(&self, mut pending: Vec<HistoryRow>) -> HistoryReport {
+        let mut report = HistoryReport::default();
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.store.write_batch(&pending).await {
+                Ok(unprocessed) => {
+                    report.written += pending.len() - unprocessed.len();
+                    pending = unprocessed;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, rows = pending.len(), "history write failed");
+                }
+            }
+            if pending.is_empty() {
+                return report;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        tracing::warn!(
+            rows = pending.len(),
+            "history rows still unwritten after retries"
+        );
+        report.failed += pending.len();
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryHistory;
+
+    #[tokio::test]
+    async fn rows_are_written_25_per_call_and_rewriting_is_idempotent() {
+        let store = Arc::new(MemoryHistory::default());
+        let writer = HistoryWriter::new(store.clone(), 86_400, 4);
+        let job = HistoryJob {
+            message_id: "m".into(),
+            message: "{}".into(),
+            created: 100,
+            user_ids: (0..60).map(|u| UserId::try_from(u).unwrap()).collect(),
+        };
+        assert_eq!(
+            writer.write(&job).await,
+            HistoryReport {
+                written: 60,
+                failed: 0
+            }
+        );
+        assert_eq!(store.calls(), 3);
+        writer.write(&job).await;
+        assert_eq!(store.len(), 60);
+        let row = &store.rows_of(UserId::try_from(7).unwrap())[0];
+        assert_eq!((row.created, row.ttl), (100, 86_500));
+    }
+}

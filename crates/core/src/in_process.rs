@@ -1,0 +1,64 @@
+//! An [`Invoker`] that runs `sender` and `history` jobs in this process, for the local stack and
+//! tests: the same payloads Lambda would get, handled on background tasks.
+
+use async_trait::async_trait;
+
+use crate::error::{PortError, PortErrorKind};
+use crate::history::{HistoryJob, HistoryWriter};
+use crate::ports::{AsyncFunction, Invoker};
+use crate::send::{SendJob, Sender};
+
+/// Runs async invocations as tasks on the current runtime.
+#[derive(Clone)]
+pub struct InProcessInvoker {
+    sender: Sender,
+    history: HistoryWriter,
+}
+
+impl InProcessInvoker {
+    /// Hands `sender` jobs to `sender` and `history` jobs to `history`.
+    pub fn new(sender: Sender, history: HistoryWriter) -> Self {
+        Self { sender, history }
+    }
+}
+
+fn malformed(function: AsyncFunction, error: serde_json::Error) -> PortError {
+    PortError::new(
+        PortErrorKind::Other,
+        "in-process invoke",
+        function.name(),
+        format!("payload does not parse: {error}"),
+    )
+}
+
+#[async_trait]
+impl Invoker for InProcessInvoker {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
+        match function {
+            AsyncFunction::Sender => {
+                let job: SendJob =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                let sender = self.sender.clone();
+                tokio::spawn(async move {
+                    let report = sender.send(&job, None).await;
+                    tracing::info!(?report, "sender job done");
+                });
+            }
+            AsyncFunction::History => {
+                let job: HistoryJob =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                let history = self.history.clone();
+                tokio::spawn(async move {
+                    let report = history.write(&job).await;
+                    tracing::info!(?report, "history job done");
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! Sending: seal each delivery with its session's key and send them with SendMessageBatch —
+//! grouped per queue, at most 10 entries and a byte limit per call, with bounded concurrency,
+//! failed entries retried, and a deadline so a Lambda stops in time to report what it did not send.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::batch::cut;
+use crate::crypto::{SessionCipher, SessionKey};
+use crate::error::PortError;
+use crate::ports::{BatchEntry, QueueService};
+use crate::retry::{MAX_ATTEMPTS, backoff};
+
+/// SQS's limit on entries per SendMessageBatch.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// SQS's limit on a whole SendMessageBatch request (1 MiB since 2025).
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// Bytes an entry costs beyond its body and tag (id, attribute name and type, JSON framing).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Work for a sender: messages, and who gets which. Handed between functions as JSON.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendJob {
+    /// The messages' JSON texts; deliveries point at them by index so a broadcast carries the
+    /// message once, not once per recipient.
+    pub messages: Vec<String>,
+    /// One entry per (queue, message).
+    pub deliveries: Vec<Delivery>,
+}
+
+impl fmt::Debug for SendJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendJob")
+            .field("messages", &self.messages.len())
+            .field("deliveries", &self.deliveries.len())
+            .finish()
+    }
+}
+
+/// One message for one queue, with the key to seal it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The session's queue.
+    pub queue_url: String,
+    /// The session's key, base64.
+    pub aes_key: String,
+    /// Index into [`SendJob::messages`].
+    pub message: usize,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("queue_url", &self.queue_url)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// Bytes this delivery adds to a serialized [`SendJob`] (for cutting invoke payloads).
+    pub fn serialized_len(&self) -> usize {
+        // {"queueUrl":"…","aesKey":"…","message":N},
+        self.queue_url.len() + self.aes_key.len() + 40 + 20
+    }
+}
+
+/// What a send did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendReport {
+    /// Messages SQS accepted.
+    pub sent: usize,
+    /// Messages for queues that no longer exist: sessions that ended. Not retried.
+    pub queues_gone: usize,
+    /// Messages that failed after retries (or had a bad key or message index).
+    pub failed: usize,
+    /// Messages not attempted because the deadline came first.
+    pub unsent: usize,
+}
+
+impl SendReport {
+    /// Adds another report's counts.
+    pub fn add(&mut self, other: SendReport) {
+        self.sent += other.sent;
+        self.queues_gone += other.queues_gone;
+        self.failed += other.failed;
+        self.unsent += other.unsent;
+    }
+}
+
+/// Sends [`SendJob`]s.
+#[derive(Clone)]
+pub struct Sender {
+    queues: Arc<dyn QueueService>,
+    concurrency: usize,
+}
+
+struct QueueCall {
+    queue_url: String,
+    entries: Vec<BatchEntry>,
+}
+
+impl Sender {
+    /// `concurrency` bounds the SendMessageBatch calls in flight.
+    pub fn new(queues: Arc<dyn QueueService>, concurrency: usize) -> Self {
+        Self {
+            queues,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Seals and sends every delivery; stops starting calls once `deadline` has passed.
+    pub async fn send(&self, job: &SendJob, deadline: Option<Instant>) -> SendReport {
+        let (calls, mut report) = plan_calls(job);
+        let outcomes: Vec<SendReport> = futures::stream::iter(calls)
+            .map(|call| self.send_call(call, deadline))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            report.add(outcome);
+        }
+        if report.unsent > 0 {
+            tracing::warn!(
+                unsent = report.unsent,
+                "deadline reached before every message was sent"
+            );
+        }
+        report
+    }
+
+    async fn send_call(&self, call: QueueCall, deadline: Option<Instant>) -> SendReport {
+        let mut pending = call.entries;
+        let mut report = SendReport::default();
+        for attempt in 0..MAX_ATTEMPTS {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                report.unsent += pending.len();
+                return report;
+            }
+            let failed = match self.queues.send_batch(&call.queue_url, &pending).await {
+                Ok(failed) => failed,
+                Err(error) if error.is_not_found() => {
+                    report.queues_gone += pending.len();
+                    return report;
+                }
+                Err(error) => {
+                    log_failure(&error, &call.queue_url, pending.len());
+                    report.failed += pending.len();
+                    return report;
+                }
+            };
+            report.sent += pending.len() - failed.len();
+            let (retryable, hopeless): (Vec<_>, Vec<_>) =
+                failed.into_iter().partition(|entry| !entry.sender_fault);
+            for entry in &hopeless {
+                tracing::warn!(queue = %call.queue_url, code = %entry.code, "entry refused");
+            }
+            report.failed += hopeless.len();
+            pending.retain(|entry| retryable.iter().any(|failed| failed.id == entry.id));
+            if pending.is_empty() {
+                return report;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        tracing::warn!(queue = %call.queue_url, entries = pending.len(), "entries still failing after retries");
+        report.failed += pending.len();
+        report
+    }
+}
+
+fn log_failure(error: &PortError, queue_url: &str, entries: usize) {
+    tracing::warn!(%error, queue = queue_url, entries, "SendMessageBatch failed");
+}
+
+/// Seals every delivery and groups the entries per queue into calls within SQS's limits.
+fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
+    let mut report = SendReport::default();
+    let mut order: Vec<&str> = Vec::new();
+    let mut per_queue: HashMap<&str, Vec<BatchEntry>> = HashMap::new();
+    let mut ciphers: HashMap<&str, Option<SessionCipher>> = HashMap::new();
+    for delivery in &job.deliveries {
+        let Some(message) = job.messages.get(delivery.message) else {
+            report.failed += 1;
+            continue;
+        };
+        let cipher = ciphers.entry(delivery.aes_key.as_str()).or_insert_with(|| {
+            SessionKey::from_base64(&delivery.aes_key)
+                .ok()
+                .map(|key| SessionCipher::new(&key))
+        });
+        let Some(cipher) = cipher else {
+            tracing::warn!(queue = %delivery.queue_url, "delivery has a malformed key");
+            report.failed += 1;
+            continue;
+        };
+        let entries = per_queue
+            .entry(delivery.queue_url.as_str())
+            .or_insert_with(|| {
+                order.push(delivery.queue_url.as_str());
+                Vec::new()
+            });
+        entries.push(BatchEntry {
+            id: entries.len().to_string(),
+            message: cipher.seal(message.as_bytes()),
+        });
+    }
+    let mut calls = Vec::new();
+    for queue_url in order {
+        let entries = per_queue.remove(queue_url).unwrap_or_default();
+        for group in cut(entries, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES, 0, |entry| {
+            entry.message.body.len() + entry.message.mac.len() + ENTRY_OVERHEAD
+        }) {
+            calls.push(QueueCall {
+                queue_url: queue_url.to_string(),
+                entries: group,
+            });
+        }
+    }
+    (calls, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryQueues;
+    use crate::ports::{QueueService, QueueSpec};
+    use std::time::Duration;
+
+    async fn queue(queues: &MemoryQueues, name: &str) -> String {
+        queues
+            .create_queue(&QueueSpec {
+                name: name.into(),
+                owner_identity_id: "i".into(),
+                retention_seconds: None,
+            })
+            .await
+            .unwrap()
+            .url
+    }
+
+    #[tokio::test]
+    async fn messages_for_one_queue_go_in_calls_of_at_most_ten() {
+        let queues = Arc::new(MemoryQueues::default());
+        let url = queue(&queues, "q").await;
+        let key = SessionKey::generate();
+        let job = SendJob {
+            messages: (0..23).map(|i| format!("{{\"n\":{i}}}")).collect(),
+            deliveries: (0..23)
+                .map(|i| Delivery {
+                    queue_url: url.clone(),
+                    aes_key: key.to_base64(),
+                    message: i,
+                })
+                .collect(),
+        };
+        let report = Sender::new(queues.clone(), 4).send(&job, None).await;
+        assert_eq!(report.sent, 23);
+        assert_eq!(queues.calls(), 1 + 3, "one create and three batch calls");
+        let received = queues.queue(&url).unwrap().messages;
+        let cipher = SessionCipher::new(&key);
+        let mut numbers: Vec<String> = received
+            .iter()
+            .map(|m| String::from_utf8(cipher.open(&m.body, Some(&m.mac)).unwrap()).unwrap())
+            .collect();
+        numbers.sort();
+        let mut expected: Vec<String> = job.messages.clone();
+        expected.sort();
+        assert_eq!(numbers, expected);
+    }
+
+    #[tokio::test]
+    async fn a_missing_queue_counts_as_gone_and_bad_keys_as_failed() {
+        let queues = Arc::new(MemoryQueues::default());
+        let live = queue(&queues, "live").await;
+        let key = SessionKey::generate().to_base64();
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![
+                Delivery {
+                    queue_url: live,
+                    aes_key: key.clone(),
+                    message: 0,
+                },
+                Delivery {
+                    queue_url: "memory://gone".into(),
+                    aes_key: key.clone(),
+                    message: 0,
+                },
+                Delivery {
+                    queue_url: "memory://x".into(),
+                    aes_key: "bad".into(),
+                    message: 0,
+                },
+                Delivery {
+                    queue_url: "memory://y".into(),
+                    aes_key: key,
+                    message: 7,
+                },
+            ],
+        };
+        let report = Sender::new(queues, 2).send(&job, None).await;
+        assert_eq!(
+            report,
+            SendReport {
+                sent: 1,
+                queues_gone: 1,
+                failed: 2,
+                unsent: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_leaves_messages_unsent_and_reported() {
+        let queues = Arc::new(MemoryQueues::with_latency(Duration::from_millis(30)));
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let url = queue(&queues, &format!("q{i}")).await;
+            deliveries.push(Delivery {
+                queue_url: url,
+                aes_key: SessionKey::generate().to_base64(),
+                message: 0,
+            });
+        }
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries,
+        };
+        let deadline = Instant::now() + Duration::from_millis(45);
+        let report = Sender::new(queues, 1).send(&job, Some(deadline)).await;
+        assert!(report.sent >= 1 && report.sent < 20, "{report:?}");
+        assert_eq!(report.sent + report.unsent, 20);
+    }
+
+    #[test]
+    fn jobs_do_not_print_keys() {
+        let job = SendJob {
+            messages: vec!["secret body".into()],
+            deliveries: vec![Delivery {
+                queue_url: "u".into(),
+                aes_key: "KEY".into(),
+                message: 0,
+            }],
+        };
+        let printed = format!("{job:?} {:?}", job.deliveries[0]);
+        assert!(
+            !printed.contains("KEY") && !printed.contains("secret body"),
+            "{printed}"
+        );
+    }
+}

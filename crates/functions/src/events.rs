@@ -1,0 +1,72 @@
+//! The event-driven functions' handlers: Lambda event types in, domain calls, Lambda responses
+//! out. The binaries in `src/bin` and the local stack's pollers both call these.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use sqs_push_core::dispatch::Dispatcher;
+use sqs_push_core::history::{HistoryJob, HistoryReport, HistoryWriter};
+use sqs_push_core::send::{SendJob, SendReport, Sender};
+use sqs_push_core::stream::{StreamRecord, dispatch_records};
+use tokio::time::Instant;
+
+/// The `dispatcher` function: dispatches a batch of Kinesis records in sequence order. Poison
+/// records are skipped; a transient failure reports the first failed record so Lambda retries
+/// from there.
+pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> KinesisEventResponse {
+    let records: Vec<StreamRecord> = event
+        .records
+        .into_iter()
+        .map(|record| {
+            let sequence_number = record.kinesis.sequence_number.clone();
+            StreamRecord {
+                event_id: record
+                    .event_id
+                    .unwrap_or_else(|| format!("sequence:{sequence_number}")),
+                sequence_number,
+                data: record.kinesis.data.0,
+            }
+        })
+        .collect();
+    let report = dispatch_records(dispatcher, &records).await;
+    tracing::info!(
+        records = records.len(),
+        dispatched = report.dispatched,
+        skipped = report.skipped,
+        failed_from = report.first_failure.as_deref(),
+        "kinesis batch handled"
+    );
+    let mut response = KinesisEventResponse::default();
+    if let Some(sequence_number) = report.first_failure {
+        let mut failure = KinesisBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// The `sender` function: sends one job, stopping `safety` before the deadline.
+pub async fn handle_send(sender: &Sender, job: SendJob, deadline: Option<Instant>) -> SendReport {
+    let report = sender.send(&job, deadline).await;
+    tracing::info!(
+        deliveries = job.deliveries.len(),
+        sent = report.sent,
+        gone = report.queues_gone,
+        failed = report.failed,
+        unsent = report.unsent,
+        "send job handled"
+    );
+    report
+}
+
+/// The `history` function: writes one job's rows.
+pub async fn handle_history(history: &HistoryWriter, job: HistoryJob) -> HistoryReport {
+    let report = history.write(&job).await;
+    tracing::info!(
+        message_id = %job.message_id,
+        users = job.user_ids.len(),
+        written = report.written,
+        failed = report.failed,
+        "history job handled"
+    );
+    report
+}
