@@ -6,13 +6,12 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::{HistoryJob, HistoryReport, HistoryWriter};
 use sqs_push_core::send::{SendJob, SendReport, Sender};
-use sqs_push_core::stream::{StreamRecord, dispatch_records};
+use sqs_push_core::stream::{StreamRecord, StreamReport, dispatch_records};
 use tokio::time::Instant;
 
 /// The `dispatcher` function: dispatches a batch of Kinesis records in sequence order. Poison
-/// records are skipped; a transient failure reports the first failed record so Lambda retries
-/// from there.
-pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> KinesisEventResponse {
+/// records are skipped and counted; a transient failure stops the batch at that record.
+pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> StreamReport {
     let records: Vec<StreamRecord> = event
         .records
         .into_iter()
@@ -35,10 +34,15 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Kin
         failed_from = report.first_failure.as_deref(),
         "kinesis batch handled"
     );
+    report
+}
+
+/// What Lambda needs back: the first failed record, so it retries from there.
+pub fn batch_response(report: &StreamReport) -> KinesisEventResponse {
     let mut response = KinesisEventResponse::default();
-    if let Some(sequence_number) = report.first_failure {
+    if let Some(sequence_number) = &report.first_failure {
         let mut failure = KinesisBatchItemFailure::default();
-        failure.item_identifier = Some(sequence_number);
+        failure.item_identifier = Some(sequence_number.clone());
         response.batch_item_failures.push(failure);
     }
     response

@@ -2,6 +2,8 @@
 //! and hands the dispatcher function the same `KinesisEvent` Lambda would, retrying from the
 //! first failed record as Lambda does with `batchItemFailures`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
@@ -13,6 +15,15 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_functions::events::handle_kinesis;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Counts of what the pollers handed to the dispatcher, for tests and the dev log.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Records dispatched.
+    pub dispatched: AtomicUsize,
+    /// Malformed records skipped.
+    pub skipped: AtomicUsize,
+}
 
 /// Why the poller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +40,7 @@ pub async fn spawn_pollers(
     region: &str,
     dispatcher: Dispatcher,
     interval: Duration,
+    stats: Arc<StreamStats>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, PollerError> {
     let error = |message: String| PollerError {
@@ -63,6 +75,7 @@ pub async fn spawn_pollers(
             region: region.to_string(),
             dispatcher: dispatcher.clone(),
             interval,
+            stats: stats.clone(),
         };
         tasks.push(tokio::spawn(poll.run(iterator, stop.clone())));
     }
@@ -77,6 +90,7 @@ struct ShardPoll {
     region: String,
     dispatcher: Dispatcher,
     interval: Duration,
+    stats: Arc<StreamStats>,
 }
 
 impl ShardPoll {
@@ -143,12 +157,14 @@ impl ShardPoll {
         });
         let event =
             serde_json::from_value(event).map_err(|e| format!("event does not parse: {e}"))?;
-        let response = handle_kinesis(&self.dispatcher, event).await;
-        match response
-            .batch_item_failures
-            .first()
-            .and_then(|failure| failure.item_identifier.clone())
-        {
+        let report = handle_kinesis(&self.dispatcher, event).await;
+        self.stats
+            .dispatched
+            .fetch_add(report.dispatched, Ordering::Relaxed);
+        self.stats
+            .skipped
+            .fetch_add(report.skipped, Ordering::Relaxed);
+        match report.first_failure {
             // As Lambda does: retry from the first failed record.
             Some(sequence_number) => {
                 let retry = self

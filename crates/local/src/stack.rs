@@ -1,6 +1,7 @@
 //! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::config::BehaviorVersion;
@@ -13,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
-use crate::kinesis;
+use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
 
 /// The emulator accepts any credentials; these make the SDK sign its calls.
@@ -96,6 +97,7 @@ pub struct LocalStack {
     server: Option<JoinHandle<()>>,
     stop_tasks: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    stream_stats: Arc<StreamStats>,
 }
 
 impl LocalStack {
@@ -127,12 +129,14 @@ impl LocalStack {
             .with_in_process_invoker(&config);
         let state = api_state(&config, &adapters)?;
         let (stop_tasks, stopped_tasks) = watch::channel(false);
+        let stream_stats = Arc::new(StreamStats::default());
         let pollers = kinesis::spawn_pollers(
             provisioner.kinesis.clone(),
             &config.events_stream(),
             &config.region,
             dispatcher(&config, &adapters),
             options.kinesis_poll_interval,
+            stream_stats.clone(),
             stopped_tasks,
         )
         .await?;
@@ -167,7 +171,13 @@ impl LocalStack {
             server: Some(server),
             stop_tasks,
             tasks: pollers,
+            stream_stats,
         })
+    }
+
+    /// What the event-stream pollers have handed to the dispatcher so far.
+    pub fn stream_stats(&self) -> &StreamStats {
+        &self.stream_stats
     }
 
     /// The API's base URL.

@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     let dispatcher = dispatcher(&config, &Adapters::aws(&config).await);
     lambda_runtime::run(service_fn(|event: LambdaEvent<KinesisEvent>| {
         let dispatcher = dispatcher.clone();
-        async move { Ok::<_, Error>(events::handle_kinesis(&dispatcher, event.payload).await) }
+        async move {
+            let report = events::handle_kinesis(&dispatcher, event.payload).await;
+            Ok::<_, Error>(events::batch_response(&report))
+        }
     }))
     .await
 }

@@ -1,0 +1,348 @@
+//! Dispatch end to end: every target kind through the API and through Kinesis reaches exactly
+//! the sessions it names; poison records are skipped; a large broadcast goes through the async
+//! sender/history path and reaches every session once.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqs_push_core::crypto::{SessionCipher, SessionKey};
+use sqs_push_core::dispatch::DispatchSettings;
+use sqs_push_local::LocalStack;
+use support::*;
+
+/// A session as the test knows it.
+#[derive(Clone)]
+struct Receiver {
+    account: u64,
+    user: u64,
+    session: String,
+    queue_url: String,
+    key: SessionKey,
+}
+
+async fn create(stack: &LocalStack, account: u64, user: u64, session: &str) -> Receiver {
+    let (status, created) = get(stack, &format!("/create/{account}/{user}/{session}")).await;
+    assert_eq!(status, 200, "{created}");
+    Receiver {
+        account,
+        user,
+        session: session.to_string(),
+        queue_url: created["session"]["sqsUrl"].as_str().unwrap().to_string(),
+        key: SessionKey::from_base64(created["session"]["aesKey"].as_str().unwrap()).unwrap(),
+    }
+}
+
+/// Receives and deletes what is in a queue, decrypted; waits up to `wait` seconds for a first
+/// message.
+async fn drain(sqs: &aws_sdk_sqs::Client, receiver: &Receiver, wait: i32) -> Vec<Value> {
+    let cipher = SessionCipher::new(&receiver.key);
+    let mut messages = Vec::new();
+    let mut wait = wait;
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(&receiver.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        if output.messages().is_empty() {
+            return messages;
+        }
+        for message in output.messages() {
+            let mac = message
+                .message_attributes()
+                .and_then(|a| a.get("mac"))
+                .and_then(|a| a.string_value());
+            let plaintext = cipher.open(message.body().unwrap(), mac).expect("verifies");
+            messages.push(serde_json::from_slice(&plaintext).unwrap());
+            sqs.delete_message()
+                .queue_url(&receiver.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        wait = 0;
+    }
+}
+
+/// Asserts that exactly `expected` (by index) receive one message with `marker`.
+async fn assert_reached(
+    sqs: &aws_sdk_sqs::Client,
+    receivers: &[Receiver],
+    expected: &BTreeSet<usize>,
+    marker: &str,
+) {
+    // The expected ones first, with a long poll: the Kinesis path is asynchronous.
+    for (index, receiver) in receivers.iter().enumerate() {
+        let wait = if expected.contains(&index) { 10 } else { 0 };
+        let got = drain(sqs, receiver, wait).await;
+        let marked: Vec<&Value> = got.iter().filter(|m| m["marker"] == marker).collect();
+        let who = format!(
+            "account {} user {} session {}",
+            receiver.account, receiver.user, receiver.session
+        );
+        if expected.contains(&index) {
+            assert_eq!(
+                marked.len(),
+                1,
+                "{marker}: {who} should get it once: {got:?}"
+            );
+        } else {
+            assert!(
+                marked.is_empty(),
+                "{marker}: {who} should not get it: {got:?}"
+            );
+        }
+    }
+}
+
+async fn put_event(emulator: &Emulator, data: &[u8]) {
+    let kinesis = aws_sdk_kinesis::Client::new(&admin_config(emulator).await);
+    kinesis
+        .put_record()
+        .stream_name("sqs-push-local-events")
+        .partition_key("test")
+        .data(Blob::new(data))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn indexes(receivers: &[Receiver], pick: impl Fn(&Receiver) -> bool) -> BTreeSet<usize> {
+    receivers
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| pick(r))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_kinesis() {
+    let emulator = Emulator::start();
+    let stack = spawn_stack(&emulator).await;
+    let mut receivers = Vec::new();
+    for account in 1..=3u64 {
+        for k in 1..=3u64 {
+            for session in ["a", "b"] {
+                receivers.push(create(&stack, account, account * 10 + k, session).await);
+            }
+        }
+    }
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+
+    let cases: Vec<(&str, Value, BTreeSet<usize>)> = vec![
+        (
+            "/notify/user/21/session/b",
+            json!({"userId": 21, "sessionId": "b"}),
+            indexes(&receivers, |r| r.user == 21 && r.session == "b"),
+        ),
+        (
+            "/notify/user/22",
+            json!({"userId": 22}),
+            indexes(&receivers, |r| r.user == 22),
+        ),
+        (
+            "/notify/account/3",
+            json!({"accountId": 3}),
+            indexes(&receivers, |r| r.account == 3),
+        ),
+        ("/notify", json!({}), indexes(&receivers, |_| true)),
+    ];
+    for (path, event, expected) in cases {
+        let marker = format!("api {path}");
+        let (status, answer) =
+            call(&stack, "POST", path, &json!({"marker": marker}).to_string()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["sessionsMatched"],
+            expected.len(),
+            "{path}: {answer}"
+        );
+        assert_reached(&sqs, &receivers, &expected, &marker).await;
+
+        let marker = format!("kinesis {path}");
+        let mut event = event;
+        event["marker"] = json!(marker);
+        put_event(&emulator, event.to_string().as_bytes()).await;
+        assert_reached(&sqs, &receivers, &expected, &marker).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_counted_and_skipped_between_two_delivered_ones() {
+    let emulator = Emulator::start();
+    let stack = spawn_stack(&emulator).await;
+    let receiver = create(&stack, 1, 5, "only").await;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+
+    put_event(&emulator, br#"{"userId": 5, "message": "first"}"#).await;
+    put_event(&emulator, br#"{"userId": true, "message": "poison"}"#).await;
+    put_event(&emulator, br#"{"userId": 5, "message": "second"}"#).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < 2 && Instant::now() < deadline {
+        got.extend(drain(&sqs, &receiver, 2).await);
+    }
+    let texts: Vec<&str> = got.iter().map(|m| m["message"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["first", "second"]);
+    let stats = stack.stream_stats();
+    assert_eq!(stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.dispatched.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_to_2000_sessions_goes_through_sender_batches_and_reaches_each_once() {
+    const USERS: u64 = 1000;
+    let emulator = Emulator::start();
+    let mut options = stack_options(&emulator);
+    options.dispatch = DispatchSettings {
+        direct_limit: 10,
+        sender_batch: 250,
+        history_batch: 300,
+        report_urls_up_to: 10,
+        ..DispatchSettings::default()
+    };
+    let stack = LocalStack::start(options).await.expect("the stack starts");
+
+    // Sessions are made through the adapters, not 2,000 create calls: what is under test here is
+    // the fan-out, and Cognito would only add minutes.
+    let seeded = std::time::Instant::now();
+    let receivers = seed_sessions(&stack, USERS).await;
+    eprintln!(
+        "seeded {} sessions in {:?}",
+        receivers.len(),
+        seeded.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    let (status, answer) = get(&stack, "/notify?message=Hello+Everyone").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sessionsMatched"], 2000);
+    assert_eq!(answer["sentDirectly"], 0);
+    assert_eq!(answer["senderBatches"], 8);
+    assert_eq!(answer["historyBatches"], 4);
+    assert!(
+        answer.get("queueUrls").is_none(),
+        "no URL list for a large fan-out"
+    );
+    let message_id = answer["messageId"].as_str().unwrap().to_string();
+
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let counts: Vec<usize> = futures::stream::iter(receivers.iter())
+        .map(|receiver| {
+            let sqs = sqs.clone();
+            let message_id = message_id.clone();
+            async move {
+                let got = drain(&sqs, receiver, 10).await;
+                let ids: BTreeSet<String> = got
+                    .iter()
+                    .map(|m| m["messageId"].as_str().unwrap().to_string())
+                    .collect();
+                assert_eq!(ids, BTreeSet::from([message_id]), "{}", receiver.queue_url);
+                got.len()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    eprintln!(
+        "broadcast to 2000 sessions received in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(counts.len(), 2000);
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(&emulator).await);
+    let mut rows: BTreeMap<String, usize> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rows.values().sum::<usize>() < USERS as usize && Instant::now() < deadline {
+        rows.clear();
+        let items = dynamodb
+            .scan()
+            .table_name("sqs-push-local-history")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        for item in items {
+            let item = item.unwrap();
+            let user = item["userId"].as_n().unwrap().clone();
+            assert_eq!(item["messageId"].as_s().unwrap(), &message_id);
+            *rows.entry(user).or_default() += 1;
+        }
+    }
+    assert_eq!(rows.len(), USERS as usize, "one history row per user");
+    assert!(rows.values().all(|count| *count == 1));
+}
+
+async fn seed_sessions(stack: &LocalStack, users: u64) -> Vec<Receiver> {
+    use sqs_push_core::ids::{AccountId, SessionId, UserId};
+    use sqs_push_core::ports::{QueueService, QueueSpec, SessionStore};
+    use sqs_push_core::session::{Credentials, Session};
+    let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
+    let names = stack.config.queue_names().unwrap();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let pairs: Vec<(u64, &str)> = (0..users).flat_map(|u| [(u, "a"), (u, "b")]).collect();
+    futures::stream::iter(pairs)
+        .map(|(user, session)| {
+            let adapters = adapters.clone();
+            let name = names.generate();
+            async move {
+                let queue = adapters
+                    .queues
+                    .create_queue(&QueueSpec {
+                        name,
+                        owner_identity_id: "seeded".into(),
+                        retention_seconds: None,
+                    })
+                    .await
+                    .unwrap();
+                let key = SessionKey::generate();
+                let row = Session {
+                    account_id: AccountId::try_from(user % 7).unwrap(),
+                    user_id: UserId::try_from(user).unwrap(),
+                    session_id: SessionId::parse(session).unwrap(),
+                    queue: queue.clone(),
+                    identity_id: "seeded".into(),
+                    aes_key: key.clone(),
+                    credentials: Credentials {
+                        access_key: "a".into(),
+                        secret_key: "s".into(),
+                        session_token: "t".into(),
+                        expires,
+                    },
+                    ttl: expires + 3600,
+                    created: 0,
+                };
+                adapters.sessions.put(&row).await.unwrap();
+                Receiver {
+                    account: user % 7,
+                    user,
+                    session: session.to_string(),
+                    queue_url: queue.url,
+                    key,
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
