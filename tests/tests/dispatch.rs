@@ -291,7 +291,7 @@ async fn a_broadcast_to_2000_sessions_goes_through_sender_batches_and_reaches_ea
 
 async fn seed_sessions(stack: &LocalStack, users: u64) -> Vec<Receiver> {
     use sqs_push_core::ids::{AccountId, SessionId, UserId};
-    use sqs_push_core::ports::{QueueService, QueueSpec, SessionStore};
+    use sqs_push_core::ports::QueueSpec;
     use sqs_push_core::session::{Credentials, Session};
     let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
     let names = stack.config.queue_names().unwrap();
