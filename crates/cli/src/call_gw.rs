@@ -1,5 +1,6 @@
 //! `call-gw ENV REGION PATH`: the Reuters demo's signed API call.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -141,10 +142,12 @@ pub async fn run(args: Args) -> ExitCode {
     .await;
     match result {
         Ok((status, text)) => {
-            match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(json) => println!("{}", serde_json::to_string_pretty(&json).unwrap_or(text)),
-                Err(_) => println!("{text}"),
-            }
+            let shown = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(json) => serde_json::to_string_pretty(&json).unwrap_or(text),
+                Err(_) => text,
+            };
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{shown}");
             if (200..300).contains(&status) {
                 ExitCode::SUCCESS
             } else {

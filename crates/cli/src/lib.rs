@@ -1,7 +1,8 @@
-//! The tools users run against a stack: signed API calls (`call-gw`) and message decryption
-//! (`decrypt-message`). The `sqs-push` binary is a thin clap front end over these modules.
+//! The tools users run against a stack: signed API calls (`call-gw`), message decryption
+//! (`decrypt-message`) and events on the stream (`put-event`). The `sqs-push` binary is a thin clap front end over these modules.
 //!
 //! Not for: anything the service itself runs.
 
 pub mod call_gw;
 pub mod decrypt;
+pub mod put_event;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sqs_push_cli::{call_gw, decrypt};
+use sqs_push_cli::{call_gw, decrypt, put_event};
 
 /// Tools for sqs-push: signed API calls and message decryption.
 #[derive(Debug, Parser)]
@@ -19,6 +19,8 @@ enum Command {
     CallGw(call_gw::Args),
     /// Decrypts what `aws sqs receive-message` printed (read from stdin), one JSON per line.
     DecryptMessage(decrypt::Args),
+    /// Puts JSON events on the event stream (arguments, or one per line on stdin).
+    PutEvent(put_event::Args),
 }
 
 #[tokio::main]
@@ -26,5 +28,6 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CallGw(args) => call_gw::run(args).await,
         Command::DecryptMessage(args) => decrypt::run(args),
+        Command::PutEvent(args) => put_event::run(args).await,
     }
 }
