@@ -25,6 +25,9 @@ GetOpenIdToken answer ResourceNotFoundException for an identity that does not
 exist (e.g. one that was deleted). --lenient-identities keeps moto's original
 behaviour for those last two calls (any id accepted).
 
+GET /_emulator/stats answers {"requests": N}, the number of requests served so far
+(benchmarks use it for the emulator's request rate).
+
 Prints "emulator listening on http://127.0.0.1:PORT" once the server answers
 HTTP, then runs until SIGTERM or SIGINT and exits 0.
 """
@@ -268,6 +271,32 @@ def wait_http(url: str, seconds: float) -> bool:
     return False
 
 
+STATS_PATH = "/_emulator/stats"
+
+
+def install_request_counter() -> None:
+    """Count every request the emulator serves; GET /_emulator/stats answers {"requests": N}.
+
+    Benchmarks read it before and after a run to report the emulator's request rate."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    lock = threading.Lock()
+    counted = {"requests": 0}
+    original_call = DomainDispatcherApplication.__call__
+
+    def counting_call(self, environ, start_response):
+        if environ.get("PATH_INFO") == STATS_PATH:
+            with lock:
+                body = json.dumps(counted).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        with lock:
+            counted["requests"] += 1
+        return original_call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = counting_call
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=4566, help="TCP port (default 4566)")
@@ -306,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     patch_cognito_identity(strict_identities=not args.lenient_identities)
+    install_request_counter()
 
     from moto.server import ThreadedMotoServer
 

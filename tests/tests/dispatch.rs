@@ -290,59 +290,15 @@ async fn a_broadcast_to_2000_sessions_goes_through_sender_batches_and_reaches_ea
 }
 
 async fn seed_sessions(stack: &LocalStack, users: u64) -> Vec<Receiver> {
-    use sqs_push_core::ids::{AccountId, SessionId, UserId};
-    use sqs_push_core::ports::QueueSpec;
-    use sqs_push_core::session::{Credentials, Session};
-    let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
-    let names = stack.config.queue_names().unwrap();
-    let expires = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let pairs: Vec<(u64, &str)> = (0..users).flat_map(|u| [(u, "a"), (u, "b")]).collect();
-    futures::stream::iter(pairs)
-        .map(|(user, session)| {
-            let adapters = adapters.clone();
-            let name = names.generate();
-            async move {
-                let queue = adapters
-                    .queues
-                    .create_queue(&QueueSpec {
-                        name,
-                        owner_identity_id: "seeded".into(),
-                        retention_seconds: None,
-                    })
-                    .await
-                    .unwrap();
-                let key = SessionKey::generate();
-                let row = Session {
-                    account_id: AccountId::try_from(user % 7).unwrap(),
-                    user_id: UserId::try_from(user).unwrap(),
-                    session_id: SessionId::parse(session).unwrap(),
-                    queue: queue.clone(),
-                    identity_id: "seeded".into(),
-                    aes_key: key.clone(),
-                    credentials: Credentials {
-                        access_key: "a".into(),
-                        secret_key: "s".into(),
-                        session_token: "t".into(),
-                        expires,
-                    },
-                    ttl: expires + 3600,
-                    created: 0,
-                };
-                adapters.sessions.put(&row).await.unwrap();
-                Receiver {
-                    account: user % 7,
-                    user,
-                    session: session.to_string(),
-                    queue_url: queue.url,
-                    key,
-                }
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
+    sqs_push_local::seed::seed_sessions(&stack.config, users, 2, 7)
         .await
+        .into_iter()
+        .map(|seeded| Receiver {
+            account: seeded.account_id,
+            user: seeded.user_id,
+            session: seeded.session_id,
+            queue_url: seeded.queue_url,
+            key: seeded.aes_key,
+        })
+        .collect()
 }

@@ -1,8 +1,10 @@
 //! The tools users run against a stack: signed API calls (`call-gw`), message decryption
-//! (`decrypt-message`) and events on the stream (`put-event`). The `sqs-push` binary is a thin clap front end over these modules.
+//! (`decrypt-message`) events on the stream (`put-event`) and the
+//! local-stack broadcast benchmark (`bench`). The `sqs-push` binary is a thin clap front end over these modules.
 //!
 //! Not for: anything the service itself runs.
 
+pub mod bench;
 pub mod call_gw;
 pub mod decrypt;
 pub mod put_event;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sqs_push_cli::{call_gw, decrypt, put_event};
+use sqs_push_cli::{bench, call_gw, decrypt, put_event};
 
 /// Tools for sqs-push: signed API calls and message decryption.
 #[derive(Debug, Parser)]
@@ -21,6 +21,8 @@ enum Command {
     DecryptMessage(decrypt::Args),
     /// Puts JSON events on the event stream (arguments, or one per line on stdin).
     PutEvent(put_event::Args),
+    /// Times one broadcast on the local stack against a running emulator.
+    Bench(bench::Args),
 }
 
 #[tokio::main]
@@ -29,5 +31,6 @@ async fn main() -> ExitCode {
         Command::CallGw(args) => call_gw::run(args).await,
         Command::DecryptMessage(args) => decrypt::run(args),
         Command::PutEvent(args) => put_event::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

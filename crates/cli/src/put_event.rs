@@ -23,7 +23,11 @@ pub struct Args {
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// The emulator for `--env local`.
-    #[arg(long, env = "SQS_PUSH_EMULATOR", default_value = "http://127.0.0.1:4566")]
+    #[arg(
+        long,
+        env = "SQS_PUSH_EMULATOR",
+        default_value = "http://127.0.0.1:4566"
+    )]
     emulator: String,
     /// Put this many events in all, cycling through the given ones.
     #[arg(long)]
@@ -36,7 +40,9 @@ pub struct Args {
 }
 
 /// Parses events, naming the one that is not a JSON object.
-pub fn parse_events<'a>(lines: impl IntoIterator<Item = (String, &'a str)>) -> Result<Vec<Vec<u8>>, String> {
+pub fn parse_events<'a>(
+    lines: impl IntoIterator<Item = (String, &'a str)>,
+) -> Result<Vec<Vec<u8>>, String> {
     let mut events = Vec::new();
     for (place, text) in lines {
         let text = text.trim();
@@ -81,10 +87,24 @@ async fn client(args: &Args) -> Client {
 pub async fn run(args: Args) -> ExitCode {
     let stdin_lines: Vec<String>;
     let events = if args.events.is_empty() {
-        stdin_lines = std::io::stdin().lock().lines().map_while(Result::ok).collect();
-        parse_events(stdin_lines.iter().enumerate().map(|(i, l)| (format!("line {}", i + 1), l.as_str())))
+        stdin_lines = std::io::stdin()
+            .lock()
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        parse_events(
+            stdin_lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (format!("line {}", i + 1), l.as_str())),
+        )
     } else {
-        parse_events(args.events.iter().enumerate().map(|(i, e)| (format!("event {}", i + 1), e.as_str())))
+        parse_events(
+            args.events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (format!("event {}", i + 1), e.as_str())),
+        )
     };
     let events = match events {
         Ok(events) => events,
@@ -117,7 +137,13 @@ pub async fn run(args: Args) -> ExitCode {
             })
             .collect();
         let size = batch.len();
-        match kinesis.put_records().stream_name(&stream).set_records(Some(batch)).send().await {
+        match kinesis
+            .put_records()
+            .stream_name(&stream)
+            .set_records(Some(batch))
+            .send()
+            .await
+        {
             Ok(output) => {
                 let refused = output.failed_record_count().unwrap_or(0).max(0) as usize;
                 put += size - refused;
@@ -148,7 +174,11 @@ pub async fn run(args: Args) -> ExitCode {
         "\rput-event: {put}/{total} put on {stream} in {elapsed:.1}s ({:.0}/s), {failed} refused",
         put as f64 / elapsed.max(0.001)
     );
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[cfg(test)]
@@ -157,17 +187,28 @@ mod tests {
 
     #[test]
     fn events_must_be_json_objects_and_errors_name_the_line() {
-        let ok = parse_events([("line 1".to_string(), r#"{"userId":1}"#), ("line 2".to_string(), "  ")]);
+        let ok = parse_events([
+            ("line 1".to_string(), r#"{"userId":1}"#),
+            ("line 2".to_string(), "  "),
+        ]);
         assert_eq!(ok.unwrap().len(), 1);
-        let error = parse_events([("line 1".to_string(), "{}"), ("line 2".to_string(), "[1]")]).unwrap_err();
+        let error = parse_events([("line 1".to_string(), "{}"), ("line 2".to_string(), "[1]")])
+            .unwrap_err();
         assert_eq!(error, "line 2 is not a JSON object");
-        assert!(parse_events([("line 1".to_string(), "{")]).unwrap_err().starts_with("line 1 is not JSON"));
+        assert!(
+            parse_events([("line 1".to_string(), "{")])
+                .unwrap_err()
+                .starts_with("line 1 is not JSON")
+        );
         assert!(parse_events(Vec::<(String, &str)>::new()).is_err());
     }
 
     #[test]
     fn partition_keys_follow_the_user_then_the_account() {
-        assert_eq!(partition_key(br#"{"userId":5,"accountId":1}"#, 0), "userId-5");
+        assert_eq!(
+            partition_key(br#"{"userId":5,"accountId":1}"#, 0),
+            "userId-5"
+        );
         assert_eq!(partition_key(br#"{"accountId":1}"#, 0), "accountId-1");
         assert_eq!(partition_key(br#"{}"#, 3), "event-3");
     }

@@ -5,6 +5,7 @@
 
 pub mod bootstrap;
 pub mod kinesis;
+pub mod seed;
 pub mod sigv4;
 pub mod stack;
 

@@ -1,0 +1,90 @@
+//! Many sessions at once, straight through the adapters (a queue and a row each, no Cognito):
+//! for fan-out tests and benchmarks, where thousands of create calls would only measure Cognito.
+
+use futures::StreamExt;
+use sqs_push_core::crypto::SessionKey;
+use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::ports::QueueSpec;
+use sqs_push_core::session::{Credentials, Session};
+use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::wiring::Adapters;
+
+/// A seeded session, as a test or benchmark needs to read its queue.
+#[derive(Debug, Clone)]
+pub struct SeededSession {
+    /// The account (`userId % accounts`).
+    pub account_id: u64,
+    /// The user.
+    pub user_id: u64,
+    /// The session id.
+    pub session_id: String,
+    /// The queue.
+    pub queue_url: String,
+    /// The key.
+    pub aes_key: SessionKey,
+}
+
+/// Creates `users × sessions_per_user` live sessions, users spread over `accounts` accounts.
+pub async fn seed_sessions(
+    config: &StackConfig,
+    users: u64,
+    sessions_per_user: u64,
+    accounts: u64,
+) -> Vec<SeededSession> {
+    let adapters = Adapters::aws(config).await;
+    let names = config.queue_names().expect("the stack's config is valid");
+    let expires = adapters.clock.now() + u64::from(config.credential_seconds);
+    let pairs: Vec<(u64, u64)> = (0..users)
+        .flat_map(|user| (0..sessions_per_user).map(move |session| (user, session)))
+        .collect();
+    futures::stream::iter(pairs)
+        .map(|(user, session)| {
+            let adapters = adapters.clone();
+            let name = names.generate();
+            let account = user % accounts.max(1);
+            async move {
+                let queue = adapters
+                    .queues
+                    .create_queue(&QueueSpec {
+                        name,
+                        owner_identity_id: "seeded".into(),
+                        retention_seconds: None,
+                    })
+                    .await
+                    .expect("the emulator creates the queue");
+                let aes_key = SessionKey::generate();
+                let session_id = format!("seeded-{session}");
+                let row = Session {
+                    account_id: AccountId::try_from(account).expect("small id"),
+                    user_id: UserId::try_from(user).expect("small id"),
+                    session_id: SessionId::parse(&session_id).expect("valid id"),
+                    queue: queue.clone(),
+                    identity_id: "seeded".into(),
+                    aes_key: aes_key.clone(),
+                    credentials: Credentials {
+                        access_key: "seeded".into(),
+                        secret_key: "seeded".into(),
+                        session_token: "seeded".into(),
+                        expires,
+                    },
+                    ttl: expires + config.idle_seconds,
+                    created: expires - u64::from(config.credential_seconds),
+                };
+                adapters
+                    .sessions
+                    .put(&row)
+                    .await
+                    .expect("the emulator stores the row");
+                SeededSession {
+                    account_id: account,
+                    user_id: user,
+                    session_id,
+                    queue_url: queue.url,
+                    aes_key,
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
