@@ -109,10 +109,11 @@ impl LocalStack {
 
         let adapters = Adapters::aws(&config).await;
         let state = api_state(&config, &adapters)?;
-        let app = api::router(state).layer(axum::middleware::from_fn_with_state(
+        let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
             require_signature,
         ));
+        let app = crate::demo::mount(app, api::router(state), options.api_address);
 
         let listener = TcpListener::bind(options.api_address)
             .await
