@@ -40,14 +40,21 @@ async function connect() {
   const ids = ['accountId', 'userId', 'sessionId'].map((id) => encodeURIComponent($(id).value.trim()));
   $('connect').disabled = true;
   try {
-    const { session } = await demoApi(`/create/${ids.join('/')}`);
+    const createPath = `/create/${ids.join('/')}`;
+    const { session } = await demoApi(createPath);
     current = session;
     showSession(session);
     log(`session created for account ${session.accountId}, user ${session.userId}`);
-    // No renew callback: the local stack has no renew route yet, and its credentials last an
-    // hour. After that the client reports credential errors; create a new session.
     client = new SqsPushClient({
       session,
+      // Repeating create for a live session returns the same queue and key, with fresh
+      // credentials once the old ones are close to expiry (docs/http-api.md).
+      renew: async (_current, { signal }) => {
+        const renewed = (await demoApi(createPath, { signal })).session;
+        showSession(renewed);
+        log('credentials renewed');
+        return renewed;
+      },
       onMessage: show,
       onError: (err) => log(`${err.name}: ${err.message}`, 'error'),
       onState: showState,
