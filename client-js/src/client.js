@@ -291,6 +291,10 @@ export class SqsPushClient {
 
   async #receive(signal) {
     const t = this.#target();
+    // The first poll after start() or an error does not wait: on an idle queue a long poll
+    // would keep the state at connecting/reconnecting for up to 20 s, and a bad credential or
+    // a missing queue should show at once. Then long polls.
+    const wait = this.#state === 'connected' ? this.#wait : 0;
     const out = await sqsCall({
       fetch: this.#fetch,
       endpoint: t.endpoint,
@@ -300,11 +304,11 @@ export class SqsPushClient {
       payload: {
         QueueUrl: t.queueUrl,
         MaxNumberOfMessages: MAX_MESSAGES,
-        WaitTimeSeconds: this.#wait,
+        WaitTimeSeconds: wait,
         MessageAttributeNames: ['All'],
       },
       signal,
-      timeoutMs: this.#wait * 1000 + POLL_GRACE_MS,
+      timeoutMs: wait * 1000 + POLL_GRACE_MS,
     });
     return Array.isArray(out.Messages) ? out.Messages : [];
   }

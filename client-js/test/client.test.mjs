@@ -51,9 +51,9 @@ test('receives, hands messages to onMessage in order, deletes them in one Delete
 test('requests: POST to the endpoint root, JSON protocol, SigV4 for sqs in the session region', async () => {
   const { sqs, client, s } = setup({ waitTimeSeconds: 7 });
   client.start();
-  await until(() => sqs.calls.length >= 1);
+  await until(() => sqs.calls.length >= 2);
   await client.stop();
-  const c = sqs.calls[0];
+  const c = sqs.calls[1];
   assert.equal(c.url, 'http://127.0.0.1:4566/');
   assert.equal(c.headers.get('content-type'), 'application/x-amz-json-1.0');
   assert.equal(c.headers.get('x-amz-target'), 'AmazonSQS.ReceiveMessage');
@@ -65,6 +65,19 @@ test('requests: POST to the endpoint root, JSON protocol, SigV4 for sqs in the s
     WaitTimeSeconds: 7,
     MessageAttributeNames: ['All'],
   });
+});
+
+test('the first poll after start() and after an error does not wait; the others long-poll', async () => {
+  const { sqs, client, states } = setup({ waitTimeSeconds: 20 });
+  sqs.beforeReceive = () => {
+    if (sqs.receives().length === 3) sqs.failNext.push({ status: 500, body: { __type: 'InternalFailure' } });
+  };
+  client.start();
+  await until(() => sqs.receives().length >= 5, 3000, 'polls');
+  await client.stop();
+  // 1 connect, 2 long, 3 fails, 4 reconnect, 5 long
+  assert.deepEqual(sqs.receives().slice(0, 5).map((c) => c.body.WaitTimeSeconds), [0, 20, 20, 0, 20]);
+  assert.deepEqual(states, ['connecting', 'connected', 'reconnecting', 'connected', 'stopped']);
 });
 
 test('region comes from an sqs.<region>.amazonaws.com url when the session has none', async () => {

@@ -28,6 +28,8 @@
 #   aws_local ARGS...      .venv/bin/aws with --endpoint-url $AWS_ENDPOINT_URL: AWS
 #                          CLI v1 ignores AWS_ENDPOINT_URL for sqs (it forces
 #                          queue.amazonaws.com & co. unless --endpoint-url is given)
+#   ensure_client_js       npm ci in client-js/ when node_modules is missing or older
+#                          than package-lock.json
 #   cargo_target_dir       print cargo's target directory ($CARGO_TARGET_DIR or target/)
 #   sqs_push_bin           build the `sqs-push` CLI (crates/cli) if needed and print its
 #                          path; $SQS_PUSH_BIN, when set, is used as is (no build)
@@ -269,6 +271,16 @@ emulator_env() {
 aws_local() {
     [[ -n "${AWS_ENDPOINT_URL:-}" ]] || die "aws_local: AWS_ENDPOINT_URL is not set (see emulator_env)"
     "$venv_bin/aws" --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+}
+
+# ensure_client_js: install client-js's npm packages (npm ci) unless they are up to date.
+ensure_client_js() {
+    local dir="$repo_root/client-js"
+    command -v npm >/dev/null 2>&1 || die "npm not found; install Node.js 20 or newer"
+    if [[ ! -d "$dir/node_modules" ]] || [[ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+        log "installing client-js packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >&2 || die "npm ci in client-js failed"
+    fi
 }
 
 # cargo_target_dir: cargo's output directory, absolute. A relative CARGO_TARGET_DIR

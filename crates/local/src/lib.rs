@@ -1,9 +1,11 @@
 //! The local stack of sqs-push: provisions the AWS emulator for the `local` stage and serves the
-//! same api Router the Lambda runs, behind a SigV4 check that stands in for API Gateway's IAM auth.
+//! same api Router the Lambda runs, behind a SigV4 check that stands in for API Gateway's IAM auth,
+//! and the demo page with its unsigned `/local-demo/…` routes (loopback only).
 //!
 //! Not for: production. Nothing here runs on AWS.
 
 pub mod bootstrap;
+pub mod demo;
 pub mod kinesis;
 pub mod seed;
 pub mod sigv4;

@@ -140,10 +140,11 @@ impl LocalStack {
             stopped_tasks,
         )
         .await?;
-        let app = api::router(state).layer(axum::middleware::from_fn_with_state(
+        let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
             require_signature,
         ));
+        let app = crate::demo::mount(app, api::router(state), options.api_address);
 
         let listener = TcpListener::bind(options.api_address)
             .await

@@ -1,0 +1,172 @@
+// The demo page: creates a session through the local stack's unsigned demo routes, runs the
+// client from the built bundle, and shows its states and the decrypted messages with their
+// delivery latency. The send buttons post through the demo notify routes with a `sentAt` field
+// (epoch ms); any message carrying `sentAt` gets its latency shown, whoever sent it.
+
+import { SqsPushClient } from '/local-demo/sqs-push-client.js';
+
+/** The signed API's routes, unsigned, for this page only (see crates/local/src/demo.rs). */
+const API = '/local-demo/api';
+const MAX_ROWS = 100;
+
+const $ = (id) => document.getElementById(id);
+let client = null;
+let current = null; // the session create returned (its keys stay in memory, never on screen)
+let received = 0;
+
+$('sessionId').value = crypto.randomUUID();
+updateSendLabels();
+
+$('session-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  connect();
+});
+$('disconnect').addEventListener('click', () => disconnect());
+$('send-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  send(event.submitter ? event.submitter.value : 'user');
+});
+for (const id of ['accountId', 'userId']) $(id).addEventListener('input', updateSendLabels);
+
+async function demoApi(path, init = {}) {
+  const res = await fetch(API + path, { ...init, headers: { 'x-sqs-push-demo': '1', ...init.headers } });
+  const answer = await res.json().catch(() => ({}));
+  if (!res.ok || answer.success !== true) throw new Error(answer.error || `HTTP ${res.status}`);
+  return answer;
+}
+
+async function connect() {
+  await disconnect();
+  const ids = ['accountId', 'userId', 'sessionId'].map((id) => encodeURIComponent($(id).value.trim()));
+  $('connect').disabled = true;
+  try {
+    const createPath = `/create/${ids.join('/')}`;
+    const { session } = await demoApi(createPath);
+    current = session;
+    showSession(session);
+    log(`session created for account ${session.accountId}, user ${session.userId}`);
+    client = new SqsPushClient({
+      session,
+      // Repeating create for a live session returns the same queue and key, with fresh
+      // credentials once the old ones are close to expiry (docs/http-api.md).
+      renew: async (_current, { signal }) => {
+        const renewed = (await demoApi(createPath, { signal })).session;
+        showSession(renewed);
+        log('credentials renewed');
+        return renewed;
+      },
+      onMessage: show,
+      onError: (err) => log(`${err.name}: ${err.message}`, 'error'),
+      onState: showState,
+    });
+    client.start();
+    $('disconnect').disabled = false;
+    $('send-session').disabled = false;
+  } catch (err) {
+    log(`create failed: ${err.message}`, 'error');
+  } finally {
+    $('connect').disabled = false;
+  }
+}
+
+async function disconnect() {
+  if (!client) return;
+  const stopping = client;
+  client = null;
+  $('disconnect').disabled = true;
+  $('send-session').disabled = true;
+  await stopping.stop();
+}
+
+async function send(to) {
+  const text = $('text').value;
+  const accountId = encodeURIComponent($('accountId').value.trim());
+  const userId = encodeURIComponent($('userId').value.trim());
+  let path;
+  if (to === 'session') {
+    if (!current) return;
+    path = `/notify/user/${current.userId}/session/${encodeURIComponent(current.sessionId)}`;
+  } else if (to === 'account') {
+    path = `/notify/account/${accountId}`;
+  } else if (to === 'everyone') {
+    path = '/notify';
+  } else {
+    path = `/notify/user/${userId}`;
+  }
+  try {
+    const answer = await demoApi(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: text, sentAt: Date.now() }),
+    });
+    $('send-result').textContent =
+      `Sent to ${to}: ${answer.sessionsMatched} session(s) matched, message ${answer.messageId}.`;
+  } catch (err) {
+    $('send-result').textContent = `Sending to ${to} failed: ${err.message}`;
+    log(`notify failed: ${err.message}`, 'error');
+  }
+}
+
+function show(msg) {
+  const at = Date.now();
+  const sentAt = Number(msg.sentAt);
+  const latency = msg.sentAt !== undefined && Number.isFinite(sentAt) ? `${Math.max(0, at - sentAt)} ms` : '—';
+  const text = typeof msg.message === 'string' ? msg.message : JSON.stringify(msg);
+  const row = document.createElement('tr');
+  for (const value of [clock(at), targetOf(msg), text, latency, msg.messageId ?? '']) {
+    const cell = document.createElement('td');
+    cell.textContent = String(value); // never innerHTML: messages are data
+    row.append(cell);
+  }
+  row.cells[3].className = 'num';
+  row.cells[4].className = 'id';
+  const body = $('messages').tBodies[0];
+  body.prepend(row);
+  while (body.rows.length > MAX_ROWS) body.lastElementChild.remove();
+  received += 1;
+  $('count').textContent = `(${received})`;
+  $('no-messages').hidden = true;
+}
+
+/** Which kind of target a message was sent to, from the fields the service stamps on it. */
+function targetOf(msg) {
+  if (msg.sessionId !== undefined) return 'session';
+  if (msg.userId !== undefined) return `user ${msg.userId}`;
+  if (msg.accountId !== undefined) return `account ${msg.accountId}`;
+  return 'everyone';
+}
+
+function showState(state) {
+  const out = $('state');
+  out.textContent = state;
+  out.dataset.state = state;
+  log(`state: ${state}`);
+}
+
+function showSession(session) {
+  $('info-queue').textContent = session.sqsQueueName || session.sqsUrl;
+  $('info-expires').textContent = Number.isFinite(session.expires)
+    ? new Date(session.expires * 1000).toLocaleString()
+    : 'unknown';
+  $('session-info').hidden = false;
+}
+
+function updateSendLabels() {
+  $('send-user').textContent = `the user (${$('userId').value.trim()})`;
+  $('send-account').textContent = `the account (${$('accountId').value.trim()})`;
+}
+
+function log(text, kind = 'info') {
+  const item = document.createElement('li');
+  item.className = kind;
+  item.textContent = `${clock(Date.now())}  ${text}`;
+  const list = $('log');
+  list.prepend(item);
+  while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+}
+
+function clock(ms) {
+  const d = new Date(ms);
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}

@@ -1,0 +1,356 @@
+//! The demo page of the local stack and its unsigned routes, mounted next to the signed API.
+//!
+//! - `GET /` — the page (`client-js/demo/index.html`), plus `/local-demo/demo.js`,
+//!   `/local-demo/demo.css` and the built client bundle `/local-demo/sqs-push-client.js`
+//!   (`client-js/dist/sqs-push-client.js`).
+//! - `/local-demo/api/…` — the api Router itself, without the SigV4 check, so the page can create a
+//!   session and notify without holding keys: `/local-demo/api/create/{a}/{u}/{s}`,
+//!   `/local-demo/api/notify[/account/{a}|/user/{u}[/session/{s}]]`, same answers as the signed routes.
+//!
+//! The files are read from the repository at request time, so editing the page needs no rebuild
+//! and a missing bundle is a clear answer instead of a build failure.
+//!
+//! Unsigned routes are guarded so that only the page can use them: the request must carry the
+//! header `x-sqs-push-demo: 1` (a cross-site page cannot send it without a CORS preflight, which
+//! is never answered) and name a loopback `Host` (a DNS-rebound name is refused). The routes are
+//! mounted only when the stack listens on a loopback address.
+//!
+//! Not for: anything outside the local stack. Nothing here exists on AWS.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+/// Prefix of every demo-only route: visibly not part of the API.
+pub const PREFIX: &str = "/local-demo";
+/// Header the page sends on every unsigned API call.
+pub const DEMO_HEADER: &str = "x-sqs-push-demo";
+
+/// `client-js/` of the checkout this binary was built from.
+fn client_js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../client-js")
+}
+
+/// Adds the demo page and the unsigned demo routes to `app` when `address` is a loopback address.
+///
+/// `api` is the api Router without the SigV4 layer; it is served under `/local-demo/api`.
+pub fn mount(app: Router, api: Router, address: SocketAddr) -> Router {
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "not a loopback address: demo page and unsigned demo routes disabled");
+        return app;
+    }
+    app.merge(router(api, client_js_dir()))
+}
+
+/// The demo routes, with files read from `client_js` (a `client-js/` directory).
+fn router(api: Router, client_js: PathBuf) -> Router {
+    let api = api.layer(axum::middleware::from_fn(only_from_the_page));
+    Router::new()
+        .route("/", get(page))
+        .route(&format!("{PREFIX}/demo.js"), get(script))
+        .route(&format!("{PREFIX}/demo.css"), get(style))
+        .route(&format!("{PREFIX}/sqs-push-client.js"), get(bundle))
+        .with_state(client_js)
+        .nest(&format!("{PREFIX}/api"), api)
+}
+
+async fn page(State(dir): State<PathBuf>) -> Response {
+    if !bundle_path(&dir).is_file() {
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><title>sqs-push demo: bundle missing</title>\
+             <p>{}</p>",
+            bundle_missing(&dir)
+        );
+        return file_answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/html; charset=utf-8",
+            body,
+        );
+    }
+    serve(&dir.join("demo/index.html"), "text/html; charset=utf-8").await
+}
+
+async fn script(State(dir): State<PathBuf>) -> Response {
+    serve(&dir.join("demo/demo.js"), "text/javascript; charset=utf-8").await
+}
+
+async fn style(State(dir): State<PathBuf>) -> Response {
+    serve(&dir.join("demo/demo.css"), "text/css; charset=utf-8").await
+}
+
+async fn bundle(State(dir): State<PathBuf>) -> Response {
+    let path = bundle_path(&dir);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => file_answer(StatusCode::OK, "text/javascript; charset=utf-8", bytes),
+        Err(_) => file_answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            bundle_missing(&dir),
+        ),
+    }
+}
+
+fn bundle_path(dir: &Path) -> PathBuf {
+    dir.join("dist/sqs-push-client.js")
+}
+
+fn bundle_missing(dir: &Path) -> String {
+    format!(
+        "The client bundle {} is missing: run `npm ci && npm run build` in {} (scripts/dev does it), then reload.",
+        bundle_path(dir).display(),
+        dir.display()
+    )
+}
+
+async fn serve(path: &Path, content_type: &'static str) -> Response {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => file_answer(StatusCode::OK, content_type, bytes),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "demo file unreadable");
+            file_answer(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                format!("demo file {} is unreadable: {error}", path.display()),
+            )
+        }
+    }
+}
+
+fn file_answer(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    let mut response = (status, body.into()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Edits to the page show on reload.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Lets a request through to the unsigned API only when it comes from the demo page.
+async fn only_from_the_page(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if headers.get(DEMO_HEADER).map(HeaderValue::as_bytes) != Some(b"1") {
+        return refuse(format!(
+            "demo routes need the header `{DEMO_HEADER}: 1` (sent by the demo page); \
+             other clients use the signed API (scripts/call_gw)"
+        ));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !is_loopback_host(host) {
+        return refuse(
+            "demo routes answer only to a loopback Host (127.0.0.1, [::1] or localhost)"
+                .to_string(),
+        );
+    }
+    next.run(request).await
+}
+
+fn refuse(message: String) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"success": false, "error": message})),
+    )
+        .into_response()
+}
+
+/// `127.0.0.1:3000`, `[::1]:3000`, `localhost:3000` (port optional).
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn stub_api() -> Router {
+        Router::new().route(
+            "/notify",
+            get(|| async { "notified" }).post(|| async { "notified" }),
+        )
+    }
+
+    /// A throwaway `client-js/` with the demo files (and the bundle when asked), removed on drop.
+    struct TempClientJs(PathBuf);
+
+    impl TempClientJs {
+        fn new(with_bundle: bool) -> Self {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "sqs-push-demo-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(dir.join("demo")).unwrap();
+            std::fs::write(
+                dir.join("demo/index.html"),
+                "<!doctype html><title>demo</title>",
+            )
+            .unwrap();
+            std::fs::write(dir.join("demo/demo.js"), "// demo").unwrap();
+            std::fs::write(dir.join("demo/demo.css"), "/* demo */").unwrap();
+            if with_bundle {
+                std::fs::create_dir_all(dir.join("dist")).unwrap();
+                std::fs::write(dir.join("dist/sqs-push-client.js"), "export {};").unwrap();
+            }
+            Self(dir)
+        }
+
+        fn app(&self) -> Router {
+            router(stub_api(), self.0.clone())
+        }
+    }
+
+    impl Drop for TempClientJs {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    async fn get_from(app: Router, request: Request<Body>) -> (StatusCode, String, String) {
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn request(path: &str, host: &str, demo_header: bool) -> Request<Body> {
+        let mut builder = Request::get(path).header(header::HOST, host);
+        if demo_header {
+            builder = builder.header(DEMO_HEADER, "1");
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_files_are_served_from_client_js() {
+        let dir = TempClientJs::new(true);
+        let app = dir.app();
+        for (path, kind, body) in [
+            ("/", "text/html", "<title>demo</title>"),
+            ("/local-demo/demo.js", "text/javascript", "// demo"),
+            ("/local-demo/demo.css", "text/css", "/* demo */"),
+            (
+                "/local-demo/sqs-push-client.js",
+                "text/javascript",
+                "export {};",
+            ),
+        ] {
+            let (status, content_type, text) =
+                get_from(app.clone(), request(path, "127.0.0.1:3000", false)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(content_type.starts_with(kind), "{path}: {content_type}");
+            assert!(text.contains(body), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_bundle_is_answered_with_how_to_build_it() {
+        let dir = TempClientJs::new(false);
+        let app = dir.app();
+        for path in ["/", "/local-demo/sqs-push-client.js"] {
+            let (status, _, text) =
+                get_from(app.clone(), request(path, "127.0.0.1:3000", false)).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert!(text.contains("npm run build"), "{path}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_unsigned_api_answers_the_page() {
+        let dir = TempClientJs::new(true);
+        let app = dir.app();
+        for host in [
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "[::1]:3000",
+            "127.0.0.1",
+        ] {
+            let (status, _, text) =
+                get_from(app.clone(), request("/local-demo/api/notify", host, true)).await;
+            assert_eq!(
+                (status, text.as_str()),
+                (StatusCode::OK, "notified"),
+                "{host}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_unsigned_api_refuses_requests_without_the_demo_header() {
+        let dir = TempClientJs::new(true);
+        let app = dir.app();
+        let (status, _, text) = get_from(
+            app,
+            request("/local-demo/api/notify", "127.0.0.1:3000", false),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(text.contains(DEMO_HEADER), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_unsigned_api_refuses_a_foreign_host_name() {
+        let dir = TempClientJs::new(true);
+        let app = dir.app();
+        for host in [
+            "evil.example:3000",
+            "127.0.0.1.evil.example",
+            "10.0.0.5:3000",
+            "",
+        ] {
+            let (status, _, _) =
+                get_from(app.clone(), request("/local-demo/api/notify", host, true)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_mounted_on_a_non_loopback_address() {
+        let app = mount(
+            Router::new(),
+            stub_api(),
+            SocketAddr::from(([0, 0, 0, 0], 3000)),
+        );
+        let (status, _, _) = get_from(app, request("/", "127.0.0.1:3000", false)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn the_signed_routes_keep_their_own_paths() {
+        let signed = Router::new().route("/notify", get(|| async { "signed" }));
+        let app = mount(signed, stub_api(), SocketAddr::from(([127, 0, 0, 1], 3000)));
+        let (status, _, text) = get_from(app, request("/notify", "127.0.0.1:3000", false)).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "signed"));
+    }
+}
