@@ -102,17 +102,22 @@ pub struct MemoryQueue {
 #[derive(Debug, Default)]
 pub struct MemoryQueues {
     queues: Mutex<HashMap<String, MemoryQueue>>,
-    latency: Option<Duration>,
+    latency_micros: AtomicU64,
     calls: AtomicU64,
 }
 
 impl MemoryQueues {
     /// Queues whose every call waits `latency` first (what SQS costs in-region).
     pub fn with_latency(latency: Duration) -> Self {
-        Self {
-            latency: Some(latency),
-            ..Self::default()
-        }
+        let queues = Self::default();
+        queues.set_latency(latency);
+        queues
+    }
+
+    /// Changes the per-call delay (set up fast, then measure slow).
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_micros
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// A copy of one queue.
@@ -132,8 +137,9 @@ impl MemoryQueues {
 
     async fn call(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(latency) = self.latency {
-            tokio::time::sleep(latency).await;
+        let micros = self.latency_micros.load(Ordering::Relaxed);
+        if micros > 0 {
+            tokio::time::sleep(Duration::from_micros(micros)).await;
         }
     }
 }

@@ -73,7 +73,7 @@ impl StackConfig {
             refresh_margin_seconds: 900,
             max_message_bytes: sqs_push_aws::queues::MAX_MESSAGE_BYTES,
             scan_segments: 4,
-            send_concurrency: 32,
+            send_concurrency: 128,
             dispatch: DispatchSettings::default(),
             history_ttl_seconds: 86_400,
             sender_safety_millis: 2_000,
