@@ -123,16 +123,18 @@ impl CleanupService {
         let leftovers: Vec<Leftovers> = changes.iter().map(SessionChange::leftovers).collect();
         let mut failed = vec![false; changes.len()];
 
-        let queue_results: Vec<(usize, bool)> = futures::stream::iter(
-            leftovers
-                .iter()
-                .enumerate()
-                .filter_map(|(index, left)| left.queue.as_ref().map(|queue| (index, queue))),
-        )
-        .map(|(index, queue)| async move { (index, self.delete_queue(queue).await) })
-        .buffer_unordered(self.concurrency)
-        .collect()
-        .await;
+        // Owned queues, collected first: a stream of futures borrowing from an iterator's
+        // closures is not `Send` for the Lambda runtime.
+        let queues: Vec<(usize, QueueRef)> = leftovers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, left)| left.queue.clone().map(|queue| (index, queue)))
+            .collect();
+        let queue_results: Vec<(usize, bool)> = futures::stream::iter(queues)
+            .map(|(index, queue)| async move { (index, self.delete_queue(&queue).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         let mut queues_deleted = 0;
         for (index, deleted) in queue_results {
             if deleted {

@@ -93,21 +93,25 @@ impl OrphanSweeper {
             .into_iter()
             .map(|session| session.queue.name)
             .collect();
-        let orphans: Vec<&QueueRef> = queues
+        // Owned queues, collected first: a stream of futures borrowing from an iterator's
+        // closures is not `Send` for axum.
+        let orphans: Vec<QueueRef> = queues
             .iter()
             .filter(|queue| !named.contains(&queue.name))
+            .cloned()
             .collect();
+        let orphans_found = orphans.len();
 
         let now = self.clock.now();
-        let outcomes: Vec<Outcome> = futures::stream::iter(orphans.iter().copied())
-            .map(|queue| self.delete_if_old(queue, now))
+        let outcomes: Vec<Outcome> = futures::stream::iter(orphans)
+            .map(|queue| async move { self.delete_if_old(&queue, now).await })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
         let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
         let report = OrphanReport {
             queues_scanned: queues.len(),
-            orphans_found: orphans.len(),
+            orphans_found,
             deleted: count(|o| matches!(o, Outcome::Deleted)),
             skipped_young: count(|o| matches!(o, Outcome::Young)),
             failed: count(|o| matches!(o, Outcome::Failed)),

@@ -47,6 +47,10 @@ pub struct StackConfig {
     pub scan_segments: u32,
     /// SQS calls in flight at once in one process.
     pub send_concurrency: usize,
+    /// `/cleanup` leaves queues younger than this alone: their session may be mid-create.
+    pub orphan_grace_seconds: u64,
+    /// Queue deletes in flight at once in cleanup and `/cleanup`.
+    pub cleanup_concurrency: usize,
 }
 
 impl StackConfig {
@@ -67,6 +71,8 @@ impl StackConfig {
             max_message_bytes: sqs_push_aws::queues::MAX_MESSAGE_BYTES,
             scan_segments: 4,
             send_concurrency: 32,
+            orphan_grace_seconds: 600,
+            cleanup_concurrency: 16,
         }
     }
 
@@ -136,6 +142,12 @@ impl StackConfig {
         if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
             config.send_concurrency = v as usize;
         }
+        if let Some(v) = number("SQS_PUSH_ORPHAN_GRACE_SECONDS", 0, 86_400)? {
+            config.orphan_grace_seconds = v;
+        }
+        if let Some(v) = number("SQS_PUSH_CLEANUP_CONCURRENCY", 1, 256)? {
+            config.cleanup_concurrency = v as usize;
+        }
         config.queue_names()?;
         Ok(config)
     }
@@ -203,6 +215,22 @@ mod tests {
         assert_eq!(config.credential_flow, CredentialFlow::Classic);
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.credential_seconds, 3600);
+        assert_eq!(config.orphan_grace_seconds, 600);
+        assert_eq!(config.cleanup_concurrency, 16);
+    }
+
+    #[test]
+    fn lifecycle_settings_are_read_and_bounded() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_ORPHAN_GRACE_SECONDS", "60"));
+        pairs.push(("SQS_PUSH_CLEANUP_CONCURRENCY", "4"));
+        let config = StackConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.orphan_grace_seconds, 60);
+        assert_eq!(config.cleanup_concurrency, 4);
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_CLEANUP_CONCURRENCY", "0"));
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_CLEANUP_CONCURRENCY");
     }
 
     #[test]

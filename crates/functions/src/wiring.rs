@@ -5,8 +5,10 @@ use std::sync::Arc;
 use sqs_push_aws::{
     Clients, CognitoIdentities, DynamoSessionStore, Endpoint, IdentitySettings, SqsQueues,
 };
+use sqs_push_core::cleanup::CleanupService;
 use sqs_push_core::clock::{Clock, SystemClock};
 use sqs_push_core::notify::Notifier;
+use sqs_push_core::orphans::{OrphanSettings, OrphanSweeper};
 use sqs_push_core::ports::{IdentityProvider, QueueService, SessionStore};
 use sqs_push_core::session::{SessionService, SessionSettings};
 
@@ -83,5 +85,28 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         adapters.clock.clone(),
         config.send_concurrency,
     );
-    Ok(ApiState { sessions, notifier })
+    let orphans = OrphanSweeper::new(
+        adapters.sessions.clone(),
+        adapters.queues.clone(),
+        adapters.clock.clone(),
+        OrphanSettings {
+            queue_names: config.queue_names()?,
+            grace_seconds: config.orphan_grace_seconds,
+            concurrency: config.cleanup_concurrency,
+        },
+    );
+    Ok(ApiState {
+        sessions,
+        notifier,
+        orphans,
+    })
+}
+
+/// The cleanup function's service.
+pub fn cleanup_service(config: &StackConfig, adapters: &Adapters) -> CleanupService {
+    CleanupService::new(
+        adapters.queues.clone(),
+        adapters.identities.clone(),
+        config.cleanup_concurrency,
+    )
 }
