@@ -1,17 +1,22 @@
-//! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check.
+//! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check,
+//! and runs the TTL sweeper and the stream poller that invokes cleanup.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_sqs::config::BehaviorVersion;
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, api_state};
+use sqs_push_functions::wiring::{Adapters, api_state, cleanup_service};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
 use crate::sigv4::{LocalKeys, require_signature};
+use crate::stream::{StreamError, StreamHandler, StreamPoller};
+use crate::ttl::{SweepError, SweptKeys, TtlSweeper};
 
 /// The emulator accepts any credentials; these make the SDK sign its calls.
 pub const EMULATOR_CREDENTIALS: (&str, &str) = ("test", "test");
@@ -31,6 +36,12 @@ pub struct LocalOptions {
     pub idle_seconds: u64,
     /// Lifetime of issued credentials.
     pub credential_seconds: u32,
+    /// How often expired sessions are deleted (DynamoDB's TTL, which the emulator lacks).
+    pub sweep_interval: Duration,
+    /// How often the sessions table's stream is read when it had nothing new.
+    pub stream_poll_interval: Duration,
+    /// `/cleanup` leaves queues younger than this alone.
+    pub orphan_grace_seconds: u64,
 }
 
 impl LocalOptions {
@@ -46,6 +57,9 @@ impl LocalOptions {
             },
             idle_seconds: 3600,
             credential_seconds: 3600,
+            sweep_interval: Duration::from_secs(1),
+            stream_poll_interval: Duration::from_millis(500),
+            orphan_grace_seconds: 600,
         }
     }
 }
@@ -64,6 +78,15 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] sqs_push_functions::config::ConfigError),
+    /// The TTL sweeper could not read the sessions table.
+    #[error(transparent)]
+    Sweeper(#[from] SweepError),
+    /// The sessions table's stream could not be read.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The sessions table has no stream.
+    #[error("the sessions table {0} has no stream; delete it so the bootstrap recreates it")]
+    NoStream(String),
     /// The API port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -82,6 +105,9 @@ pub struct LocalStack {
     pub api_address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    sweeper: TtlSweeper,
+    stop_background: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl LocalStack {
@@ -95,6 +121,7 @@ impl LocalStack {
         ));
         config.idle_seconds = options.idle_seconds;
         config.credential_seconds = options.credential_seconds;
+        config.orphan_grace_seconds = options.orphan_grace_seconds;
 
         let sdk = emulator_sdk_config(&options).await;
         let provisioner = Provisioner {
@@ -109,6 +136,42 @@ impl LocalStack {
 
         let adapters = Adapters::aws(&config).await;
         let state = api_state(&config, &adapters)?;
+
+        // What AWS runs on its own: the table's TTL, and the stream trigger of cleanup. The
+        // poller is positioned before the API serves, so every change it makes is delivered.
+        let table = config.sessions_table();
+        let swept = SweptKeys::default();
+        let sweeper = TtlSweeper::new(provisioner.dynamodb.clone(), &table, swept.clone()).await?;
+        let stream_arn = provisioner
+            .dynamodb
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .ok()
+            .and_then(|output| output.table()?.latest_stream_arn().map(str::to_string))
+            .ok_or_else(|| StartError::NoStream(table.clone()))?;
+        let cleanup = cleanup_service(&config, &adapters);
+        let handler: StreamHandler = Arc::new(move |event| {
+            let cleanup = cleanup.clone();
+            Box::pin(async move { sqs_push_functions::cleanup::handle(&cleanup, event).await })
+        });
+        let poller = StreamPoller::start(
+            aws_sdk_dynamodbstreams::Client::new(&sdk),
+            &table,
+            &stream_arn,
+            handler,
+            swept,
+        )
+        .await?;
+        let (stop_background, stopped_background) = watch::channel(false);
+        let background = vec![
+            sweeper
+                .clone()
+                .spawn(options.sweep_interval, stopped_background.clone()),
+            poller.spawn(options.stream_poll_interval, stopped_background),
+        ];
+
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
             require_signature,
@@ -138,6 +201,9 @@ impl LocalStack {
             api_address,
             shutdown: Some(shutdown),
             server: Some(server),
+            sweeper,
+            stop_background,
+            background,
         })
     }
 
@@ -146,13 +212,24 @@ impl LocalStack {
         format!("http://{}", self.api_address)
     }
 
-    /// Stops the server and waits for it.
+    /// Runs one TTL sweep now, as the background sweeper does every interval; returns how
+    /// many expired sessions it deleted.
+    pub async fn sweep_expired(&self) -> Result<usize, SweepError> {
+        use sqs_push_core::clock::{Clock, SystemClock};
+        self.sweeper.sweep(SystemClock.now()).await
+    }
+
+    /// Stops the server, the sweeper and the poller, and waits for them.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        let _ = self.stop_background.send(true);
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        for task in self.background.drain(..) {
+            let _ = task.await;
         }
     }
 }
