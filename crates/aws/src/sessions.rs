@@ -339,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_position_becomes_a_cursor_and_a_foreign_one_names_its_field() {
+        let key = DynamoSessionStore::key(
+            UserId::try_from(7).unwrap(),
+            &SessionId::parse("tab 1").unwrap(),
+        );
+        let cursor = cursor_from_key(&key).unwrap();
+        assert_eq!(cursor.user_id.get(), 7);
+        assert_eq!(cursor.session_id.as_str(), "tab 1");
+        let mut foreign = key.clone();
+        foreign.insert("userId".into(), AttributeValue::S("7".into()));
+        assert_eq!(cursor_from_key(&foreign).unwrap_err(), "userId");
+    }
+
+    #[test]
     fn a_malformed_row_names_the_field() {
         let mut item = HashMap::new();
         item.insert("userId".to_string(), AttributeValue::N("1".into()));

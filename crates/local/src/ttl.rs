@@ -3,7 +3,8 @@
 //! as on AWS, and its key is noted so the stream poller can mark the record as the TTL's, as AWS does
 //! with `userIdentity.principalId = dynamodb.amazonaws.com`.
 //!
-//! AWS deletes expired items lazily (within hours); here it is within one interval.
+//! AWS deletes expired items lazily ("typically within two days of expiration"); here it is
+//! within one interval. The sweep is conditional, so a row renewed meanwhile stays.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
