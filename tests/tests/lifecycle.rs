@@ -406,7 +406,10 @@ async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
 }
 
 /// 1,000 sessions are written straight through the adapters (an HTTP create each would mostly
-/// time STS), already expired; one sweep removes them all at once, as the TTL would.
+/// time STS), already expired; one sweep removes them all at once, as the TTL would. The emulator
+/// refuses DeleteIdentities calls of more than 60 ids, so every identity gone means they went in
+/// batches; the exact split (60, 60, …) is pinned by the unit tests in `sqs_push_core::cleanup`.
+/// It prints its timings; about 20–30 s on two shared cores, most of it writing the sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_deleted_in_batches() {
     const SESSIONS: usize = 1000;
@@ -497,7 +500,6 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
         "1,000 sessions: created in {created_in:?}, swept by {swept_in:?}, all cleaned by {:?}",
         started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// The stage's queues (one ListQueues page holds 1,000).
