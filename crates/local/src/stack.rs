@@ -85,7 +85,9 @@ pub enum StartError {
     #[error(transparent)]
     Stream(#[from] StreamError),
     /// The sessions table has no stream.
-    #[error("the sessions table {0} has no stream; delete it so the bootstrap recreates it")]
+    #[error(
+        "the sessions table {0} has no stream (or cannot be described); delete it so the bootstrap recreates it"
+    )]
     NoStream(String),
     /// The API port could not be bound.
     #[error("cannot listen on {address}: {source}")]
@@ -137,40 +139,8 @@ impl LocalStack {
         let adapters = Adapters::aws(&config).await;
         let state = api_state(&config, &adapters)?;
 
-        // What AWS runs on its own: the table's TTL, and the stream trigger of cleanup. The
-        // poller is positioned before the API serves, so every change it makes is delivered.
-        let table = config.sessions_table();
-        let swept = SweptKeys::default();
-        let sweeper = TtlSweeper::new(provisioner.dynamodb.clone(), &table, swept.clone()).await?;
-        let stream_arn = provisioner
-            .dynamodb
-            .describe_table()
-            .table_name(&table)
-            .send()
-            .await
-            .ok()
-            .and_then(|output| output.table()?.latest_stream_arn().map(str::to_string))
-            .ok_or_else(|| StartError::NoStream(table.clone()))?;
-        let cleanup = cleanup_service(&config, &adapters);
-        let handler: StreamHandler = Arc::new(move |event| {
-            let cleanup = cleanup.clone();
-            Box::pin(async move { sqs_push_functions::cleanup::handle(&cleanup, event).await })
-        });
-        let poller = StreamPoller::start(
-            aws_sdk_dynamodbstreams::Client::new(&sdk),
-            &table,
-            &stream_arn,
-            handler,
-            swept,
-        )
-        .await?;
-        let (stop_background, stopped_background) = watch::channel(false);
-        let background = vec![
-            sweeper
-                .clone()
-                .spawn(options.sweep_interval, stopped_background.clone()),
-            poller.spawn(options.stream_poll_interval, stopped_background),
-        ];
+        let (sweeper, stop_background, background) =
+            start_ttl_and_cleanup(&config, &adapters, &sdk, &options).await?;
 
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
@@ -232,6 +202,50 @@ impl LocalStack {
             let _ = task.await;
         }
     }
+}
+
+/// What AWS runs on its own: the sessions table's TTL, and the stream trigger of the cleanup
+/// function. The poller is positioned before the API serves, so every change it makes is
+/// delivered.
+async fn start_ttl_and_cleanup(
+    config: &StackConfig,
+    adapters: &Adapters,
+    sdk: &aws_config::SdkConfig,
+    options: &LocalOptions,
+) -> Result<(TtlSweeper, watch::Sender<bool>, Vec<JoinHandle<()>>), StartError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = config.sessions_table();
+    let swept = SweptKeys::default();
+    let sweeper = TtlSweeper::new(dynamodb.clone(), &table, swept.clone()).await?;
+    let stream_arn = dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .ok()
+        .and_then(|output| output.table()?.latest_stream_arn().map(str::to_string))
+        .ok_or_else(|| StartError::NoStream(table.clone()))?;
+    let cleanup = cleanup_service(config, adapters);
+    let handler: StreamHandler = Arc::new(move |event| {
+        let cleanup = cleanup.clone();
+        Box::pin(async move { sqs_push_functions::cleanup::handle(&cleanup, event).await })
+    });
+    let poller = StreamPoller::start(
+        aws_sdk_dynamodbstreams::Client::new(sdk),
+        &table,
+        &stream_arn,
+        handler,
+        swept,
+    )
+    .await?;
+    let (stop, stopped) = watch::channel(false);
+    let tasks = vec![
+        sweeper
+            .clone()
+            .spawn(options.sweep_interval, stopped.clone()),
+        poller.spawn(options.stream_poll_interval, stopped),
+    ];
+    Ok((sweeper, stop, tasks))
 }
 
 async fn emulator_sdk_config(options: &LocalOptions) -> aws_config::SdkConfig {
