@@ -247,7 +247,12 @@ async fn a_broadcast_to_2000_sessions_goes_through_sender_batches_and_reaches_ea
             let sqs = sqs.clone();
             let message_id = message_id.clone();
             async move {
-                let got = drain(&sqs, receiver, 10).await;
+                // The fan-out runs in the background: wait for this queue's turn.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let mut got = drain(&sqs, receiver, 10).await;
+                while got.is_empty() && Instant::now() < deadline {
+                    got = drain(&sqs, receiver, 10).await;
+                }
                 let ids: BTreeSet<String> = got
                     .iter()
                     .map(|m| m["messageId"].as_str().unwrap().to_string())

@@ -117,4 +117,44 @@ impl QueueService for SqsQueues {
             .map_err(|error| port_error("SQS DeleteQueue", queue_url, error))?;
         Ok(())
     }
+
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError> {
+        // Without MaxResults SQS returns at most 1,000 URLs and no NextToken.
+        let urls: Vec<String> = self
+            .client
+            .list_queues()
+            .queue_name_prefix(prefix)
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| port_error("SQS ListQueues", prefix, error))?;
+        Ok(urls
+            .into_iter()
+            .filter_map(|url| {
+                let name = url.rsplit('/').next()?.to_string();
+                Some(QueueRef { url, name })
+            })
+            .collect())
+    }
+
+    async fn created_at(&self, queue_url: &str) -> Result<u64, PortError> {
+        const OPERATION: &str = "SQS GetQueueAttributes";
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::CreatedTimestamp)
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, queue_url, error))?;
+        output
+            .attributes()
+            .and_then(|attributes| attributes.get(&QueueAttributeName::CreatedTimestamp))
+            .and_then(|raw| raw.parse::<f64>().ok())
+            .map(|seconds| seconds.max(0.0) as u64)
+            .ok_or_else(|| missing(OPERATION, queue_url, "CreatedTimestamp"))
+    }
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use sqs_push_core::crypto::SessionKey;
 use sqs_push_core::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::ports::SessionStore;
+use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::session::{Credentials, QueueRef, Session};
 use sqs_push_core::{PortError, PortErrorKind};
 
@@ -249,6 +249,65 @@ impl SessionStore for DynamoSessionStore {
         .await?;
         Ok(segments.into_iter().flatten().collect())
     }
+
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<SessionPage, PortError> {
+        const OPERATION: &str = "DynamoDB Scan";
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(
+                after.map(|cursor| Self::key(cursor.user_id, &cursor.session_id)),
+            )
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, &self.table, error))?;
+        let sessions = self.sessions(OPERATION, output.items())?;
+        let next = match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => {
+                Some(cursor_from_key(key).map_err(|field| self.malformed(OPERATION, field))?)
+            }
+            _ => None,
+        };
+        Ok(SessionPage { sessions, next })
+    }
+
+    async fn replace(&self, session: &Session) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session_to_item(session)))
+            .condition_expression("sqsUrl = :url")
+            .expression_attribute_values(":url", string(&session.queue.url))
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
+        Ok(())
+    }
+}
+
+/// The cursor in a Scan's LastEvaluatedKey; the error names the malformed key attribute.
+fn cursor_from_key(key: &Item) -> Result<SessionCursor, &'static str> {
+    let user_id = key
+        .get("userId")
+        .and_then(|value| value.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| UserId::try_from(n).ok())
+        .ok_or("userId")?;
+    let session_id = key
+        .get("sessionId")
+        .and_then(|value| value.as_s().ok())
+        .and_then(|s| SessionId::parse(s).ok())
+        .ok_or("sessionId")?;
+    Ok(SessionCursor {
+        user_id,
+        session_id,
+    })
 }
 
 #[cfg(test)]
@@ -277,6 +336,20 @@ mod tests {
             created: 5,
         };
         assert_eq!(session_from_item(&session_to_item(&session)), Ok(session));
+    }
+
+    #[test]
+    fn a_scan_position_becomes_a_cursor_and_a_foreign_one_names_its_field() {
+        let key = DynamoSessionStore::key(
+            UserId::try_from(7).unwrap(),
+            &SessionId::parse("tab 1").unwrap(),
+        );
+        let cursor = cursor_from_key(&key).unwrap();
+        assert_eq!(cursor.user_id.get(), 7);
+        assert_eq!(cursor.session_id.as_str(), "tab 1");
+        let mut foreign = key.clone();
+        foreign.insert("userId".into(), AttributeValue::S("7".into()));
+        assert_eq!(cursor_from_key(&foreign).unwrap_err(), "userId");
     }
 
     #[test]

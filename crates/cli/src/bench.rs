@@ -10,6 +10,9 @@ use sqs_push_local::seed::seed_sessions;
 use sqs_push_local::stack::EMULATOR_CREDENTIALS;
 use sqs_push_local::{LocalOptions, LocalStack};
 
+/// A session that has not received by then counts as not reached.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+
 /// Arguments of bench.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -83,14 +86,21 @@ async fn broadcast(args: &Args) -> Result<String, String> {
         .map(|session| {
             let sqs = sqs.clone();
             async move {
-                let output = sqs
-                    .receive_message()
-                    .queue_url(&session.queue_url)
-                    .wait_time_seconds(20)
-                    .send()
-                    .await
-                    .ok()?;
-                (!output.messages().is_empty()).then(|| started.elapsed())
+                // Poll until the message is there: a queue late in the fan-out may need more
+                // than one long poll.
+                while started.elapsed() < GIVE_UP_AFTER {
+                    let output = sqs
+                        .receive_message()
+                        .queue_url(&session.queue_url)
+                        .wait_time_seconds(20)
+                        .send()
+                        .await
+                        .ok()?;
+                    if !output.messages().is_empty() {
+                        return Some(started.elapsed());
+                    }
+                }
+                None
             }
         })
         .buffer_unordered(64)

@@ -13,7 +13,7 @@ use crate::error::{PortError, PortErrorKind};
 use crate::ids::{AccountId, SessionId, UserId};
 use crate::ports::{
     AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
-    QueueService, QueueSpec, SessionStore,
+    QueueService, QueueSpec, SessionCursor, SessionPage, SessionStore,
 };
 use crate::session::{Credentials, QueueRef, Session};
 
@@ -85,6 +85,50 @@ impl SessionStore for MemorySessionStore {
     async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
         Ok(self.rows.lock().unwrap().values().cloned().collect())
     }
+
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<SessionPage, PortError> {
+        use std::ops::Bound;
+        let rows = self.rows.lock().unwrap();
+        let start = match after {
+            Some(cursor) => Bound::Excluded((cursor.user_id, cursor.session_id.clone())),
+            None => Bound::Unbounded,
+        };
+        let mut remaining = rows.range((start, Bound::Unbounded));
+        let sessions: Vec<Session> = remaining
+            .by_ref()
+            .take(limit)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let next = match (remaining.next(), sessions.last()) {
+            (Some(_), Some(last)) => Some(SessionCursor {
+                user_id: last.user_id,
+                session_id: last.session_id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(SessionPage { sessions, next })
+    }
+
+    async fn replace(&self, session: &Session) -> Result<(), PortError> {
+        let key = (session.user_id, session.session_id.clone());
+        let mut rows = self.rows.lock().unwrap();
+        match rows.get_mut(&key) {
+            Some(row) if row.queue.url == session.queue.url => {
+                *row = session.clone();
+                Ok(())
+            }
+            _ => Err(PortError::new(
+                PortErrorKind::ConditionFailed,
+                "replace",
+                session.session_id.as_str(),
+                "the row was removed or replaced",
+            )),
+        }
+    }
 }
 
 /// A queue held in memory.
@@ -104,6 +148,32 @@ pub struct MemoryQueues {
     queues: Mutex<HashMap<String, MemoryQueue>>,
     latency_micros: AtomicU64,
     calls: AtomicU64,
+    clock: ClockCell,
+    created: Mutex<HashMap<String, u64>>,
+    failing_deletes: Mutex<HashSet<String>>,
+}
+
+/// The clock that stamps queue creation times; the system clock unless a test sets one.
+#[derive(Default)]
+struct ClockCell(Option<Arc<dyn Clock>>);
+
+impl std::fmt::Debug for ClockCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ClockCell(set)"
+        } else {
+            "ClockCell(system)"
+        })
+    }
+}
+
+impl ClockCell {
+    fn now(&self) -> u64 {
+        match &self.0 {
+            Some(clock) => clock.now(),
+            None => crate::clock::SystemClock.now(),
+        }
+    }
 }
 
 impl MemoryQueues {
@@ -118,6 +188,19 @@ impl MemoryQueues {
     pub fn set_latency(&self, latency: Duration) {
         self.latency_micros
             .store(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Queues whose creation times come from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock: ClockCell(Some(clock)),
+            ..Self::default()
+        }
+    }
+
+    /// Makes every delete of `url` fail (not as "already gone"), to test partial failures.
+    pub fn fail_deletes_of(&self, url: &str) {
+        self.failing_deletes.lock().unwrap().insert(url.to_string());
     }
 
     /// A copy of one queue.
@@ -149,6 +232,8 @@ impl QueueService for MemoryQueues {
     async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError> {
         self.call().await;
         let url = format!("memory://queues/000000000000/{}", spec.name);
+        let created = self.clock.now();
+        self.created.lock().unwrap().insert(url.clone(), created);
         self.queues.lock().unwrap().insert(
             url.clone(),
             MemoryQueue {
@@ -182,10 +267,49 @@ impl QueueService for MemoryQueues {
 
     async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError> {
         self.call().await;
+        if self.failing_deletes.lock().unwrap().contains(queue_url) {
+            return Err(PortError::new(
+                PortErrorKind::Transient,
+                "SQS DeleteQueue",
+                queue_url,
+                "injected failure",
+            ));
+        }
         match self.queues.lock().unwrap().remove(queue_url) {
             Some(_) => Ok(()),
             None => Err(queue_not_found("SQS DeleteQueue", queue_url)),
         }
+    }
+
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError> {
+        self.call().await;
+        let queues = self.queues.lock().unwrap();
+        let mut found: Vec<QueueRef> = queues
+            .keys()
+            .filter_map(|url| {
+                let name = url.rsplit('/').next()?;
+                name.starts_with(prefix).then(|| QueueRef {
+                    url: url.clone(),
+                    name: name.to_string(),
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    async fn created_at(&self, queue_url: &str) -> Result<u64, PortError> {
+        self.call().await;
+        if !self.queues.lock().unwrap().contains_key(queue_url) {
+            return Err(queue_not_found("SQS GetQueueAttributes", queue_url));
+        }
+        Ok(self
+            .created
+            .lock()
+            .unwrap()
+            .get(queue_url)
+            .copied()
+            .unwrap_or(0))
     }
 }
 
@@ -205,6 +329,9 @@ pub struct MemoryIdentities {
     identities: Mutex<HashSet<String>>,
     issued: AtomicU64,
     fail_credentials: AtomicBool,
+    delete_batches: Mutex<Vec<usize>>,
+    unprocessed_once: Mutex<HashSet<String>>,
+    fail_deletes: AtomicBool,
 }
 
 impl MemoryIdentities {
@@ -216,7 +343,29 @@ impl MemoryIdentities {
             identities: Mutex::default(),
             issued: AtomicU64::new(0),
             fail_credentials: AtomicBool::new(false),
+            delete_batches: Mutex::default(),
+            unprocessed_once: Mutex::default(),
+            fail_deletes: AtomicBool::new(false),
         }
+    }
+
+    /// The next delete call that names `identity_id` reports it unprocessed (as Cognito does
+    /// under load) instead of deleting it.
+    pub fn leave_unprocessed_once(&self, identity_id: &str) {
+        self.unprocessed_once
+            .lock()
+            .unwrap()
+            .insert(identity_id.to_string());
+    }
+
+    /// Makes every delete call fail outright.
+    pub fn fail_deletes(&self, fail: bool) {
+        self.fail_deletes.store(fail, Ordering::SeqCst);
+    }
+
+    /// How many ids each delete call carried, in call order.
+    pub fn delete_batches(&self) -> Vec<usize> {
+        self.delete_batches.lock().unwrap().clone()
     }
 
     /// Makes every credentials call fail, to test clean-up after a failed create.
@@ -267,11 +416,26 @@ impl IdentityProvider for MemoryIdentities {
     }
 
     async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError> {
-        let mut identities = self.identities.lock().unwrap();
-        for id in identity_ids {
-            identities.remove(id);
+        self.delete_batches.lock().unwrap().push(identity_ids.len());
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(PortError::new(
+                PortErrorKind::Transient,
+                "Cognito DeleteIdentities",
+                format!("{} identities", identity_ids.len()),
+                "injected failure",
+            ));
         }
-        Ok(Vec::new())
+        let mut unprocessed_once = self.unprocessed_once.lock().unwrap();
+        let mut identities = self.identities.lock().unwrap();
+        let mut unprocessed = Vec::new();
+        for id in identity_ids {
+            if unprocessed_once.remove(id) {
+                unprocessed.push(id.clone());
+            } else {
+                identities.remove(id);
+            }
+        }
+        Ok(unprocessed)
     }
 }
 

@@ -31,6 +31,34 @@ pub trait SessionStore: Send + Sync {
     async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError>;
     /// Every session (a parallel scan).
     async fn all_sessions(&self) -> Result<Vec<Session>, PortError>;
+    /// Up to `limit` rows in the store's own order, resuming after `after`. `next` is absent
+    /// on the last page (a page may also come back short, or empty, with a `next`).
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<SessionPage, PortError>;
+    /// Rewrites a row only while it still exists with the same queue; a row removed or
+    /// replaced meanwhile is a [`crate::PortErrorKind::ConditionFailed`].
+    async fn replace(&self, session: &Session) -> Result<(), PortError>;
+}
+
+/// Where a listing of sessions resumes: the key of the last row the store read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionCursor {
+    /// The row's user.
+    pub user_id: UserId,
+    /// The row's session.
+    pub session_id: SessionId,
+}
+
+/// One page of a session listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The rows read, live or not.
+    pub sessions: Vec<Session>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub next: Option<SessionCursor>,
 }
 
 /// What a new queue needs.
@@ -58,6 +86,11 @@ pub trait QueueService: Send + Sync {
     ) -> Result<Vec<FailedEntry>, PortError>;
     /// Deletes a queue; one already gone is a [`crate::PortErrorKind::NotFound`].
     async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError>;
+    /// Every queue whose name starts with `prefix`, across all pages of the listing.
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError>;
+    /// When a queue was created, epoch seconds; one already gone is a
+    /// [`crate::PortErrorKind::NotFound`].
+    async fn created_at(&self, queue_url: &str) -> Result<u64, PortError>;
 }
 
 /// The identity pool and the credentials it hands out.

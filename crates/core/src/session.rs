@@ -1,16 +1,18 @@
 //! Sessions: the record a create call makes, what the client receives, and the service that
-//! creates them.
+//! runs their lifecycle (create, renew, status, list, destroy).
 
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::crypto::SessionKey;
-use crate::error::PortError;
+use crate::error::{PortError, PortErrorKind};
 use crate::ids::{AccountId, IdError, SessionId, UserId};
-use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionStore};
+use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionCursor, SessionStore};
 use crate::queue_name::QueueNameGenerator;
 
 /// Temporary AWS credentials that can read one queue. Debug output is redacted.
@@ -123,6 +125,92 @@ impl fmt::Debug for ClientSession {
             .field("user_id", &self.user_id)
             .field("session_id", &self.session_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A session as the `/status` list shows it: ids, queue name and times, never a key or a
+/// credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// The account.
+    pub account_id: u64,
+    /// The user.
+    pub user_id: u64,
+    /// The session.
+    pub session_id: String,
+    /// The session's queue.
+    pub sqs_queue_name: String,
+    /// The Cognito identity that reads the queue.
+    pub identity_id: String,
+    /// When the credentials last handed out stop working.
+    pub expires: u64,
+    /// When the row may be deleted.
+    pub ttl: u64,
+    /// When the session was created.
+    pub created: u64,
+}
+
+impl From<&Session> for SessionSummary {
+    fn from(session: &Session) -> Self {
+        Self {
+            account_id: session.account_id.get(),
+            user_id: session.user_id.get(),
+            session_id: session.session_id.to_string(),
+            sqs_queue_name: session.queue.name.clone(),
+            identity_id: session.identity_id.clone(),
+            expires: session.credentials.expires,
+            ttl: session.ttl,
+            created: session.created,
+        }
+    }
+}
+
+/// One page of live sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionList {
+    /// The live sessions of this page.
+    pub sessions: Vec<SessionSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<SessionCursor>,
+}
+
+/// Page size of `/status` when the caller gives none.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+/// Largest page size of `/status`.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// Parses the `limit` of a session listing: 1 to [`MAX_LIST_LIMIT`].
+pub fn parse_list_limit(raw: &str) -> Result<usize, IdError> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+        .ok_or_else(|| IdError {
+            field: "limit",
+            reason: format!("must be a whole number from 1 to {MAX_LIST_LIMIT}"),
+        })
+}
+
+impl SessionCursor {
+    /// The opaque `next` token a listing hands out: base64url of `[userId, "sessionId"]`.
+    pub fn to_token(&self) -> String {
+        let json = serde_json::json!([self.user_id.get(), self.session_id.as_str()]);
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    /// Reads a token made by [`SessionCursor::to_token`].
+    pub fn from_token(token: &str) -> Result<Self, IdError> {
+        let invalid = || IdError {
+            field: "next",
+            reason: "is not a token from a previous page of this listing".to_string(),
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+        let (user_id, session_id): (u64, String) =
+            serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        Ok(Self {
+            user_id: UserId::try_from(user_id).map_err(|_| invalid())?,
+            session_id: SessionId::parse(&session_id).map_err(|_| invalid())?,
+        })
     }
 }
 
@@ -287,6 +375,115 @@ impl SessionService {
         Ok(session)
     }
 
+    /// The live session with these ids; expired rows the TTL has not removed yet and rows of
+    /// another account are not found.
+    pub async fn status(
+        &self,
+        account_id: AccountId,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<Session, SessionError> {
+        match self.store.get(user_id, &session_id).await? {
+            Some(session)
+                if session.account_id == account_id && session.is_live(self.clock.now()) =>
+            {
+                Ok(session)
+            }
+            _ => Err(SessionError::NotFound {
+                user_id,
+                session_id,
+            }),
+        }
+    }
+
+    /// New credentials for the same identity and queue of a live session; extends its ttl.
+    pub async fn renew(
+        &self,
+        account_id: AccountId,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<Session, SessionError> {
+        let session = self.status(account_id, user_id, session_id).await?;
+        let renewed = self.reissue_credentials(session).await?;
+        tracing::info!(
+            user_id = %renewed.user_id,
+            queue = %renewed.queue.name,
+            expires = renewed.credentials.expires,
+            "session renewed"
+        );
+        Ok(renewed)
+    }
+
+    /// Removes the session's row and deletes its queue. The identity is deleted by cleanup when
+    /// the row's removal reaches the stream. A second call finds nothing: [`SessionError::NotFound`].
+    pub async fn destroy(
+        &self,
+        account_id: AccountId,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<Session, SessionError> {
+        let not_found = |session_id| SessionError::NotFound {
+            user_id,
+            session_id,
+        };
+        match self.store.get(user_id, &session_id).await? {
+            Some(session) if session.account_id == account_id => {}
+            _ => return Err(not_found(session_id)),
+        }
+        let Some(session) = self.store.delete(user_id, &session_id).await? else {
+            return Err(not_found(session_id));
+        };
+        match self.queues.delete_queue(&session.queue.url).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            // The row is gone, so the stream's REMOVE record retries this delete in cleanup.
+            Err(error) => {
+                tracing::warn!(queue = %session.queue.name, %error, "destroy left the queue to cleanup")
+            }
+        }
+        tracing::info!(
+            user_id = %session.user_id,
+            queue = %session.queue.name,
+            "session destroyed"
+        );
+        Ok(session)
+    }
+
+    /// Up to `limit` live sessions, resuming at `after`. Expired rows are skipped; a page can be
+    /// shorter than `limit` and still have a `next`.
+    pub async fn list(
+        &self,
+        limit: usize,
+        after: Option<SessionCursor>,
+    ) -> Result<SessionList, SessionError> {
+        // Bounds the reads one call makes when a stretch of the table holds only expired rows.
+        const MAX_READS: usize = 10;
+        let limit = limit.max(1);
+        let now = self.clock.now();
+        let mut sessions = Vec::new();
+        let mut cursor = after;
+        for _ in 0..MAX_READS {
+            let page = self
+                .store
+                .list(limit - sessions.len(), cursor.as_ref())
+                .await?;
+            sessions.extend(
+                page.sessions
+                    .iter()
+                    .filter(|session| session.is_live(now))
+                    .map(SessionSummary::from),
+            );
+            cursor = page.next;
+            if cursor.is_none() || sessions.len() >= limit {
+                break;
+            }
+        }
+        Ok(SessionList {
+            sessions,
+            next: cursor,
+        })
+    }
+
     async fn refresh_if_needed(&self, session: Session, now: u64) -> Result<Session, SessionError> {
         let remaining = session.credentials.expires.saturating_sub(now);
         if remaining > self.settings.refresh_margin_seconds {
@@ -295,15 +492,24 @@ impl SessionService {
         self.reissue_credentials(session).await
     }
 
-    /// New credentials for the same identity and queue; extends the ttl.
+    /// New credentials for the same identity and queue; extends the ttl. A row destroyed or
+    /// replaced meanwhile is not brought back: that is [`SessionError::NotFound`].
     pub async fn reissue_credentials(&self, mut session: Session) -> Result<Session, SessionError> {
         session.credentials = self
             .identities
             .credentials(&session.identity_id, &session.queue)
             .await?;
         session.ttl = session.credentials.expires + self.settings.idle_seconds;
-        self.store.put(&session).await?;
-        Ok(session)
+        match self.store.replace(&session).await {
+            Ok(()) => Ok(session),
+            Err(error) if error.kind == PortErrorKind::ConditionFailed => {
+                Err(SessionError::NotFound {
+                    user_id: session.user_id,
+                    session_id: session.session_id,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Best effort: a failed create must not leave a queue or identity behind. A failure here
@@ -451,6 +657,119 @@ mod tests {
         assert_eq!(f.queues.count(), 0);
         assert_eq!(f.identities.count(), 0);
         assert!(f.store.get(u, &s).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn status_returns_a_live_session_and_not_one_of_another_account_or_expired() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        assert_eq!(f.service.status(a, u, s.clone()).await.unwrap(), created);
+        let other = AccountId::try_from(101).unwrap();
+        let error = f.service.status(other, u, s.clone()).await.unwrap_err();
+        assert!(matches!(error, SessionError::NotFound { .. }));
+        f.clock.advance(7201);
+        let error = f.service.status(a, u, s).await.unwrap_err();
+        assert_eq!(error.to_string(), "session s1 of user 200 not found");
+    }
+
+    #[tokio::test]
+    async fn renew_keeps_queue_key_and_identity_and_extends_the_ttl() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        f.clock.advance(100);
+        let renewed = f.service.renew(a, u, s.clone()).await.unwrap();
+        assert_eq!(renewed.queue, created.queue);
+        assert_eq!(renewed.aes_key, created.aes_key);
+        assert_eq!(renewed.identity_id, created.identity_id);
+        assert_ne!(renewed.credentials, created.credentials);
+        assert_eq!(renewed.ttl, created.ttl + 100);
+        assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), renewed);
+    }
+
+    #[tokio::test]
+    async fn renew_of_a_missing_session_is_not_found_and_writes_nothing() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "gone");
+        let error = f.service.renew(a, u, s.clone()).await.unwrap_err();
+        assert!(matches!(error, SessionError::NotFound { .. }));
+        assert!(f.store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn credentials_reissued_for_a_row_destroyed_meanwhile_do_not_bring_it_back() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        f.service.destroy(a, u, s.clone()).await.unwrap();
+        let error = f.service.reissue_credentials(created).await.unwrap_err();
+        assert!(matches!(error, SessionError::NotFound { .. }));
+        assert!(f.store.get(u, &s).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn destroy_removes_row_and_queue_once_and_leaves_the_identity_to_cleanup() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        let other = AccountId::try_from(101).unwrap();
+        assert!(matches!(
+            f.service.destroy(other, u, s.clone()).await.unwrap_err(),
+            SessionError::NotFound { .. }
+        ));
+        let destroyed = f.service.destroy(a, u, s.clone()).await.unwrap();
+        assert_eq!(destroyed, created);
+        assert!(f.store.get(u, &s).await.unwrap().is_none());
+        assert_eq!(f.queues.count(), 0);
+        assert!(f.identities.exists(&created.identity_id));
+        assert!(matches!(
+            f.service.destroy(a, u, s).await.unwrap_err(),
+            SessionError::NotFound { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_pages_through_live_sessions_only() {
+        let f = fixture();
+        for (user, session) in [(1, "a"), (1, "b"), (2, "a"), (3, "x"), (4, "y")] {
+            let (a, u, s) = ids(100, user, session);
+            f.service.create(a, u, s, None).await.unwrap();
+        }
+        // An expired row in the middle of the key order is skipped.
+        let (_, u, s) = ids(100, 2, "a");
+        let mut expired = f.store.get(u, &s).await.unwrap().unwrap();
+        expired.ttl = 5;
+        f.store.put(&expired).await.unwrap();
+
+        let first = f.service.list(2, None).await.unwrap();
+        let names = |list: &SessionList| {
+            list.sessions
+                .iter()
+                .map(|s| format!("{}/{}", s.user_id, s.session_id))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&first), ["1/a", "1/b"]);
+        let token = first.next.as_ref().unwrap().to_token();
+        let second = f
+            .service
+            .list(2, Some(SessionCursor::from_token(&token).unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(names(&second), ["3/x", "4/y"]);
+        assert!(second.next.is_none());
+    }
+
+    #[test]
+    fn list_limits_and_tokens_that_are_not_ours_are_named() {
+        assert_eq!(parse_list_limit("1").unwrap(), 1);
+        assert_eq!(parse_list_limit("1000").unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "ten", ""] {
+            assert_eq!(parse_list_limit(bad).unwrap_err().field, "limit");
+        }
+        for bad in ["", "!!", "bm90IGpzb24", "WzEsMl0"] {
+            assert_eq!(SessionCursor::from_token(bad).unwrap_err().field, "next");
+        }
     }
 
     #[test]

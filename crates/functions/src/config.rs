@@ -54,6 +54,10 @@ pub struct StackConfig {
     pub history_ttl_seconds: u64,
     /// The sender stops starting calls this long before its Lambda deadline.
     pub sender_safety_millis: u64,
+    /// `/cleanup` leaves queues younger than this alone: their session may be mid-create.
+    pub orphan_grace_seconds: u64,
+    /// Queue deletes in flight at once in cleanup and `/cleanup`.
+    pub cleanup_concurrency: usize,
 }
 
 impl StackConfig {
@@ -77,6 +81,8 @@ impl StackConfig {
             dispatch: DispatchSettings::default(),
             history_ttl_seconds: 86_400,
             sender_safety_millis: 2_000,
+            orphan_grace_seconds: 600,
+            cleanup_concurrency: 16,
         }
     }
 
@@ -165,6 +171,12 @@ impl StackConfig {
         if let Some(v) = number("SQS_PUSH_SENDER_SAFETY_MILLIS", 0, 60_000)? {
             config.sender_safety_millis = v;
         }
+        if let Some(v) = number("SQS_PUSH_ORPHAN_GRACE_SECONDS", 0, 86_400)? {
+            config.orphan_grace_seconds = v;
+        }
+        if let Some(v) = number("SQS_PUSH_CLEANUP_CONCURRENCY", 1, 256)? {
+            config.cleanup_concurrency = v as usize;
+        }
         config.queue_names()?;
         Ok(config)
     }
@@ -232,6 +244,22 @@ mod tests {
         assert_eq!(config.credential_flow, CredentialFlow::Classic);
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.credential_seconds, 3600);
+        assert_eq!(config.orphan_grace_seconds, 600);
+        assert_eq!(config.cleanup_concurrency, 16);
+    }
+
+    #[test]
+    fn lifecycle_settings_are_read_and_bounded() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_ORPHAN_GRACE_SECONDS", "60"));
+        pairs.push(("SQS_PUSH_CLEANUP_CONCURRENCY", "4"));
+        let config = StackConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.orphan_grace_seconds, 60);
+        assert_eq!(config.cleanup_concurrency, 4);
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_CLEANUP_CONCURRENCY", "0"));
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_CLEANUP_CONCURRENCY");
     }
 
     #[test]

@@ -6,10 +6,12 @@ use sqs_push_aws::{
     Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
     LambdaInvoker, SqsQueues,
 };
+use sqs_push_core::cleanup::CleanupService;
 use sqs_push_core::clock::{Clock, SystemClock};
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::HistoryWriter;
 use sqs_push_core::in_process::InProcessInvoker;
+use sqs_push_core::orphans::{OrphanSettings, OrphanSweeper};
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
 use sqs_push_core::send::Sender;
 use sqs_push_core::session::{SessionService, SessionSettings};
@@ -121,8 +123,28 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             region: config.region.clone(),
         },
     );
+    let orphans = OrphanSweeper::new(
+        adapters.sessions.clone(),
+        adapters.queues.clone(),
+        adapters.clock.clone(),
+        OrphanSettings {
+            queue_names: config.queue_names()?,
+            grace_seconds: config.orphan_grace_seconds,
+            concurrency: config.cleanup_concurrency,
+        },
+    );
     Ok(ApiState {
         sessions,
         dispatcher: dispatcher(config, adapters),
+        orphans,
     })
+}
+
+/// The cleanup function's service.
+pub fn cleanup_service(config: &StackConfig, adapters: &Adapters) -> CleanupService {
+    CleanupService::new(
+        adapters.queues.clone(),
+        adapters.identities.clone(),
+        config.cleanup_concurrency,
+    )
 }

@@ -1,6 +1,7 @@
 //! `sqs-push-local`: the whole stack on one machine, against the emulator.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use sqs_push_local::stack::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY};
@@ -32,6 +33,18 @@ struct Args {
     /// Seconds a session outlives its credentials.
     #[arg(long, env = "SQS_PUSH_IDLE_SECONDS", default_value_t = 3600)]
     idle_seconds: u64,
+    /// Lifetime of the credentials handed to sessions, in seconds.
+    #[arg(long, env = "SQS_PUSH_CREDENTIAL_SECONDS", default_value_t = 3600)]
+    credential_seconds: u32,
+    /// Milliseconds between TTL sweeps (the emulator does not expire rows itself).
+    #[arg(long, env = "SQS_PUSH_LOCAL_SWEEP_MS", default_value_t = 1000)]
+    sweep_interval_ms: u64,
+    /// Milliseconds between reads of the sessions table's stream when it had nothing new.
+    #[arg(long, env = "SQS_PUSH_LOCAL_STREAM_POLL_MS", default_value_t = 500)]
+    stream_poll_interval_ms: u64,
+    /// Seconds a queue is left alone by /cleanup after its creation.
+    #[arg(long, env = "SQS_PUSH_ORPHAN_GRACE_SECONDS", default_value_t = 600)]
+    orphan_grace_seconds: u64,
 }
 
 #[tokio::main]
@@ -42,6 +55,10 @@ async fn main() -> std::process::ExitCode {
     options.api_address = args.listen;
     options.region = args.region;
     options.idle_seconds = args.idle_seconds;
+    options.credential_seconds = args.credential_seconds;
+    options.sweep_interval = Duration::from_millis(args.sweep_interval_ms.max(10));
+    options.stream_poll_interval = Duration::from_millis(args.stream_poll_interval_ms.max(10));
+    options.orphan_grace_seconds = args.orphan_grace_seconds;
     options.keys = LocalKeys {
         access_key: args.access_key,
         secret_key: args.secret_key,

@@ -1,4 +1,5 @@
-//! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check.
+//! The local stack: provisions the emulator, then serves the api Router behind the SigV4 check,
+//! and runs the TTL sweeper and the stream poller that invokes cleanup.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use aws_sdk_sqs::config::BehaviorVersion;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, api_state, dispatcher};
+use sqs_push_functions::wiring::{Adapters, api_state, cleanup_service, dispatcher};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -16,6 +17,8 @@ use tokio::task::JoinHandle;
 use crate::bootstrap::{BootstrapError, Provisioner};
 use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
+use crate::stream::{StreamError, StreamHandler, StreamPoller};
+use crate::ttl::{SweepError, SweptKeys, TtlSweeper};
 
 /// The emulator accepts any credentials; these make the SDK sign its calls.
 pub const EMULATOR_CREDENTIALS: (&str, &str) = ("test", "test");
@@ -35,10 +38,18 @@ pub struct LocalOptions {
     pub idle_seconds: u64,
     /// Lifetime of issued credentials.
     pub credential_seconds: u32,
+    /// SQS calls in flight at once per sender job.
+    pub send_concurrency: usize,
     /// How fan-outs are cut (a low direct limit forces the async path).
     pub dispatch: DispatchSettings,
     /// How often each event-stream shard is polled when idle.
     pub kinesis_poll_interval: Duration,
+    /// How often expired sessions are deleted (DynamoDB's TTL, which the emulator lacks).
+    pub sweep_interval: Duration,
+    /// How often the sessions table's stream is read when it had nothing new.
+    pub stream_poll_interval: Duration,
+    /// `/cleanup` leaves queues younger than this alone.
+    pub orphan_grace_seconds: u64,
 }
 
 impl LocalOptions {
@@ -54,8 +65,12 @@ impl LocalOptions {
             },
             idle_seconds: 3600,
             credential_seconds: 3600,
+            send_concurrency: 16,
             dispatch: DispatchSettings::default(),
             kinesis_poll_interval: Duration::from_millis(200),
+            sweep_interval: Duration::from_secs(1),
+            stream_poll_interval: Duration::from_millis(500),
+            orphan_grace_seconds: 600,
         }
     }
 }
@@ -77,6 +92,17 @@ pub enum StartError {
     /// The event-stream poller could not start.
     #[error(transparent)]
     Poller(#[from] kinesis::PollerError),
+    /// The TTL sweeper could not read the sessions table.
+    #[error(transparent)]
+    Sweeper(#[from] SweepError),
+    /// The sessions table's stream could not be read.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The sessions table has no stream.
+    #[error(
+        "the sessions table {0} has no stream (or cannot be described); delete it so the bootstrap recreates it"
+    )]
+    NoStream(String),
     /// The API port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -95,8 +121,9 @@ pub struct LocalStack {
     pub api_address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    stop_tasks: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    sweeper: TtlSweeper,
+    stop_background: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
     stream_stats: Arc<StreamStats>,
 }
 
@@ -112,6 +139,10 @@ impl LocalStack {
         config.idle_seconds = options.idle_seconds;
         config.credential_seconds = options.credential_seconds;
         config.dispatch = options.dispatch.clone();
+        // The emulator is one Python process: past a few dozen concurrent calls it only queues
+        // them, and every sender job would otherwise open 128.
+        config.send_concurrency = options.send_concurrency;
+        config.orphan_grace_seconds = options.orphan_grace_seconds;
 
         let sdk = emulator_sdk_config(&options).await;
         let provisioner = Provisioner {
@@ -128,7 +159,9 @@ impl LocalStack {
             .await
             .with_in_process_invoker(&config);
         let state = api_state(&config, &adapters)?;
-        let (stop_tasks, stopped_tasks) = watch::channel(false);
+
+        let (sweeper, stop_background, mut background) =
+            start_ttl_and_cleanup(&config, &adapters, &sdk, &options).await?;
         let stream_stats = Arc::new(StreamStats::default());
         let pollers = kinesis::spawn_pollers(
             provisioner.kinesis.clone(),
@@ -137,9 +170,11 @@ impl LocalStack {
             dispatcher(&config, &adapters),
             options.kinesis_poll_interval,
             stream_stats.clone(),
-            stopped_tasks,
+            stop_background.subscribe(),
         )
         .await?;
+        background.extend(pollers);
+
         let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),
             require_signature,
@@ -170,8 +205,9 @@ impl LocalStack {
             api_address,
             shutdown: Some(shutdown),
             server: Some(server),
-            stop_tasks,
-            tasks: pollers,
+            sweeper,
+            stop_background,
+            background,
             stream_stats,
         })
     }
@@ -186,19 +222,70 @@ impl LocalStack {
         format!("http://{}", self.api_address)
     }
 
-    /// Stops the server and waits for it.
+    /// Runs one TTL sweep now, as the background sweeper does every interval; returns how
+    /// many expired sessions it deleted.
+    pub async fn sweep_expired(&self) -> Result<usize, SweepError> {
+        use sqs_push_core::clock::{Clock, SystemClock};
+        self.sweeper.sweep(SystemClock.now()).await
+    }
+
+    /// Stops the server, the sweeper and the poller, and waits for them.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        let _ = self.stop_background.send(true);
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        let _ = self.stop_tasks.send(true);
-        for task in self.tasks.drain(..) {
+        for task in self.background.drain(..) {
             let _ = task.await;
         }
     }
+}
+
+/// What AWS runs on its own: the sessions table's TTL, and the stream trigger of the cleanup
+/// function. The poller is positioned before the API serves, so every change it makes is
+/// delivered.
+async fn start_ttl_and_cleanup(
+    config: &StackConfig,
+    adapters: &Adapters,
+    sdk: &aws_config::SdkConfig,
+    options: &LocalOptions,
+) -> Result<(TtlSweeper, watch::Sender<bool>, Vec<JoinHandle<()>>), StartError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = config.sessions_table();
+    let swept = SweptKeys::default();
+    let sweeper = TtlSweeper::new(dynamodb.clone(), &table, swept.clone()).await?;
+    let stream_arn = dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .ok()
+        .and_then(|output| output.table()?.latest_stream_arn().map(str::to_string))
+        .ok_or_else(|| StartError::NoStream(table.clone()))?;
+    let cleanup = cleanup_service(config, adapters);
+    let handler: StreamHandler = Arc::new(move |event| {
+        let cleanup = cleanup.clone();
+        Box::pin(async move { sqs_push_functions::cleanup::handle(&cleanup, event).await })
+    });
+    let poller = StreamPoller::start(
+        aws_sdk_dynamodbstreams::Client::new(sdk),
+        &table,
+        &stream_arn,
+        handler,
+        swept,
+    )
+    .await?;
+    let (stop, stopped) = watch::channel(false);
+    let tasks = vec![
+        sweeper
+            .clone()
+            .spawn(options.sweep_interval, stopped.clone()),
+        poller.spawn(options.stream_poll_interval, stopped),
+    ];
+    Ok((sweeper, stop, tasks))
 }
 
 async fn emulator_sdk_config(options: &LocalOptions) -> aws_config::SdkConfig {

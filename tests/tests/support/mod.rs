@@ -108,6 +108,34 @@ pub async fn spawn_stack(emulator: &Emulator) -> LocalStack {
         .expect("the local stack starts")
 }
 
+/// Starts the local stack in process with options adjusted by `configure`.
+pub async fn spawn_stack_with(
+    emulator: &Emulator,
+    configure: impl FnOnce(&mut LocalOptions),
+) -> LocalStack {
+    let mut options = stack_options(emulator);
+    configure(&mut options);
+    LocalStack::start(options)
+        .await
+        .expect("the local stack starts")
+}
+
+/// Polls `check` every 100 ms until it returns true; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A SigV4-signed call to the stack; returns the status and the JSON answer.
 pub async fn call(stack: &LocalStack, method: &str, path: &str, body: &str) -> (u16, Value) {
     let keys = test_keys();

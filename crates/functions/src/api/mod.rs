@@ -3,6 +3,7 @@
 //! Authentication is not here: API Gateway's IAM auth checks SigV4 on AWS, and the local stack
 //! wraps this Router in its own SigV4 check.
 
+mod cleanup;
 mod error;
 mod notify;
 mod session;
@@ -12,6 +13,7 @@ pub use error::ApiError;
 use axum::Router;
 use axum::routing::get;
 use sqs_push_core::dispatch::Dispatcher;
+use sqs_push_core::orphans::OrphanSweeper;
 use sqs_push_core::session::SessionService;
 
 /// What the handlers share.
@@ -21,6 +23,8 @@ pub struct ApiState {
     pub sessions: SessionService,
     /// Routes messages.
     pub dispatcher: Dispatcher,
+    /// Sweeps orphan queues (`/cleanup`).
+    pub orphans: OrphanSweeper,
 }
 
 /// Every route of the api function.
@@ -30,6 +34,20 @@ pub fn router(state: ApiState) -> Router {
             "/create/{accountId}/{userId}/{sessionId}",
             get(session::create),
         )
+        .route(
+            "/renew/{accountId}/{userId}/{sessionId}",
+            get(session::renew),
+        )
+        .route(
+            "/destroy/{accountId}/{userId}/{sessionId}",
+            get(session::destroy),
+        )
+        .route(
+            "/status/{accountId}/{userId}/{sessionId}",
+            get(session::status),
+        )
+        .route("/status", get(session::list))
+        .route("/cleanup", get(cleanup::orphans))
         .route("/notify", get(notify::everyone).post(notify::everyone))
         .route(
             "/notify/account/{accountId}",

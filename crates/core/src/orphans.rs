@@ -1,0 +1,237 @@
+//! Orphan queues: queues with the stage's names that no session row points to, left by a
+//! create that failed half-way or a cleanup that never ran. `/cleanup` sweeps them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::error::PortError;
+use crate::ports::{QueueService, SessionStore};
+use crate::queue_name::QueueNameGenerator;
+use crate::session::QueueRef;
+
+/// What one sweep found and did, as `/cleanup` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanReport {
+    /// Queues with the stage's names.
+    pub queues_scanned: usize,
+    /// Of those, queues no session row names.
+    pub orphans_found: usize,
+    /// Orphans deleted (or found already gone).
+    pub deleted: usize,
+    /// Orphans younger than the grace period, left alone: their session may still be being made.
+    pub skipped_young: usize,
+    /// Orphans whose delete failed (logged with the queue).
+    pub failed: usize,
+}
+
+/// How orphans are recognised; read once from config.
+#[derive(Debug, Clone)]
+pub struct OrphanSettings {
+    /// Only names this generator makes are touched.
+    pub queue_names: QueueNameGenerator,
+    /// Queues younger than this are never deleted.
+    pub grace_seconds: u64,
+    /// Queue calls in flight at once.
+    pub concurrency: usize,
+}
+
+/// Finds and deletes orphan queues.
+#[derive(Clone)]
+pub struct OrphanSweeper {
+    store: Arc<dyn SessionStore>,
+    queues: Arc<dyn QueueService>,
+    clock: Arc<dyn Clock>,
+    settings: OrphanSettings,
+}
+
+enum Outcome {
+    Deleted,
+    Young,
+    Failed,
+}
+
+impl OrphanSweeper {
+    /// Wires the sweeper to its ports.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        queues: Arc<dyn QueueService>,
+        clock: Arc<dyn Clock>,
+        settings: OrphanSettings,
+    ) -> Self {
+        Self {
+            store,
+            queues,
+            clock,
+            settings,
+        }
+    }
+
+    /// Lists the stage's queues, then the sessions, and deletes the queues no row names that
+    /// are older than the grace period.
+    ///
+    /// Queues are listed before rows are read: a create writes its row after making its queue,
+    /// so a listed queue whose row is not yet readable belongs to a create in flight, and the
+    /// grace period keeps it.
+    pub async fn sweep(&self) -> Result<OrphanReport, PortError> {
+        let prefix = format!("{}-", self.settings.queue_names.prefix());
+        let queues: Vec<QueueRef> = self
+            .queues
+            .list_queues(&prefix)
+            .await?
+            .into_iter()
+            .filter(|queue| self.settings.queue_names.owns(&queue.name))
+            .collect();
+        let named: HashSet<String> = self
+            .store
+            .all_sessions()
+            .await?
+            .into_iter()
+            .map(|session| session.queue.name)
+            .collect();
+        // Owned queues, collected first: a stream of futures borrowing from an iterator's
+        // closures is not `Send` for axum.
+        let orphans: Vec<QueueRef> = queues
+            .iter()
+            .filter(|queue| !named.contains(&queue.name))
+            .cloned()
+            .collect();
+        let orphans_found = orphans.len();
+
+        let now = self.clock.now();
+        let outcomes: Vec<Outcome> = futures::stream::iter(orphans)
+            .map(|queue| async move { self.delete_if_old(&queue, now).await })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
+        let report = OrphanReport {
+            queues_scanned: queues.len(),
+            orphans_found,
+            deleted: count(|o| matches!(o, Outcome::Deleted)),
+            skipped_young: count(|o| matches!(o, Outcome::Young)),
+            failed: count(|o| matches!(o, Outcome::Failed)),
+        };
+        tracing::info!(
+            queues_scanned = report.queues_scanned,
+            orphans_found = report.orphans_found,
+            deleted = report.deleted,
+            skipped_young = report.skipped_young,
+            failed = report.failed,
+            "orphan sweep"
+        );
+        Ok(report)
+    }
+
+    async fn delete_if_old(&self, queue: &QueueRef, now: u64) -> Outcome {
+        let created = match self.queues.created_at(&queue.url).await {
+            Ok(created) => created,
+            Err(error) if error.is_not_found() => return Outcome::Deleted,
+            Err(error) => {
+                tracing::warn!(queue = %queue.name, %error, "could not read an orphan's age");
+                return Outcome::Failed;
+            }
+        };
+        if now.saturating_sub(created) < self.settings.grace_seconds {
+            return Outcome::Young;
+        }
+        match self.queues.delete_queue(&queue.url).await {
+            Ok(()) => Outcome::Deleted,
+            Err(error) if error.is_not_found() => Outcome::Deleted,
+            Err(error) => {
+                tracing::warn!(queue = %queue.name, %error, "could not delete an orphan");
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ids::{AccountId, SessionId, UserId};
+    use crate::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
+    use crate::ports::QueueSpec;
+    use crate::session::{SessionService, SessionSettings};
+
+    #[tokio::test]
+    async fn old_orphans_go_while_live_young_and_foreign_queues_stay() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let store = Arc::new(MemorySessionStore::default());
+        let queues = Arc::new(MemoryQueues::with_clock(clock.clone()));
+        let identities = Arc::new(MemoryIdentities::new(clock.clone(), 3600));
+        let names = QueueNameGenerator::new("sqs-push-test").unwrap();
+        let sessions = SessionService::new(
+            store.clone(),
+            queues.clone(),
+            identities,
+            clock.clone(),
+            SessionSettings {
+                queue_names: names.clone(),
+                refresh_margin_seconds: 900,
+                idle_seconds: 3600,
+                region: "us-east-1".into(),
+            },
+        );
+        let make = |name: String| QueueSpec {
+            name,
+            owner_identity_id: "nobody".into(),
+            retention_seconds: None,
+        };
+        let old_orphan = queues.create_queue(&make(names.generate())).await.unwrap();
+        let foreign = queues
+            .create_queue(&make(
+                QueueNameGenerator::new("sqs-push-testx")
+                    .unwrap()
+                    .generate(),
+            ))
+            .await
+            .unwrap();
+        let odd = queues
+            .create_queue(&make("sqs-push-test-short".into()))
+            .await
+            .unwrap();
+        let live = sessions
+            .create(
+                AccountId::try_from(1).unwrap(),
+                UserId::try_from(2).unwrap(),
+                SessionId::parse("s").unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        clock.advance(601);
+        let young_orphan = queues.create_queue(&make(names.generate())).await.unwrap();
+
+        let sweeper = OrphanSweeper::new(
+            store,
+            queues.clone(),
+            clock,
+            OrphanSettings {
+                queue_names: names,
+                grace_seconds: 600,
+                concurrency: 4,
+            },
+        );
+        let report = sweeper.sweep().await.unwrap();
+        assert_eq!(
+            report,
+            OrphanReport {
+                queues_scanned: 3,
+                orphans_found: 2,
+                deleted: 1,
+                skipped_young: 1,
+                failed: 0,
+            }
+        );
+        assert!(queues.queue(&old_orphan.url).is_none());
+        for kept in [&young_orphan, &foreign, &odd, &live.queue] {
+            assert!(queues.queue(&kept.url).is_some(), "{}", kept.name);
+        }
+    }
+}
