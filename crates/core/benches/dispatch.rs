@@ -33,7 +33,9 @@ fn session(user: u64, id: &str) -> Session {
         user_id: UserId::try_from(user).unwrap(),
         session_id: SessionId::parse(id).unwrap(),
         queue: QueueRef {
-            url: format!("https://sqs.us-east-1.amazonaws.com/123456789012/sqs-push-prod-{user:0>43}{id}"),
+            url: format!(
+                "https://sqs.us-east-1.amazonaws.com/123456789012/sqs-push-prod-{user:0>43}{id}"
+            ),
             name: format!("sqs-push-prod-{user:0>43}"),
         },
         identity_id: format!("us-east-1:{user}"),
@@ -78,7 +80,9 @@ fn planning(c: &mut Criterion) {
                 Arc::new(ManualClock::at(NOW)),
                 DispatchSettings::default(),
             );
-            let report = rt.block_on(dispatcher.dispatch(&Target::Everyone, hello())).unwrap();
+            let report = rt
+                .block_on(dispatcher.dispatch(&Target::Everyone, hello()))
+                .unwrap();
             assert_eq!(report.sessions_matched, 100_000);
         })
     });
