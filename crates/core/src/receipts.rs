@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::dispatch::{Dispatcher, Target};
 use crate::error::PortError;
 use crate::history::HistoryTask;
-use crate::ids::{IdError, UserId};
+use crate::ids::{IdError, UserId, parse_safe_integer};
 use crate::message::{Message, MessageId, SQS_ONLY_FIELD};
 use crate::ports::{AsyncFunction, HistoryStore, Invoker};
 
@@ -74,6 +74,11 @@ pub struct ReceiptReport {
 /// The ids of a comma-separated path segment; an empty item is a malformed id.
 pub fn parse_id_list(raw: &str) -> Result<Vec<MessageId>, IdError> {
     raw.split(',').map(MessageId::parse).collect()
+}
+
+/// The `asof` timestamp of a path: epoch seconds.
+pub fn parse_as_of(raw: &str) -> Result<u64, IdError> {
+    parse_safe_integer("timestamp", raw)
 }
 
 /// The ids of a request body, which must be a JSON list of strings.
@@ -487,5 +492,7 @@ mod tests {
             "messageIds"
         );
         assert!(check_count(MAX_SYNC_IDS + 1, true).is_ok());
+        assert_eq!(parse_as_of("1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_as_of("yesterday").unwrap_err().field, "timestamp");
     }
 }

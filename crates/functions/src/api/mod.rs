@@ -7,12 +7,18 @@ mod error;
 mod notify;
 mod session;
 
+mod history;
+mod receipts;
+
 pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::get;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::session::SessionService;
+
+use sqs_push_core::history_page::HistoryReader;
+use sqs_push_core::receipts::ReceiptService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -21,6 +27,10 @@ pub struct ApiState {
     pub sessions: SessionService,
     /// Routes messages.
     pub dispatcher: Dispatcher,
+    /// Reads user history.
+    pub history: HistoryReader,
+    /// Applies read receipts.
+    pub receipts: ReceiptService,
 }
 
 /// Every route of the api function.
@@ -42,6 +52,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/notify/user/{userId}/session/{sessionId}",
             get(notify::session).post(notify::session),
+        )
+        .route("/messages/user/{userId}", get(history::messages))
+        .route(
+            "/messages/set-read/user/{userId}",
+            axum::routing::post(receipts::listed),
+        )
+        .route(
+            "/messages/set-read/user/{userId}/message/{messageId}",
+            get(receipts::named),
+        )
+        .route(
+            "/messages/set-read/user/{userId}/asof/{timestamp}",
+            get(receipts::as_of),
         )
         .fallback(error::not_found)
         .with_state(state)
