@@ -234,6 +234,7 @@ impl HistoryStore for DynamoHistoryStore {
             .key_condition_expression("userId = :user AND #created <= :upto")
             .filter_expression("#read = :unread AND #ttl > :now")
             .projection_expression("messageId")
+            .scan_index_forward(false)
             .expression_attribute_names("#created", "created")
             .expression_attribute_names("#read", "is_read")
             .expression_attribute_names("#ttl", "ttl")
