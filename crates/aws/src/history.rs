@@ -1,15 +1,22 @@
-//! The user history table on DynamoDB: key `userId` (N) + `messageId` (S), LSI on `created`.
+//! The user history table on DynamoDB: key `userId` (N) + `messageId` (S), LSI on `created`;
+//! rows carry `is_read` (0/1) and expire through the table's TTL on `ttl`.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use sqs_push_core::PortError;
 use sqs_push_core::ids::UserId;
-use sqs_push_core::ports::{HistoryRow, HistoryStore};
+use sqs_push_core::message::MessageId;
+use sqs_push_core::ports::{
+    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore,
+};
+use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
+
+/// Name of the local secondary index on (`userId`, `created`), projecting every attribute.
+pub const CREATED_INDEX: &str = "created-index";
 
 /// [`HistoryStore`] on a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -62,6 +69,38 @@ fn row_from_item(item: &HashMap<String, AttributeValue>) -> Option<HistoryRow> {
     })
 }
 
+/// The history entry in an item read back; `None` when a field is missing or malformed.
+fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Option<HistoryEntry> {
+    let is_read = item.get("is_read")?.as_n().ok()?.parse::<u64>().ok()? != 0;
+    Some(HistoryEntry {
+        row: row_from_item(item)?,
+        is_read,
+    })
+}
+
+/// The `created` index key where a page ended, for ExclusiveStartKey.
+fn cursor_key(user_id: UserId, cursor: &HistoryCursor) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("userId".to_string(), number(user_id.get())),
+        (
+            "messageId".to_string(),
+            AttributeValue::S(cursor.message_id.to_string()),
+        ),
+        ("created".to_string(), number(cursor.created)),
+    ])
+}
+
+impl DynamoHistoryStore {
+    fn malformed(&self, operation: &'static str) -> PortError {
+        PortError::new(
+            PortErrorKind::Other,
+            operation,
+            &self.table,
+            "a row has a missing or malformed field",
+        )
+    }
+}
+
 #[async_trait]
 impl HistoryStore for DynamoHistoryStore {
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
@@ -100,5 +139,123 @@ impl HistoryStore for DynamoHistoryStore {
             })
             .unwrap_or_default();
         Ok(unprocessed)
+    }
+
+    async fn query(&self, user_id: UserId, query: &HistoryQuery) -> Result<HistoryPage, PortError> {
+        // One row more than the page, so `next` is set only when another page really follows.
+        let wanted = query.limit + 1;
+        let mut entries: Vec<HistoryEntry> = Vec::with_capacity(wanted);
+        let mut start_key = query.after.as_ref().map(|c| cursor_key(user_id, c));
+        loop {
+            // Limit counts rows evaluated before the ttl filter, and a call returns at most
+            // 1 MB, so a page may take several calls.
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(CREATED_INDEX)
+                .key_condition_expression("userId = :user AND #created BETWEEN :start AND :end")
+                .filter_expression("#ttl > :now")
+                .expression_attribute_names("#created", "created")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":user", number(user_id.get()))
+                .expression_attribute_values(":start", number(query.start))
+                .expression_attribute_values(":end", number(query.end))
+                .expression_attribute_values(":now", number(query.now))
+                .scan_index_forward(false)
+                .limit(i32::try_from(wanted - entries.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|error| port_error("DynamoDB Query", CREATED_INDEX, error))?;
+            for item in output.items() {
+                entries
+                    .push(entry_from_item(item).ok_or_else(|| self.malformed("DynamoDB Query"))?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() && entries.len() < wanted => {
+                    start_key = Some(key.clone());
+                }
+                _ => break,
+            }
+        }
+        let next = if entries.len() > query.limit {
+            entries.truncate(query.limit);
+            let last = entries.last().expect("limit is at least 1");
+            Some(HistoryCursor {
+                created: last.row.created,
+                message_id: MessageId::parse(&last.row.message_id)
+                    .map_err(|_| self.malformed("DynamoDB Query"))?,
+            })
+        } else {
+            None
+        };
+        Ok(HistoryPage { entries, next })
+    }
+
+    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", number(user_id.get()))
+            .key("messageId", AttributeValue::S(message_id.to_string()))
+            // Without attribute_exists an update would create a row for an unknown id.
+            .condition_expression("attribute_exists(messageId) AND #read = :unread")
+            .update_expression("SET #read = :read")
+            .expression_attribute_names("#read", "is_read")
+            .expression_attribute_values(":unread", number(0))
+            .expression_attribute_values(":read", number(1))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let error = port_error("DynamoDB UpdateItem", &self.table, error);
+                match error.kind {
+                    PortErrorKind::ConditionFailed => Ok(false),
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
+    async fn unread_up_to(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+        now: u64,
+    ) -> Result<Vec<MessageId>, PortError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CREATED_INDEX)
+            .key_condition_expression("userId = :user AND #created <= :upto")
+            .filter_expression("#read = :unread AND #ttl > :now")
+            .projection_expression("messageId")
+            .scan_index_forward(false)
+            .expression_attribute_names("#created", "created")
+            .expression_attribute_names("#read", "is_read")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":user", number(user_id.get()))
+            .expression_attribute_values(":upto", number(created_up_to))
+            .expression_attribute_values(":unread", number(0))
+            .expression_attribute_values(":now", number(now))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|error| port_error("DynamoDB Query", CREATED_INDEX, error))?;
+        items
+            .iter()
+            .map(|item| {
+                item.get("messageId")
+                    .and_then(|value| value.as_s().ok())
+                    .and_then(|raw| MessageId::parse(raw).ok())
+                    .ok_or_else(|| self.malformed("DynamoDB Query"))
+            })
+            .collect()
     }
 }

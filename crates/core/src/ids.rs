@@ -21,7 +21,8 @@ pub struct IdError {
     pub reason: String,
 }
 
-fn parse_safe_integer(field: &'static str, raw: &str) -> Result<u64, IdError> {
+/// Parses a decimal integer in 0..=2^53-1 written without sign or leading zeros.
+pub(crate) fn parse_safe_integer(field: &'static str, raw: &str) -> Result<u64, IdError> {
     let invalid = |reason: &str| IdError {
         field,
         reason: reason.to_string(),

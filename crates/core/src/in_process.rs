@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 
 use crate::error::{PortError, PortErrorKind};
-use crate::history::{HistoryJob, HistoryWriter};
+use crate::history::{HistoryTask, HistoryWriter};
 use crate::ports::{AsyncFunction, Invoker};
+use crate::receipts::ReceiptService;
 use crate::send::{SendJob, Sender};
 
 /// Runs async invocations as tasks on the current runtime.
@@ -13,12 +14,24 @@ use crate::send::{SendJob, Sender};
 pub struct InProcessInvoker {
     sender: Sender,
     history: HistoryWriter,
+    receipts: Option<ReceiptService>,
 }
 
 impl InProcessInvoker {
-    /// Hands `sender` jobs to `sender` and `history` jobs to `history`.
+    /// Hands `sender` jobs to `sender` and `history` write jobs to `history`.
     pub fn new(sender: Sender, history: HistoryWriter) -> Self {
-        Self { sender, history }
+        Self {
+            sender,
+            history,
+            receipts: None,
+        }
+    }
+
+    /// Also hands `history` receipt jobs to `receipts`. Without it they are refused: the
+    /// receipt service dispatches through an invoker of its own, so it is added last.
+    pub fn with_receipts(mut self, receipts: ReceiptService) -> Self {
+        self.receipts = Some(receipts);
+        self
     }
 }
 
@@ -50,13 +63,37 @@ impl Invoker for InProcessInvoker {
                 });
             }
             AsyncFunction::History => {
-                let job: HistoryJob =
+                let task: HistoryTask =
                     serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
-                let history = self.history.clone();
-                tokio::spawn(async move {
-                    let report = history.write(&job).await;
-                    tracing::info!(?report, "history job done");
-                });
+                match task {
+                    HistoryTask::Write(job) => {
+                        let history = self.history.clone();
+                        tokio::spawn(async move {
+                            let report = history.write(&job).await;
+                            tracing::info!(?report, "history job done");
+                        });
+                    }
+                    HistoryTask::Receipts(job) => {
+                        let Some(receipts) = self.receipts.clone() else {
+                            return Err(PortError::new(
+                                PortErrorKind::Other,
+                                "in-process invoke",
+                                function.name(),
+                                "read receipts are not wired into this invoker",
+                            ));
+                        };
+                        tokio::spawn(async move {
+                            match receipts.apply(&job).await {
+                                Ok(report) => tracing::info!(
+                                    changed = report.changed.len(),
+                                    receipts = report.receipts,
+                                    "receipt job done"
+                                ),
+                                Err(error) => tracing::warn!(%error, "receipt job failed"),
+                            }
+                        });
+                    }
+                }
             }
         }
         Ok(())

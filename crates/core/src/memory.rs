@@ -11,10 +11,12 @@ use crate::clock::Clock;
 use crate::crypto::SealedMessage;
 use crate::error::{PortError, PortErrorKind};
 use crate::ids::{AccountId, SessionId, UserId};
+use crate::message::MessageId;
 use crate::ports::{
     AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
     QueueService, QueueSpec, SessionCursor, SessionPage, SessionStore,
 };
+use crate::ports::{HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery};
 use crate::session::{Credentials, QueueRef, Session};
 
 /// Sessions in a sorted map, keyed like the table.
@@ -444,6 +446,8 @@ impl IdentityProvider for MemoryIdentities {
 pub struct MemoryHistory {
     rows: Mutex<BTreeMap<(UserId, String), HistoryRow>>,
     calls: AtomicU64,
+    /// Keys of the rows marked read; a rewritten row is unread again, as a put is in DynamoDB.
+    read: Mutex<HashSet<(UserId, String)>>,
 }
 
 impl MemoryHistory {
@@ -470,6 +474,31 @@ impl MemoryHistory {
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
+
+    /// Whether a row is marked read.
+    pub fn is_read(&self, user_id: UserId, message_id: &str) -> bool {
+        let read = self.read.lock().unwrap();
+        read.contains(&(user_id, message_id.to_string()))
+    }
+
+    /// A user's live rows in `created` order, newest first, ties by message id descending (the
+    /// order of the `created` index read backwards).
+    fn newest_first(&self, user_id: UserId, now: u64) -> Vec<HistoryEntry> {
+        let rows = self.rows.lock().unwrap();
+        let read = self.read.lock().unwrap();
+        let mut entries: Vec<HistoryEntry> = rows
+            .values()
+            .filter(|row| row.user_id == user_id && row.ttl > now)
+            .map(|row| HistoryEntry {
+                row: row.clone(),
+                is_read: read.contains(&(row.user_id, row.message_id.clone())),
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            (b.row.created, &b.row.message_id).cmp(&(a.row.created, &a.row.message_id))
+        });
+        entries
+    }
 }
 
 #[async_trait]
@@ -477,10 +506,64 @@ impl HistoryStore for MemoryHistory {
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut stored = self.rows.lock().unwrap();
+        let mut read = self.read.lock().unwrap();
         for row in rows {
-            stored.insert((row.user_id, row.message_id.clone()), row.clone());
+            let key = (row.user_id, row.message_id.clone());
+            read.remove(&key);
+            stored.insert(key, row.clone());
         }
         Ok(Vec::new())
+    }
+
+    async fn query(&self, user_id: UserId, query: &HistoryQuery) -> Result<HistoryPage, PortError> {
+        let after = query
+            .after
+            .as_ref()
+            .map(|cursor| (cursor.created, cursor.message_id.as_str().to_string()));
+        let mut entries: Vec<HistoryEntry> = self
+            .newest_first(user_id, query.now)
+            .into_iter()
+            .filter(|entry| (query.start..=query.end).contains(&entry.row.created))
+            .filter(|entry| match &after {
+                Some(after) => (entry.row.created, entry.row.message_id.clone()) < *after,
+                None => true,
+            })
+            .take(query.limit + 1)
+            .collect();
+        let next = if entries.len() > query.limit {
+            entries.truncate(query.limit);
+            entries.last().map(|entry| HistoryCursor {
+                created: entry.row.created,
+                message_id: MessageId::parse(&entry.row.message_id)
+                    .expect("memory rows hold valid ids"),
+            })
+        } else {
+            None
+        };
+        Ok(HistoryPage { entries, next })
+    }
+
+    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError> {
+        let key = (user_id, message_id.as_str().to_string());
+        let rows = self.rows.lock().unwrap();
+        if !rows.contains_key(&key) {
+            return Ok(false);
+        }
+        Ok(self.read.lock().unwrap().insert(key))
+    }
+
+    async fn unread_up_to(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+        now: u64,
+    ) -> Result<Vec<MessageId>, PortError> {
+        Ok(self
+            .newest_first(user_id, now)
+            .into_iter()
+            .filter(|entry| entry.row.created <= created_up_to && !entry.is_read)
+            .filter_map(|entry| MessageId::parse(&entry.row.message_id).ok())
+            .collect())
     }
 }
 

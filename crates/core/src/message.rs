@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::crypto::fill_random;
@@ -18,8 +19,22 @@ pub const SQS_ONLY_FIELD: &str = "_sqs_only";
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
 /// A message id: the caller's, or a random one. History rows and client dedupe key on it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct MessageId(String);
+
+impl TryFrom<String> for MessageId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> String {
+        id.0
+    }
+}
 
 impl MessageId {
     /// Accepts 1–256 printable ASCII characters.

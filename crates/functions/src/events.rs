@@ -3,8 +3,11 @@
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use serde::Serialize;
+use sqs_push_core::PortError;
 use sqs_push_core::dispatch::Dispatcher;
-use sqs_push_core::history::{HistoryJob, HistoryReport, HistoryWriter};
+use sqs_push_core::history::{HistoryReport, HistoryTask, HistoryWriter};
+use sqs_push_core::receipts::{ReceiptReport, ReceiptService};
 use sqs_push_core::send::{SendJob, SendReport, Sender};
 use sqs_push_core::stream::{StreamRecord, StreamReport, dispatch_records};
 use tokio::time::Instant;
@@ -62,15 +65,46 @@ pub async fn handle_send(sender: &Sender, job: SendJob, deadline: Option<Instant
     report
 }
 
-/// The `history` function: writes one job's rows.
-pub async fn handle_history(history: &HistoryWriter, job: HistoryJob) -> HistoryReport {
-    let report = history.write(&job).await;
-    tracing::info!(
-        message_id = %job.message_id,
-        users = job.user_ids.len(),
-        written = report.written,
-        failed = report.failed,
-        "history job handled"
-    );
-    report
+/// What the `history` function did with one payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HistoryOutcome {
+    /// A write job's rows.
+    Written(HistoryReport),
+    /// A receipt job's changes.
+    Receipts(ReceiptReport),
+}
+
+/// The `history` function: writes one job's rows, or applies one chunk of read receipts. A
+/// failed receipt chunk is an error, so Lambda retries it; the retry marks what is left and
+/// receipts only that.
+pub async fn handle_history(
+    history: &HistoryWriter,
+    receipts: &ReceiptService,
+    task: HistoryTask,
+) -> Result<HistoryOutcome, PortError> {
+    match task {
+        HistoryTask::Write(job) => {
+            let report = history.write(&job).await;
+            tracing::info!(
+                message_id = %job.message_id,
+                users = job.user_ids.len(),
+                written = report.written,
+                failed = report.failed,
+                "history job handled"
+            );
+            Ok(HistoryOutcome::Written(report))
+        }
+        HistoryTask::Receipts(job) => {
+            let report = receipts.apply(&job).await?;
+            tracing::info!(
+                user_id = %job.user_id,
+                ids = job.message_ids.len(),
+                changed = report.changed.len(),
+                receipts = report.receipts,
+                "receipt job handled"
+            );
+            Ok(HistoryOutcome::Receipts(report))
+        }
+    }
 }

@@ -16,6 +16,9 @@ use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService
 use sqs_push_core::send::Sender;
 use sqs_push_core::session::{SessionService, SessionSettings};
 
+use sqs_push_core::history_page::HistoryReader;
+use sqs_push_core::receipts::ReceiptService;
+
 use crate::api::ApiState;
 use crate::config::{ConfigError, StackConfig};
 
@@ -79,10 +82,12 @@ impl Adapters {
 
     /// Replaces the Lambda invoker with one that runs jobs in this process (the local stack).
     pub fn with_in_process_invoker(mut self, config: &StackConfig) -> Self {
-        self.invoker = Arc::new(InProcessInvoker::new(
-            sender(config, &self),
-            history_writer(config, &self),
-        ));
+        let invoker = InProcessInvoker::new(sender(config, &self), history_writer(config, &self));
+        // The receipt jobs' own service dispatches through the invoker without receipts: a
+        // receipt job hands off sends, never more receipts.
+        self.invoker = Arc::new(invoker.clone());
+        let receipts = receipts(config, &self);
+        self.invoker = Arc::new(invoker.with_receipts(receipts));
         self
     }
 }
@@ -137,7 +142,24 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         sessions,
         dispatcher: dispatcher(config, adapters),
         orphans,
+        history: history_reader(adapters),
+        receipts: receipts(config, adapters),
     })
+}
+
+/// The history reader.
+pub fn history_reader(adapters: &Adapters) -> HistoryReader {
+    HistoryReader::new(adapters.history.clone(), adapters.clock.clone())
+}
+
+/// The read-receipt service: marks rows, dispatches receipts, hands chunks to `history`.
+pub fn receipts(config: &StackConfig, adapters: &Adapters) -> ReceiptService {
+    ReceiptService::new(
+        adapters.history.clone(),
+        dispatcher(config, adapters),
+        adapters.invoker.clone(),
+        adapters.clock.clone(),
+    )
 }
 
 /// The cleanup function's service.

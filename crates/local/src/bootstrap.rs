@@ -144,7 +144,7 @@ impl Provisioner {
             .key_schema(key("messageId", KeyType::Range))
             .local_secondary_indexes(
                 LocalSecondaryIndex::builder()
-                    .index_name("created-index")
+                    .index_name(sqs_push_aws::history::CREATED_INDEX)
                     .key_schema(key("userId", KeyType::Hash))
                     .key_schema(key("created", KeyType::Range))
                     .projection(all_attributes())

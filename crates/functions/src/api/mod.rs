@@ -8,6 +8,9 @@ mod error;
 mod notify;
 mod session;
 
+mod history;
+mod receipts;
+
 pub use error::ApiError;
 
 use axum::Router;
@@ -15,6 +18,9 @@ use axum::routing::get;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::orphans::OrphanSweeper;
 use sqs_push_core::session::SessionService;
+
+use sqs_push_core::history_page::HistoryReader;
+use sqs_push_core::receipts::ReceiptService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -25,6 +31,10 @@ pub struct ApiState {
     pub dispatcher: Dispatcher,
     /// Sweeps orphan queues (`/cleanup`).
     pub orphans: OrphanSweeper,
+    /// Reads user history.
+    pub history: HistoryReader,
+    /// Applies read receipts.
+    pub receipts: ReceiptService,
 }
 
 /// Every route of the api function.
@@ -60,6 +70,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/notify/user/{userId}/session/{sessionId}",
             get(notify::session).post(notify::session),
+        )
+        .route("/messages/user/{userId}", get(history::messages))
+        .route(
+            "/messages/set-read/user/{userId}",
+            axum::routing::post(receipts::listed),
+        )
+        .route(
+            "/messages/set-read/user/{userId}/message/{messageId}",
+            get(receipts::named),
+        )
+        .route(
+            "/messages/set-read/user/{userId}/asof/{timestamp}",
+            get(receipts::as_of),
         )
         .fallback(error::not_found)
         .with_state(state)

@@ -1,19 +1,26 @@
-//! The history Lambda: writes one batch of history rows per async invoke.
+//! The history Lambda: per async invoke, writes one batch of history rows or applies one chunk
+//! of read receipts.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sqs_push_core::history::HistoryJob;
+use sqs_push_core::history::HistoryTask;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, history_writer};
+use sqs_push_functions::wiring::{Adapters, history_writer, receipts};
 use sqs_push_functions::{events, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = StackConfig::from_env()?;
-    let history = history_writer(&config, &Adapters::aws(&config).await);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<HistoryJob>| {
-        let history = history.clone();
-        async move { Ok::<_, Error>(events::handle_history(&history, event.payload).await) }
+    let adapters = Adapters::aws(&config).await;
+    let history = history_writer(&config, &adapters);
+    let receipts = receipts(&config, &adapters);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<HistoryTask>| {
+        let (history, receipts) = (history.clone(), receipts.clone());
+        async move {
+            events::handle_history(&history, &receipts, event.payload)
+                .await
+                .map_err(Error::from)
+        }
     }))
     .await
 }

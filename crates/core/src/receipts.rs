@@ -1,0 +1,498 @@
+//! Read receipts: a message counts only when it changes from unread to read, and the ids that
+//! changed go out as one SQS-only message to every live session of the user. Large requests are
+//! handed to the `history` function in chunks.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::batch::cut;
+use crate::clock::Clock;
+use crate::dispatch::{Dispatcher, Target};
+use crate::error::PortError;
+use crate::history::HistoryTask;
+use crate::ids::{IdError, UserId, parse_safe_integer};
+use crate::message::{Message, MessageId, SQS_ONLY_FIELD};
+use crate::ports::{AsyncFunction, HistoryStore, Invoker};
+
+/// The `_type` of a read-receipt message.
+pub const RECEIPT_TYPE: &str = "message-read-receipt";
+/// The field of a read-receipt message that lists the ids that changed.
+pub const RECEIPTED_FIELD: &str = "messages-receipted";
+/// Ids per `history` invocation when the work is handed off.
+pub const ASYNC_CHUNK: usize = 300;
+/// Most ids one call may name when it waits for the answer.
+pub const MAX_SYNC_IDS: usize = 1_000;
+/// Most ids one call may name when the work is handed off (100 chunks).
+pub const MAX_ASYNC_IDS: usize = 30_000;
+/// Most ids per receipt message. With ids of at most 256 characters a receipt stays under
+/// [`RECEIPT_BYTES`]; the byte bound below is what really holds.
+const IDS_PER_RECEIPT: usize = 1_000;
+/// A receipt's JSON stays under this, so sealed (base64 adds a third) it fits even a queue left
+/// at SQS's old 256 KiB default.
+const RECEIPT_BYTES: usize = 180_000;
+/// The byte bound of one handed-off chunk; 300 ids of at most 256 characters fit easily.
+const CHUNK_BYTES: usize = 200_000;
+/// UpdateItem calls in flight at once for one request.
+const MARK_CONCURRENCY: usize = 16;
+
+/// Work for the history function: ids of one user to mark read. Handed between functions as
+/// JSON.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptJob {
+    /// Whose messages.
+    pub user_id: UserId,
+    /// At most [`ASYNC_CHUNK`] ids.
+    pub message_ids: Vec<MessageId>,
+}
+
+impl fmt::Debug for ReceiptJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiptJob")
+            .field("user_id", &self.user_id)
+            .field("ids", &self.message_ids.len())
+            .finish()
+    }
+}
+
+/// What marking did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptReport {
+    /// The ids that changed from unread to read, in the order they were asked for.
+    pub changed: Vec<MessageId>,
+    /// Receipt messages dispatched: 0 when nothing changed, otherwise 1 (more only for
+    /// thousands of ids, which do not fit one SQS message).
+    pub receipts: usize,
+}
+
+/// The ids of a comma-separated path segment; an empty item is a malformed id.
+pub fn parse_id_list(raw: &str) -> Result<Vec<MessageId>, IdError> {
+    raw.split(',').map(MessageId::parse).collect()
+}
+
+/// The `asof` timestamp of a path: epoch seconds.
+pub fn parse_as_of(raw: &str) -> Result<u64, IdError> {
+    parse_safe_integer("timestamp", raw)
+}
+
+/// The ids of a request body, which must be a JSON list of strings.
+pub fn parse_id_body(body: &[u8]) -> Result<Vec<MessageId>, IdError> {
+    let not_a_list = || IdError {
+        field: "messageIds",
+        reason: "the body must be a JSON list of message id strings".to_string(),
+    };
+    let values: Vec<Value> = serde_json::from_slice(body).map_err(|_| not_a_list())?;
+    values
+        .iter()
+        .map(|value| match value {
+            Value::String(raw) => MessageId::parse(raw),
+            _ => Err(not_a_list()),
+        })
+        .collect()
+}
+
+/// Refuses more ids than one call may name: [`MAX_SYNC_IDS`], or [`MAX_ASYNC_IDS`] when the
+/// work is handed off.
+pub fn check_count(count: usize, handed_off: bool) -> Result<(), IdError> {
+    let most = if handed_off {
+        MAX_ASYNC_IDS
+    } else {
+        MAX_SYNC_IDS
+    };
+    if count > most {
+        let hint = if handed_off { "" } else { "; use ?async" };
+        return Err(IdError {
+            field: "messageIds",
+            reason: format!("names {count} ids; at most {most} are accepted{hint}"),
+        });
+    }
+    Ok(())
+}
+
+/// The ids once each, in first-seen order.
+fn distinct(ids: &[MessageId]) -> Vec<MessageId> {
+    let mut seen = HashSet::new();
+    ids.iter().filter(|id| seen.insert(*id)).cloned().collect()
+}
+
+/// Applies read receipts.
+#[derive(Clone)]
+pub struct ReceiptService {
+    store: Arc<dyn HistoryStore>,
+    dispatcher: Dispatcher,
+    invoker: Arc<dyn Invoker>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ReceiptService {
+    /// Marks rows in `store`, tells sessions through `dispatcher`, hands chunks to `invoker`.
+    pub fn new(
+        store: Arc<dyn HistoryStore>,
+        dispatcher: Dispatcher,
+        invoker: Arc<dyn Invoker>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            dispatcher,
+            invoker,
+            clock,
+        }
+    }
+
+    /// Marks the ids read and sends the ones that changed to the user's live sessions. Ids the
+    /// user has no row for change nothing. When some marks fail, the receipt for the others is
+    /// still sent and the first failure is returned: repeating the call finishes the rest and
+    /// receipts only those.
+    pub async fn mark_read(
+        &self,
+        user_id: UserId,
+        ids: &[MessageId],
+    ) -> Result<ReceiptReport, PortError> {
+        let ids = distinct(ids);
+        let asked = ids.len();
+        let outcomes: Vec<(MessageId, Result<bool, PortError>)> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let outcome = self.store.mark_read(user_id, &id).await;
+                (id, outcome)
+            })
+            .buffered(MARK_CONCURRENCY)
+            .collect()
+            .await;
+        let mut changed = Vec::new();
+        let mut failures = 0;
+        let mut first_failure = None;
+        for (id, outcome) in outcomes {
+            match outcome {
+                Ok(true) => changed.push(id),
+                Ok(false) => {}
+                Err(error) => {
+                    failures += 1;
+                    first_failure.get_or_insert(error);
+                }
+            }
+        }
+        let receipts = self.send_receipts(user_id, &changed).await?;
+        tracing::info!(
+            user_id = %user_id,
+            asked,
+            changed = changed.len(),
+            failed = failures,
+            receipts,
+            "read receipts applied"
+        );
+        match first_failure {
+            Some(error) => Err(error),
+            None => Ok(ReceiptReport { changed, receipts }),
+        }
+    }
+
+    /// Marks read every unread message the user got at or before `created_up_to`.
+    pub async fn mark_read_as_of(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+    ) -> Result<ReceiptReport, PortError> {
+        let ids = self
+            .store
+            .unread_up_to(user_id, created_up_to, self.clock.now())
+            .await?;
+        self.mark_read(user_id, &ids).await
+    }
+
+    /// Runs one chunk handed to the `history` function.
+    pub async fn apply(&self, job: &ReceiptJob) -> Result<ReceiptReport, PortError> {
+        self.mark_read(job.user_id, &job.message_ids).await
+    }
+
+    /// Hands the ids to the `history` function in chunks of [`ASYNC_CHUNK`]; returns how many
+    /// chunks. Each chunk sends its own receipt.
+    pub async fn hand_off(&self, user_id: UserId, ids: &[MessageId]) -> Result<usize, PortError> {
+        let chunks = cut(distinct(ids), ASYNC_CHUNK, CHUNK_BYTES, 64, |id| {
+            id.as_str().len() + 3
+        });
+        let count = chunks.len();
+        let handed = chunks.into_iter().map(|message_ids| {
+            let task = HistoryTask::Receipts(ReceiptJob {
+                user_id,
+                message_ids,
+            });
+            let payload = serde_json::to_vec(&task).expect("a receipt job serializes");
+            self.invoker.invoke_async(AsyncFunction::History, payload)
+        });
+        futures::future::try_join_all(handed).await?;
+        tracing::info!(user_id = %user_id, ids = ids.len(), chunks = count, "read receipts handed off");
+        Ok(count)
+    }
+
+    /// Finds the user's unread messages up to `created_up_to` and hands them off.
+    pub async fn hand_off_as_of(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+    ) -> Result<usize, PortError> {
+        let ids = self
+            .store
+            .unread_up_to(user_id, created_up_to, self.clock.now())
+            .await?;
+        self.hand_off(user_id, &ids).await
+    }
+
+    /// Dispatches the changed ids to every session of the user as SQS-only messages (no
+    /// history row); returns how many messages.
+    async fn send_receipts(
+        &self,
+        user_id: UserId,
+        changed: &[MessageId],
+    ) -> Result<usize, PortError> {
+        let groups = cut(
+            changed.iter().cloned(),
+            IDS_PER_RECEIPT,
+            RECEIPT_BYTES,
+            256,
+            |id| id.as_str().len() + 3,
+        );
+        let count = groups.len();
+        for ids in groups {
+            let message = receipt_message(user_id, ids);
+            self.dispatcher
+                .dispatch(&Target::User(user_id), message)
+                .await?;
+        }
+        Ok(count)
+    }
+}
+
+/// `{"_type":"message-read-receipt","userId":..,"messages-receipted":[..],"_sqs_only":1}` with a
+/// fresh `messageId`, as the original stack sent them.
+fn receipt_message(user_id: UserId, ids: Vec<MessageId>) -> Message {
+    let mut fields = Map::new();
+    fields.insert("_type".to_string(), Value::from(RECEIPT_TYPE));
+    fields.insert("userId".to_string(), Value::from(user_id.get()));
+    let ids: Vec<Value> = ids
+        .into_iter()
+        .map(|id| Value::from(String::from(id)))
+        .collect();
+    fields.insert(RECEIPTED_FIELD.to_string(), Value::Array(ids));
+    fields.insert(SQS_ONLY_FIELD.to_string(), Value::from(1));
+    Message::new(fields, MessageId::random).expect("a receipt names no messageId of its own")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::crypto::{SessionCipher, SessionKey};
+    use crate::dispatch::DispatchSettings;
+    use crate::history::HistoryWriter;
+    use crate::ids::{AccountId, SessionId};
+    use crate::memory::{MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker};
+    use crate::ports::{HistoryRow, QueueService, QueueSpec, SessionStore};
+    use crate::send::Sender;
+    use crate::session::{Credentials, Session};
+    use serde_json::json;
+
+    const NOW: u64 = 10_000;
+    const USER: u64 = 200;
+
+    struct Fixture {
+        history: Arc<MemoryHistory>,
+        queues: Arc<MemoryQueues>,
+        sessions: Arc<MemorySessionStore>,
+        invoker: Arc<RecordingInvoker>,
+        receipts: ReceiptService,
+    }
+
+    fn user(id: u64) -> UserId {
+        UserId::try_from(id).unwrap()
+    }
+
+    fn id(raw: &str) -> MessageId {
+        MessageId::parse(raw).unwrap()
+    }
+
+    /// The user has rows m0..m9 created at NOW-100+n.
+    async fn fixture() -> Fixture {
+        let history = Arc::new(MemoryHistory::default());
+        let queues = Arc::new(MemoryQueues::default());
+        let sessions = Arc::new(MemorySessionStore::default());
+        let invoker = Arc::new(RecordingInvoker::default());
+        let clock = Arc::new(ManualClock::at(NOW));
+        let dispatcher = Dispatcher::new(
+            sessions.clone(),
+            Sender::new(queues.clone(), 4),
+            HistoryWriter::new(history.clone(), 86_400, 2),
+            invoker.clone(),
+            clock.clone(),
+            DispatchSettings::default(),
+        );
+        let rows: Vec<HistoryRow> = (0..10)
+            .map(|n| HistoryRow {
+                user_id: user(USER),
+                message_id: format!("m{n}"),
+                created: NOW - 100 + n,
+                ttl: NOW + 86_400,
+                message: "{}".into(),
+            })
+            .collect();
+        history.write_batch(&rows).await.unwrap();
+        let receipts = ReceiptService::new(history.clone(), dispatcher, invoker.clone(), clock);
+        Fixture {
+            history,
+            queues,
+            sessions,
+            invoker,
+            receipts,
+        }
+    }
+
+    async fn session(f: &Fixture, user_id: u64, name: &str, expires: u64) -> Session {
+        let queue = f
+            .queues
+            .create_queue(&QueueSpec {
+                name: format!("q-{user_id}-{name}"),
+                owner_identity_id: "i".into(),
+                retention_seconds: None,
+            })
+            .await
+            .unwrap();
+        let session = Session {
+            account_id: AccountId::try_from(1).unwrap(),
+            user_id: user(user_id),
+            session_id: SessionId::parse(name).unwrap(),
+            queue,
+            identity_id: "i".into(),
+            aes_key: SessionKey::generate(),
+            credentials: Credentials {
+                access_key: "a".into(),
+                secret_key: "s".into(),
+                session_token: "t".into(),
+                expires,
+            },
+            ttl: expires + 3_600,
+            created: 0,
+        };
+        f.sessions.put(&session).await.unwrap();
+        session
+    }
+
+    fn received(f: &Fixture, session: &Session) -> Vec<Value> {
+        let cipher = SessionCipher::new(&session.aes_key);
+        f.queues
+            .queue(&session.queue.url)
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| serde_json::from_slice(&cipher.open(&m.body, Some(&m.mac)).unwrap()).unwrap())
+            .collect()
+    }
+
+    fn read_ids(f: &Fixture) -> Vec<String> {
+        (0..10)
+            .map(|n| format!("m{n}"))
+            .filter(|m| f.history.is_read(user(USER), m))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn receipting_some_flips_those_only_and_every_live_session_gets_one_receipt() {
+        let f = fixture().await;
+        let phone = session(&f, USER, "phone", NOW + 60).await;
+        let laptop = session(&f, USER, "laptop", NOW + 60).await;
+        let stranger = session(&f, USER + 1, "phone", NOW + 60).await;
+        let report = f
+            .receipts
+            .mark_read(user(USER), &[id("m3"), id("m1"), id("m3"), id("nope")])
+            .await
+            .unwrap();
+        assert_eq!(report.changed, [id("m3"), id("m1")]);
+        assert_eq!(report.receipts, 1);
+        assert_eq!(read_ids(&f), ["m1", "m3"]);
+        for session in [&phone, &laptop] {
+            let got = received(&f, session);
+            assert_eq!(got.len(), 1);
+            let mut receipt = got[0].clone();
+            assert!(receipt["messageId"].is_string());
+            receipt.as_object_mut().unwrap().remove("messageId");
+            assert_eq!(
+                receipt,
+                json!({"_type": "message-read-receipt", "userId": 200,
+                       "messages-receipted": ["m3", "m1"], "_sqs_only": 1})
+            );
+        }
+        assert!(received(&f, &stranger).is_empty());
+        assert_eq!(f.history.len(), 10, "a receipt writes no history row");
+    }
+
+    #[tokio::test]
+    async fn receipting_again_or_unknown_ids_changes_nothing_and_sends_nothing() {
+        let f = fixture().await;
+        let phone = session(&f, USER, "phone", NOW + 60).await;
+        f.receipts.mark_read(user(USER), &[id("m2")]).await.unwrap();
+        let again = f.receipts.mark_read(user(USER), &[id("m2")]).await.unwrap();
+        assert_eq!(again, ReceiptReport::default());
+        let stranger = f.receipts.mark_read(user(7), &[id("m2")]).await.unwrap();
+        assert_eq!(stranger, ReceiptReport::default());
+        assert_eq!(received(&f, &phone).len(), 1, "only the first receipt");
+    }
+
+    #[tokio::test]
+    async fn as_of_marks_every_unread_message_up_to_then() {
+        let f = fixture().await;
+        f.receipts.mark_read(user(USER), &[id("m1")]).await.unwrap();
+        let report = f
+            .receipts
+            .mark_read_as_of(user(USER), NOW - 100 + 4)
+            .await
+            .unwrap();
+        let mut changed: Vec<&str> = report.changed.iter().map(MessageId::as_str).collect();
+        changed.sort();
+        assert_eq!(changed, ["m0", "m2", "m3", "m4"]);
+        assert_eq!(read_ids(&f), ["m0", "m1", "m2", "m3", "m4"]);
+    }
+
+    #[tokio::test]
+    async fn handed_off_work_goes_to_history_in_chunks_of_300_and_applies_there() {
+        let f = fixture().await;
+        let mut ids: Vec<MessageId> = (0..10).map(|n| id(&format!("m{n}"))).collect();
+        ids.extend((0..990).map(|n| id(&format!("missing-{n}"))));
+        assert_eq!(f.receipts.hand_off(user(USER), &ids).await.unwrap(), 4);
+        let payloads = f.invoker.payloads(AsyncFunction::History);
+        let mut total = 0;
+        for payload in &payloads {
+            let HistoryTask::Receipts(job) = serde_json::from_slice(payload).unwrap() else {
+                panic!("not a receipt job");
+            };
+            assert!(job.message_ids.len() <= ASYNC_CHUNK);
+            total += job.message_ids.len();
+            f.receipts.apply(&job).await.unwrap();
+        }
+        assert_eq!(total, 1_000);
+        assert_eq!(read_ids(&f).len(), 10);
+    }
+
+    #[test]
+    fn id_lists_and_bodies_are_validated() {
+        assert_eq!(parse_id_list("a,b").unwrap(), [id("a"), id("b")]);
+        assert_eq!(parse_id_list("a,,b").unwrap_err().field, "messageId");
+        assert_eq!(parse_id_body(br#"["a","b"]"#).unwrap(), [id("a"), id("b")]);
+        for bad in [&br#"{"a":1}"#[..], br#"[1]"#, b"not json", br#""a""#] {
+            assert_eq!(parse_id_body(bad).unwrap_err().field, "messageIds");
+        }
+        assert_eq!(parse_id_body(br#"[""]"#).unwrap_err().field, "messageId");
+        assert!(check_count(MAX_SYNC_IDS, false).is_ok());
+        assert_eq!(
+            check_count(MAX_SYNC_IDS + 1, false).unwrap_err().field,
+            "messageIds"
+        );
+        assert!(check_count(MAX_SYNC_IDS + 1, true).is_ok());
+        assert_eq!(parse_as_of("1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_as_of("yesterday").unwrap_err().field, "timestamp");
+    }
+}
