@@ -10,69 +10,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::primitives::Blob;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sqs_push_core::crypto::{SessionCipher, SessionKey};
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_local::LocalStack;
 use support::*;
-
-/// A session as the test knows it.
-#[derive(Clone)]
-struct Receiver {
-    account: u64,
-    user: u64,
-    session: String,
-    queue_url: String,
-    key: SessionKey,
-}
-
-async fn create(stack: &LocalStack, account: u64, user: u64, session: &str) -> Receiver {
-    let (status, created) = get(stack, &format!("/create/{account}/{user}/{session}")).await;
-    assert_eq!(status, 200, "{created}");
-    Receiver {
-        account,
-        user,
-        session: session.to_string(),
-        queue_url: created["session"]["sqsUrl"].as_str().unwrap().to_string(),
-        key: SessionKey::from_base64(created["session"]["aesKey"].as_str().unwrap()).unwrap(),
-    }
-}
-
-/// Receives and deletes what is in a queue, decrypted; waits up to `wait` seconds for a first
-/// message.
-async fn drain(sqs: &aws_sdk_sqs::Client, receiver: &Receiver, wait: i32) -> Vec<Value> {
-    let cipher = SessionCipher::new(&receiver.key);
-    let mut messages = Vec::new();
-    let mut wait = wait;
-    loop {
-        let output = sqs
-            .receive_message()
-            .queue_url(&receiver.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap();
-        if output.messages().is_empty() {
-            return messages;
-        }
-        for message in output.messages() {
-            let mac = message
-                .message_attributes()
-                .and_then(|a| a.get("mac"))
-                .and_then(|a| a.string_value());
-            let plaintext = cipher.open(message.body().unwrap(), mac).expect("verifies");
-            messages.push(serde_json::from_slice(&plaintext).unwrap());
-            sqs.delete_message()
-                .queue_url(&receiver.queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        wait = 0;
-    }
-}
 
 /// Asserts that exactly `expected` (by index) receive one message with `marker`.
 async fn assert_reached(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use futures::StreamExt;
 use sqs_push_local::seed::seed_sessions;
-use sqs_push_local::stack::EMULATOR_CREDENTIALS;
+use sqs_push_local::stack::emulator_sdk_config;
 use sqs_push_local::{LocalOptions, LocalStack};
 
 /// A session that has not received by then counts as not reached.
@@ -125,17 +125,5 @@ async fn broadcast(args: &Args) -> Result<String, String> {
 }
 
 async fn aws_sdk_sqs_client(emulator: &str) -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(emulator)
-        .credentials_provider(Credentials::new(
-            EMULATOR_CREDENTIALS.0,
-            EMULATOR_CREDENTIALS.1,
-            None,
-            None,
-            "emulator",
-        ))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+    aws_sdk_sqs::Client::new(&emulator_sdk_config(emulator, "us-east-1").await)
 }

@@ -144,7 +144,7 @@ impl LocalStack {
         config.send_concurrency = options.send_concurrency;
         config.orphan_grace_seconds = options.orphan_grace_seconds;
 
-        let sdk = emulator_sdk_config(&options).await;
+        let sdk = emulator_sdk_config(&options.emulator_url, &options.region).await;
         let provisioner = Provisioner {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             kinesis: aws_sdk_kinesis::Client::new(&sdk),
@@ -288,10 +288,11 @@ async fn start_ttl_and_cleanup(
     Ok((sweeper, stop, tasks))
 }
 
-async fn emulator_sdk_config(options: &LocalOptions) -> aws_config::SdkConfig {
+/// An SDK config for the emulator with its admin credentials.
+pub async fn emulator_sdk_config(emulator_url: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(options.region.clone()))
-        .endpoint_url(&options.emulator_url)
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(emulator_url)
         .credentials_provider(aws_credential_types::Credentials::new(
             EMULATOR_CREDENTIALS.0,
             EMULATOR_CREDENTIALS.1,

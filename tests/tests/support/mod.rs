@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use serde_json::Value;
+use sqs_push_core::crypto::{SessionCipher, SessionKey};
 use sqs_push_local::{LocalKeys, LocalOptions, LocalStack};
 
 /// The repository root.
@@ -171,12 +172,7 @@ pub async fn sdk_config(
 
 /// An SDK config with the emulator's admin credentials.
 pub async fn admin_config(emulator: &Emulator) -> aws_config::SdkConfig {
-    sdk_config(
-        emulator,
-        "us-east-1",
-        Credentials::new("test", "test", None, None, "admin"),
-    )
-    .await
+    sqs_push_local::stack::emulator_sdk_config(&emulator.url, "us-east-1").await
 }
 
 /// A fresh session id.
@@ -184,4 +180,64 @@ pub fn unique_session_id(tag: &str) -> String {
     let mut bytes = [0u8; 8];
     sqs_push_core::crypto::fill_random(&mut bytes);
     format!("{tag}-{}", u64::from_be_bytes(bytes))
+}
+
+/// A session as the test knows it.
+#[derive(Clone)]
+pub struct Receiver {
+    pub account: u64,
+    pub user: u64,
+    pub session: String,
+    pub queue_url: String,
+    pub key: SessionKey,
+}
+
+/// Creates a session through the signed API.
+pub async fn create(stack: &LocalStack, account: u64, user: u64, session: &str) -> Receiver {
+    let (status, created) = get(stack, &format!("/create/{account}/{user}/{session}")).await;
+    assert_eq!(status, 200, "{created}");
+    Receiver {
+        account,
+        user,
+        session: session.to_string(),
+        queue_url: created["session"]["sqsUrl"].as_str().unwrap().to_string(),
+        key: SessionKey::from_base64(created["session"]["aesKey"].as_str().unwrap()).unwrap(),
+    }
+}
+
+/// Receives and deletes what is in a queue, decrypted; waits up to `wait` seconds for a first
+/// message.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, receiver: &Receiver, wait: i32) -> Vec<Value> {
+    let cipher = SessionCipher::new(&receiver.key);
+    let mut messages = Vec::new();
+    let mut wait = wait;
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(&receiver.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        if output.messages().is_empty() {
+            return messages;
+        }
+        for message in output.messages() {
+            let mac = message
+                .message_attributes()
+                .and_then(|a| a.get("mac"))
+                .and_then(|a| a.string_value());
+            let plaintext = cipher.open(message.body().unwrap(), mac).expect("verifies");
+            messages.push(serde_json::from_slice(&plaintext).unwrap());
+            sqs.delete_message()
+                .queue_url(&receiver.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        wait = 0;
+    }
 }
