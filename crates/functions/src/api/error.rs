@@ -83,3 +83,26 @@ pub async fn not_found(uri: Uri) -> ApiError {
         message: format!("no route for {}", uri.path()),
     }
 }
+
+/// Answers axum produces itself (405, 413, 415…) come as plain text; give them the same JSON
+/// shape as every other error so clients parse one format.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if body.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        body
+    };
+    ApiError { status, message }.into_response()
+}

@@ -85,5 +85,78 @@ pub fn router(state: ApiState) -> Router {
             get(receipts::as_of),
         )
         .fallback(error::not_found)
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, StatusCode};
+    use serde_json::Value;
+    use sqs_push_core::clock::ManualClock;
+    use sqs_push_core::memory::{
+        MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, RecordingInvoker,
+    };
+    use tower::ServiceExt;
+
+    use crate::config::StackConfig;
+    use crate::wiring::{Adapters, api_state};
+
+    fn memory_router() -> axum::Router {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let adapters = Adapters {
+            sessions: Arc::new(MemorySessionStore::default()),
+            queues: Arc::new(MemoryQueues::default()),
+            identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
+            history: Arc::new(MemoryHistory::default()),
+            invoker: Arc::new(RecordingInvoker::default()),
+            clock,
+        };
+        let config = StackConfig::for_stage("test", "us-east-1");
+        super::router(api_state(&config, &adapters).unwrap())
+    }
+
+    async fn answer(request: Request<Body>) -> (StatusCode, Value) {
+        let response = memory_router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&body).expect("every answer is JSON"),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_a_json_413() {
+        let body = format!("{{\"message\":\"{}\"}}", "x".repeat(3 << 20));
+        let request = Request::post("/notify").body(Body::from(body)).unwrap();
+        let (status, answer) = answer(request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer["success"], false);
+        assert!(
+            answer["error"].as_str().unwrap().contains("length limit"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_a_json_405() {
+        let request = Request::delete("/notify").body(Body::empty()).unwrap();
+        let (status, answer) = answer(request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer["success"], false);
+    }
+
+    #[tokio::test]
+    async fn a_post_body_that_is_not_an_object_is_a_400_naming_the_problem() {
+        let request = Request::post("/notify/user/1")
+            .body(Body::from("[1]"))
+            .unwrap();
+        let (status, answer) = answer(request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"], "message body must be a JSON object");
+    }
 }
