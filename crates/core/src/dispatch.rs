@@ -318,11 +318,10 @@ fn history_users(target: &Target, sessions: &[Session]) -> Vec<UserId> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::crypto::{SessionCipher, SessionKey};
-    use crate::memory::{MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker};
+    use crate::memory::{
+        MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
+    };
     use crate::message::MessageId;
-    use crate::ports::{QueueService, QueueSpec};
-    use crate::session::{Credentials, QueueRef};
 
     struct Fixture {
         store: Arc<MemorySessionStore>,
@@ -362,33 +361,7 @@ mod tests {
     }
 
     async fn session(f: &Fixture, account: u64, user: u64, id: &str, expires: u64) -> Session {
-        let queue: QueueRef = f
-            .queues
-            .create_queue(&QueueSpec {
-                name: format!("q-{user}-{id}"),
-                owner_identity_id: "i".into(),
-                retention_seconds: None,
-            })
-            .await
-            .unwrap();
-        let session = Session {
-            account_id: AccountId::try_from(account).unwrap(),
-            user_id: UserId::try_from(user).unwrap(),
-            session_id: SessionId::parse(id).unwrap(),
-            queue,
-            identity_id: "i".into(),
-            aes_key: SessionKey::generate(),
-            credentials: Credentials {
-                access_key: "a".into(),
-                secret_key: "s".into(),
-                session_token: "t".into(),
-                expires,
-            },
-            ttl: expires + 3600,
-            created: 0,
-        };
-        f.store.put(&session).await.unwrap();
-        session
+        seed_session(&f.store, &f.queues, account, user, id, expires).await
     }
 
     fn message(fields: Value) -> Message {
@@ -399,14 +372,7 @@ mod tests {
     }
 
     fn received(f: &Fixture, session: &Session) -> Vec<Value> {
-        let cipher = SessionCipher::new(&session.aes_key);
-        f.queues
-            .queue(&session.queue.url)
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| serde_json::from_slice(&cipher.open(&m.body, Some(&m.mac)).unwrap()).unwrap())
-            .collect()
+        f.queues.opened(&session.queue.url, &session.aes_key)
     }
 
     fn user(id: u64) -> UserId {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock::Clock;
-use crate::crypto::SealedMessage;
+use crate::crypto::{SealedMessage, SessionCipher, SessionKey};
 use crate::error::{PortError, PortErrorKind};
 use crate::ids::{AccountId, SessionId, UserId};
 use crate::message::MessageId;
@@ -208,6 +208,22 @@ impl MemoryQueues {
     /// A copy of one queue.
     pub fn queue(&self, url: &str) -> Option<MemoryQueue> {
         self.queues.lock().unwrap().get(url).cloned()
+    }
+
+    /// Every message in a queue, verified and decrypted with `key`, for tests.
+    pub fn opened(&self, url: &str, key: &SessionKey) -> Vec<serde_json::Value> {
+        let cipher = SessionCipher::new(key);
+        self.queue(url)
+            .map(|queue| queue.messages)
+            .unwrap_or_default()
+            .iter()
+            .map(|message| {
+                let plaintext = cipher
+                    .open(&message.body, Some(&message.mac))
+                    .expect("a message sealed with this key");
+                serde_json::from_slice(&plaintext).expect("a JSON message")
+            })
+            .collect()
     }
 
     /// Number of queues.
@@ -595,4 +611,45 @@ impl Invoker for RecordingInvoker {
         self.invocations.lock().unwrap().push((function, payload));
         Ok(())
     }
+}
+
+/// A session with its own in-memory queue (named `q-<user>-<session>`), stored in `store`, whose
+/// credentials expire at `expires`: the fixture unit tests and benchmarks share.
+pub async fn seed_session(
+    store: &MemorySessionStore,
+    queues: &MemoryQueues,
+    account: u64,
+    user: u64,
+    session_id: &str,
+    expires: u64,
+) -> Session {
+    let queue = queues
+        .create_queue(&QueueSpec {
+            name: format!("q-{user}-{session_id}"),
+            owner_identity_id: "i".into(),
+            retention_seconds: None,
+        })
+        .await
+        .expect("memory queues always create");
+    let session = Session {
+        account_id: AccountId::try_from(account).expect("a safe integer"),
+        user_id: UserId::try_from(user).expect("a safe integer"),
+        session_id: SessionId::parse(session_id).expect("a valid session id"),
+        queue,
+        identity_id: "i".into(),
+        aes_key: SessionKey::generate(),
+        credentials: Credentials {
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            session_token: "t".into(),
+            expires,
+        },
+        ttl: expires + 3_600,
+        created: 0,
+    };
+    store
+        .put(&session)
+        .await
+        .expect("memory store always writes");
+    session
 }

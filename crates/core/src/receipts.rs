@@ -288,14 +288,14 @@ fn receipt_message(user_id: UserId, ids: Vec<MessageId>) -> Message {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::crypto::{SessionCipher, SessionKey};
     use crate::dispatch::DispatchSettings;
     use crate::history::HistoryWriter;
-    use crate::ids::{AccountId, SessionId};
-    use crate::memory::{MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker};
-    use crate::ports::{HistoryRow, QueueService, QueueSpec, SessionStore};
+    use crate::memory::{
+        MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
+    };
+    use crate::ports::HistoryRow;
     use crate::send::Sender;
-    use crate::session::{Credentials, Session};
+    use crate::session::Session;
     use serde_json::json;
 
     const NOW: u64 = 10_000;
@@ -353,44 +353,11 @@ mod tests {
     }
 
     async fn session(f: &Fixture, user_id: u64, name: &str, expires: u64) -> Session {
-        let queue = f
-            .queues
-            .create_queue(&QueueSpec {
-                name: format!("q-{user_id}-{name}"),
-                owner_identity_id: "i".into(),
-                retention_seconds: None,
-            })
-            .await
-            .unwrap();
-        let session = Session {
-            account_id: AccountId::try_from(1).unwrap(),
-            user_id: user(user_id),
-            session_id: SessionId::parse(name).unwrap(),
-            queue,
-            identity_id: "i".into(),
-            aes_key: SessionKey::generate(),
-            credentials: Credentials {
-                access_key: "a".into(),
-                secret_key: "s".into(),
-                session_token: "t".into(),
-                expires,
-            },
-            ttl: expires + 3_600,
-            created: 0,
-        };
-        f.sessions.put(&session).await.unwrap();
-        session
+        seed_session(&f.sessions, &f.queues, 1, user_id, name, expires).await
     }
 
     fn received(f: &Fixture, session: &Session) -> Vec<Value> {
-        let cipher = SessionCipher::new(&session.aes_key);
-        f.queues
-            .queue(&session.queue.url)
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| serde_json::from_slice(&cipher.open(&m.body, Some(&m.mac)).unwrap()).unwrap())
-            .collect()
+        f.queues.opened(&session.queue.url, &session.aes_key)
     }
 
     fn read_ids(f: &Fixture) -> Vec<String> {
