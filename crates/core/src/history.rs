@@ -181,6 +181,28 @@ mod tests {
     use crate::memory::MemoryHistory;
 
     #[tokio::test]
+    async fn unprocessed_rows_are_written_on_a_retry() {
+        let store = Arc::new(MemoryHistory::default());
+        store.leave_unprocessed_next(10);
+        let writer = HistoryWriter::new(store.clone(), 86_400, 1);
+        let job = HistoryJob {
+            message_id: "m".into(),
+            message: "{}".into(),
+            created: 100,
+            user_ids: (0..25).map(|u| UserId::try_from(u).unwrap()).collect(),
+        };
+        assert_eq!(
+            writer.write(&job).await,
+            HistoryReport {
+                written: 25,
+                failed: 0
+            }
+        );
+        assert_eq!(store.len(), 25);
+        assert_eq!(store.calls(), 2, "the batch, then its ten unprocessed rows");
+    }
+
+    #[tokio::test]
     async fn rows_are_written_25_per_call_and_rewriting_is_idempotent() {
         let store = Arc::new(MemoryHistory::default());
         let writer = HistoryWriter::new(store.clone(), 86_400, 4);

@@ -153,6 +153,8 @@ pub struct MemoryQueues {
     clock: ClockCell,
     created: Mutex<HashMap<String, u64>>,
     failing_deletes: Mutex<HashSet<String>>,
+    /// Entry ids the next send_batch reports as failed: (count, sender_fault).
+    refuse_next: Mutex<Option<(usize, bool)>>,
 }
 
 /// The clock that stamps queue creation times; the system clock unless a test sets one.
@@ -208,6 +210,12 @@ impl MemoryQueues {
     /// A copy of one queue.
     pub fn queue(&self, url: &str) -> Option<MemoryQueue> {
         self.queues.lock().unwrap().get(url).cloned()
+    }
+
+    /// Makes the next SendMessageBatch report its first `count` entries as failed, as SQS does
+    /// for a partial failure; `sender_fault` says whether sending them again can help.
+    pub fn refuse_next_entries(&self, count: usize, sender_fault: bool) {
+        *self.refuse_next.lock().unwrap() = Some((count, sender_fault));
     }
 
     /// Every message in a queue, verified and decrypted with `key`, for tests.
@@ -272,12 +280,22 @@ impl QueueService for MemoryQueues {
         entries: &[BatchEntry],
     ) -> Result<Vec<FailedEntry>, PortError> {
         self.call().await;
+        let refused = self.refuse_next.lock().unwrap().take();
+        let (count, sender_fault) = refused.unwrap_or((0, false));
+        let (failed, accepted) = entries.split_at(count.min(entries.len()));
         match self.queues.lock().unwrap().get_mut(queue_url) {
             Some(queue) => {
                 queue
                     .messages
-                    .extend(entries.iter().map(|entry| entry.message.clone()));
-                Ok(Vec::new())
+                    .extend(accepted.iter().map(|entry| entry.message.clone()));
+                Ok(failed
+                    .iter()
+                    .map(|entry| FailedEntry {
+                        id: entry.id.clone(),
+                        code: "InternalError".into(),
+                        sender_fault,
+                    })
+                    .collect())
             }
             None => Err(queue_not_found("SQS SendMessageBatch", queue_url)),
         }
@@ -464,9 +482,16 @@ pub struct MemoryHistory {
     calls: AtomicU64,
     /// Keys of the rows marked read; a rewritten row is unread again, as a put is in DynamoDB.
     read: Mutex<HashSet<(UserId, String)>>,
+    /// Rows the next write_batch leaves unprocessed, as DynamoDB does under throttling.
+    unprocessed_next: Mutex<usize>,
 }
 
 impl MemoryHistory {
+    /// Makes the next BatchWriteItem leave its first `count` rows unprocessed.
+    pub fn leave_unprocessed_next(&self, count: usize) {
+        *self.unprocessed_next.lock().unwrap() = count;
+    }
+
     /// Every row of a user, by message id.
     pub fn rows_of(&self, user_id: UserId) -> Vec<HistoryRow> {
         let rows = self.rows.lock().unwrap();
@@ -521,6 +546,8 @@ impl MemoryHistory {
 impl HistoryStore for MemoryHistory {
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let skip = std::mem::take(&mut *self.unprocessed_next.lock().unwrap()).min(rows.len());
+        let (unprocessed, rows) = rows.split_at(skip);
         let mut stored = self.rows.lock().unwrap();
         let mut read = self.read.lock().unwrap();
         for row in rows {
@@ -528,7 +555,7 @@ impl HistoryStore for MemoryHistory {
             read.remove(&key);
             stored.insert(key, row.clone());
         }
-        Ok(Vec::new())
+        Ok(unprocessed.to_vec())
     }
 
     async fn query(&self, user_id: UserId, query: &HistoryQuery) -> Result<HistoryPage, PortError> {

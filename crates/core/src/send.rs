@@ -276,6 +276,66 @@ mod tests {
         assert_eq!(numbers, expected);
     }
 
+    fn job_for(url: &str, messages: usize) -> SendJob {
+        let key = SessionKey::generate().to_base64();
+        SendJob {
+            messages: (0..messages).map(|i| format!("{{\"n\":{i}}}")).collect(),
+            deliveries: (0..messages)
+                .map(|i| Delivery {
+                    queue_url: url.to_string(),
+                    aes_key: key.clone(),
+                    message: i,
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_sqs_failed_are_sent_again_until_accepted() {
+        let queues = Arc::new(MemoryQueues::default());
+        let url = queue(&queues, "q").await;
+        queues.refuse_next_entries(3, false);
+        let report = Sender::new(queues.clone(), 1)
+            .send(&job_for(&url, 5), None)
+            .await;
+        assert_eq!(
+            report,
+            SendReport {
+                sent: 5,
+                ..SendReport::default()
+            }
+        );
+        assert_eq!(
+            queues.queue(&url).unwrap().messages.len(),
+            5,
+            "each message exactly once"
+        );
+        assert_eq!(
+            queues.calls(),
+            1 + 2,
+            "one create, the batch, one retry of the failed three"
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_refused_for_their_own_fault_are_not_sent_again() {
+        let queues = Arc::new(MemoryQueues::default());
+        let url = queue(&queues, "q").await;
+        queues.refuse_next_entries(2, true);
+        let report = Sender::new(queues.clone(), 1)
+            .send(&job_for(&url, 5), None)
+            .await;
+        assert_eq!(
+            report,
+            SendReport {
+                sent: 3,
+                failed: 2,
+                ..SendReport::default()
+            }
+        );
+        assert_eq!(queues.calls(), 1 + 1);
+    }
+
     #[tokio::test]
     async fn a_missing_queue_counts_as_gone_and_bad_keys_as_failed() {
         let queues = Arc::new(MemoryQueues::default());
