@@ -189,3 +189,31 @@ async fn bad_ids_are_400s_naming_the_field_and_unsigned_calls_are_403s() {
     assert_eq!(status, 403);
     assert!(text.contains("signature does not match"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enhanced_flow_setting_hands_out_cognito_credentials_for_the_identity() {
+    let emulator = Emulator::start();
+    let mut options = stack_options(&emulator);
+    options.credential_flow = sqs_push_aws::CredentialFlow::Enhanced;
+    let stack = sqs_push_local::LocalStack::start(options).await.unwrap();
+    let (status, created) = get(&stack, &format!("/create/1/2/{}", unique_session_id("enh"))).await;
+    assert_eq!(status, 200, "{created}");
+    let session = &created["session"];
+    // GetCredentialsForIdentity, not STS: the emulator's Cognito answers with its own fixed key
+    // and a short expiry, where the classic flow gets ASIA… keys from STS for an hour.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires = session["expires"].as_u64().unwrap();
+    assert!(
+        expires > now && expires < now + 3000,
+        "expires {expires}, now {now}"
+    );
+    assert!(
+        !text(session, "accessKey").starts_with("ASIA"),
+        "{}",
+        text(session, "accessKey")
+    );
+    assert_eq!(session["ttl"].as_u64().unwrap(), expires + 3600);
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::config::BehaviorVersion;
+use sqs_push_aws::CredentialFlow;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
@@ -38,6 +39,8 @@ pub struct LocalOptions {
     pub idle_seconds: u64,
     /// Lifetime of issued credentials.
     pub credential_seconds: u32,
+    /// Classic (default) or enhanced Cognito flow for session credentials.
+    pub credential_flow: CredentialFlow,
     /// SQS calls in flight at once per sender job.
     pub send_concurrency: usize,
     /// How fan-outs are cut (a low direct limit forces the async path).
@@ -65,6 +68,7 @@ impl LocalOptions {
             },
             idle_seconds: 3600,
             credential_seconds: 3600,
+            credential_flow: CredentialFlow::Classic,
             send_concurrency: 16,
             dispatch: DispatchSettings::default(),
             kinesis_poll_interval: Duration::from_millis(200),
@@ -138,6 +142,7 @@ impl LocalStack {
         ));
         config.idle_seconds = options.idle_seconds;
         config.credential_seconds = options.credential_seconds;
+        config.credential_flow = options.credential_flow;
         config.dispatch = options.dispatch.clone();
         // The emulator is one Python process: past a few dozen concurrent calls it only queues
         // them, and every sender job would otherwise open 128.
