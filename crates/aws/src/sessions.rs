@@ -46,10 +46,14 @@ impl DynamoSessionStore {
         ])
     }
 
+    fn session(&self, operation: &'static str, item: &Item) -> Result<Session, PortError> {
+        session_from_item(item).map_err(|field| self.malformed(operation, field))
+    }
+
     fn sessions(&self, operation: &'static str, items: &[Item]) -> Result<Vec<Session>, PortError> {
         items
             .iter()
-            .map(|item| session_from_item(item).map_err(|field| self.malformed(operation, field)))
+            .map(|item| self.session(operation, item))
             .collect()
     }
 
@@ -167,10 +171,7 @@ impl SessionStore for DynamoSessionStore {
             .await
             .map_err(|error| port_error("DynamoDB GetItem", &self.table, error))?;
         match output.item() {
-            Some(item) => Ok(Some(
-                self.sessions("DynamoDB GetItem", std::slice::from_ref(item))?
-                    .remove(0),
-            )),
+            Some(item) => Ok(Some(self.session("DynamoDB GetItem", item)?)),
             None => Ok(None),
         }
     }
@@ -201,10 +202,7 @@ impl SessionStore for DynamoSessionStore {
             .await
             .map_err(|error| port_error("DynamoDB DeleteItem", &self.table, error))?;
         match output.attributes() {
-            Some(item) if !item.is_empty() => Ok(Some(
-                self.sessions("DynamoDB DeleteItem", std::slice::from_ref(item))?
-                    .remove(0),
-            )),
+            Some(item) if !item.is_empty() => Ok(Some(self.session("DynamoDB DeleteItem", item)?)),
             _ => Ok(None),
         }
     }
