@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
 use futures::StreamExt;
 use serde_json::Value;
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
@@ -18,12 +17,6 @@ use sqs_push_core::queue_name::QueueNameGenerator;
 use sqs_push_core::session::{Credentials as SessionCredentials, Session};
 use sqs_push_local::LocalStack;
 use support::*;
-
-fn text<'a>(session: &'a Value, field: &str) -> &'a str {
-    session[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("session.{field} is not a string: {session}"))
-}
 
 /// The admin clients a test inspects the emulator with.
 struct Admin {
@@ -224,32 +217,8 @@ async fn renew_gives_new_credentials_that_receive_from_the_same_queue() {
     );
 
     // The browser's side, with the renewed credentials only.
-    let browser = aws_sdk_sqs::Client::new(
-        &sdk_config(
-            &emulator,
-            text(renewed, "region"),
-            Credentials::new(
-                text(renewed, "accessKey"),
-                text(renewed, "secretKey"),
-                Some(text(renewed, "sessionToken").to_string()),
-                None,
-                "renewed",
-            ),
-        )
-        .await,
-    );
-    let poll = tokio::spawn({
-        let queue_url = text(renewed, "sqsUrl").to_string();
-        async move {
-            browser
-                .receive_message()
-                .queue_url(queue_url)
-                .wait_time_seconds(10)
-                .message_attribute_names("All")
-                .send()
-                .await
-        }
-    });
+    let browser = session_sqs_client(&emulator, renewed).await;
+    let poll = long_poll(&browser, renewed);
     let (status, notified) = get(
         stack,
         &format!("/notify/user/402/session/{session_id}?message=renewed"),

@@ -8,12 +8,6 @@ use serde_json::{Value, json};
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
 use support::*;
 
-fn text<'a>(session: &'a Value, field: &str) -> &'a str {
-    session[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("session.{field} is not a string: {session}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_session_receives_and_decrypts_a_user_notification() {
     let emulator = Emulator::start();
@@ -68,30 +62,8 @@ async fn a_created_session_receives_and_decrypts_a_user_notification() {
     );
 
     // The browser's side: only the returned credentials, long-polling the returned URL.
-    let browser_credentials = Credentials::new(
-        text(session, "accessKey"),
-        text(session, "secretKey"),
-        Some(text(session, "sessionToken").to_string()),
-        None,
-        "session",
-    );
-    let browser = aws_sdk_sqs::Client::new(
-        &sdk_config(&emulator, text(session, "region"), browser_credentials).await,
-    );
-    let queue_url = text(session, "sqsUrl").to_string();
-    let poll = tokio::spawn({
-        let browser = browser.clone();
-        let queue_url = queue_url.clone();
-        async move {
-            browser
-                .receive_message()
-                .queue_url(queue_url)
-                .wait_time_seconds(10)
-                .message_attribute_names("All")
-                .send()
-                .await
-        }
-    });
+    let browser = session_sqs_client(&emulator, session).await;
+    let poll = long_poll(&browser, session);
 
     // A producer notifies the user.
     let (status, notified) = get(&stack, "/notify/user/200?message=Hello+User").await;

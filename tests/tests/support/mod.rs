@@ -241,3 +241,45 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, receiver: &Receiver, wait: i32) ->
         wait = 0;
     }
 }
+
+/// A string field of a session answer.
+pub fn text<'a>(session: &'a Value, field: &str) -> &'a str {
+    session[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("session.{field} is not a string: {session}"))
+}
+
+/// An SQS client holding only what create (or renew) returned: the browser's side.
+pub async fn session_sqs_client(emulator: &Emulator, session: &Value) -> aws_sdk_sqs::Client {
+    let credentials = Credentials::new(
+        text(session, "accessKey"),
+        text(session, "secretKey"),
+        Some(text(session, "sessionToken").to_string()),
+        None,
+        "session",
+    );
+    aws_sdk_sqs::Client::new(&sdk_config(emulator, text(session, "region"), credentials).await)
+}
+
+/// Starts a 10-second long poll of the session's queue, with message attributes.
+pub fn long_poll(
+    client: &aws_sdk_sqs::Client,
+    session: &Value,
+) -> tokio::task::JoinHandle<
+    Result<
+        aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
+        aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::receive_message::ReceiveMessageError>,
+    >,
+> {
+    let client = client.clone();
+    let queue_url = text(session, "sqsUrl").to_string();
+    tokio::spawn(async move {
+        client
+            .receive_message()
+            .queue_url(queue_url)
+            .wait_time_seconds(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+    })
+}
