@@ -149,7 +149,7 @@ async fn a_broadcast_to_2000_sessions_goes_through_sender_batches_and_reaches_ea
     const USERS: u64 = 1000;
     let emulator = Emulator::start();
     let mut options = stack_options(&emulator);
-    options.dispatch = DispatchSettings {
+    options.stack.dispatch = DispatchSettings {
         direct_limit: 10,
         sender_batch: 250,
         history_batch: 300,

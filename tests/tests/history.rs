@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use sqs_push_aws::DynamoHistoryStore;
-use sqs_push_core::ids::UserId;
+use sqs_push_core::model::ids::UserId;
 use sqs_push_core::ports::{HistoryRow, HistoryStore};
 use sqs_push_local::LocalStack;
 use support::*;

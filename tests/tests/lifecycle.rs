@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::session::{Credentials as SessionCredentials, Session};
 use sqs_push_core::ports::QueueSpec;
-use sqs_push_core::queue_name::QueueNameGenerator;
-use sqs_push_core::session::{Credentials as SessionCredentials, Session};
+use sqs_push_core::session::queue_name::QueueNameGenerator;
 use sqs_push_local::LocalStack;
 use support::*;
 
@@ -101,8 +101,8 @@ async fn create(stack: &LocalStack, path: &str) -> Value {
 async fn an_expired_session_disappears_then_its_queue_and_identity_are_gone() {
     let emulator = Emulator::start();
     let stack = spawn_stack_with(&emulator, |options| {
-        options.credential_seconds = 2;
-        options.idle_seconds = 1;
+        options.stack.credential_seconds = 2;
+        options.stack.idle_seconds = 1;
         options.sweep_interval = Duration::from_millis(250);
         options.stream_poll_interval = Duration::from_millis(100);
     })
@@ -327,7 +327,8 @@ async fn status_returns_the_session_as_created_and_the_list_pages_without_secret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
     let emulator = Emulator::start();
-    let stack = &spawn_stack_with(&emulator, |options| options.orphan_grace_seconds = 2).await;
+    let stack =
+        &spawn_stack_with(&emulator, |options| options.stack.orphan_grace_seconds = 2).await;
     let admin = Admin::new(&emulator).await;
     let names = QueueNameGenerator::new("sqs-push-local").unwrap();
 

@@ -166,7 +166,7 @@ async fn bad_ids_are_400s_naming_the_field_and_unsigned_calls_are_403s() {
 async fn the_enhanced_flow_setting_hands_out_cognito_credentials_for_the_identity() {
     let emulator = Emulator::start();
     let mut options = stack_options(&emulator);
-    options.credential_flow = sqs_push_aws::CredentialFlow::Enhanced;
+    options.stack.credential_flow = sqs_push_aws::CredentialFlow::Enhanced;
     let stack = sqs_push_local::LocalStack::start(options).await.unwrap();
     let (status, created) = get(&stack, &format!("/create/1/2/{}", unique_session_id("enh"))).await;
     assert_eq!(status, 200, "{created}");

@@ -1,6 +1,12 @@
-//! One place that turns SDK errors into domain errors, so every adapter classifies alike.
+//! The one place that reads SDK errors: [`describe`] formats any of them, and `port_error`
+//! classifies them into domain errors so every adapter treats a failure alike — with the SDK's
+//! own lists of throttling and transient codes, so a code the SDK retries is never "permanent"
+//! here.
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use sqs_push_core::{PortError, PortErrorKind};
 
 const NOT_FOUND_CODES: &[&str] = &[
@@ -10,56 +16,50 @@ const NOT_FOUND_CODES: &[&str] = &[
     "NoSuchEntity",
 ];
 
-const TRANSIENT_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "RequestThrottled",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ServiceUnavailable",
-    "InternalError",
-    "InternalFailure",
-    "InternalServerError",
-    "InternalErrorException",
-];
+/// An SDK error as one line: the service's code and message when it answered, the whole error
+/// chain otherwise. Never the request, so never a key or a body.
+pub fn describe<E>(error: &E) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    match error.code() {
+        Some(code) => format!("{code}: {}", error.message().unwrap_or("")),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
 
-/// Classifies an SDK error. The message is the service's code and message, never the request.
-pub(crate) fn port_error<E, R>(
+/// Classifies an SDK error: not found, a failed condition, transient (throttling, the SDK's
+/// transient codes, any 5xx, timeouts and connection failures) or other.
+pub(crate) fn port_error<E>(
     operation: &'static str,
     resource: impl Into<String>,
-    error: SdkError<E, R>,
+    error: SdkError<E, Response>,
 ) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let (kind, message) = match &error {
+    let kind = match &error {
         SdkError::ServiceError(context) => {
-            let service_error = context.err();
-            let code = service_error.code().unwrap_or("Unknown");
-            let kind = if NOT_FOUND_CODES.contains(&code) {
+            let code = context.err().code().unwrap_or("Unknown");
+            if NOT_FOUND_CODES.contains(&code) {
                 PortErrorKind::NotFound
             } else if code == "ConditionalCheckFailedException" {
                 PortErrorKind::ConditionFailed
-            } else if TRANSIENT_CODES.contains(&code) {
+            } else if THROTTLING_ERRORS.contains(&code)
+                || TRANSIENT_ERRORS.contains(&code)
+                || context.raw().status().is_server_error()
+            {
                 PortErrorKind::Transient
             } else {
                 PortErrorKind::Other
-            };
-            let message = service_error.message().unwrap_or("");
-            (kind, format!("{code}: {message}"))
+            }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (
-            PortErrorKind::Transient,
-            aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
-        ),
-        _ => (
-            PortErrorKind::Other,
-            aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
-        ),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            PortErrorKind::Transient
+        }
+        _ => PortErrorKind::Other,
     };
-    PortError::new(kind, operation, resource, message)
+    PortError::new(kind, operation, resource, describe(&error))
 }
 
 /// An answer that lacks a field the API promises.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use sqs_push_core::ids::UserId;
-use sqs_push_core::message::MessageId;
+use sqs_push_core::model::ids::UserId;
+use sqs_push_core::model::message::MessageId;
 use sqs_push_core::ports::{
     HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore,
 };

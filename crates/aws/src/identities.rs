@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use aws_sdk_cognitoidentity::Client as CognitoClient;
 use aws_sdk_sts::Client as StsClient;
-use sqs_push_core::policy::{queue_arn, session_policy};
+use sqs_push_core::model::session::{Credentials, QueueRef};
 use sqs_push_core::ports::IdentityProvider;
-use sqs_push_core::session::{Credentials, QueueRef};
+use sqs_push_core::session::policy::{queue_arn, session_policy};
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::{missing, port_error};

@@ -4,7 +4,7 @@
 //! Not for: routing or business rules. Adapters translate between domain types and SDK calls and
 //! classify failures into [`sqs_push_core::PortError`]s; retries are the SDK's own.
 
-mod errors;
+pub mod errors;
 pub mod history;
 pub mod identities;
 pub mod invoker;
@@ -30,8 +30,9 @@ pub struct Endpoint {
     pub region: String,
     /// An endpoint for every service (the local emulator); `None` on AWS.
     pub endpoint_url: Option<String>,
-    /// Fixed credentials (the emulator accepts any); `None` uses the default provider chain.
-    pub static_credentials: Option<(String, String)>,
+    /// Fixed credentials (the emulator's, or a session's in tests); `None` uses the default
+    /// provider chain.
+    pub credentials: Option<aws_credential_types::Credentials>,
 }
 
 /// The SDK clients of one stack, built once per process and cloned cheaply.
@@ -47,8 +48,6 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// Lambda, for async invokes.
     pub lambda: aws_sdk_lambda::Client,
-    /// Kinesis, for the event stream.
-    pub kinesis: aws_sdk_kinesis::Client,
 }
 
 impl Clients {
@@ -61,12 +60,12 @@ impl Clients {
             cognito: aws_sdk_cognitoidentity::Client::new(&sdk),
             sts: aws_sdk_sts::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
-            kinesis: aws_sdk_kinesis::Client::new(&sdk),
         }
     }
 }
 
-/// Loads the SDK's config once per process: credentials from the environment's default chain,
+/// The one SDK config loader, for the functions, the local stack, the tools and the tests:
+/// credentials from the environment's default chain (or fixed ones for the emulator),
 /// the SDK's standard retry policy (3 attempts, exponential backoff with jitter) and timeouts that
 /// keep a stuck call from eating a Lambda's whole budget.
 pub async fn load_sdk_config(endpoint: &Endpoint) -> SdkConfig {
@@ -83,14 +82,8 @@ pub async fn load_sdk_config(endpoint: &Endpoint) -> SdkConfig {
     if let Some(url) = &endpoint.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    if let Some((access_key, secret_key)) = &endpoint.static_credentials {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            access_key,
-            secret_key,
-            None,
-            None,
-            "sqs-push-static",
-        ));
+    if let Some(credentials) = &endpoint.credentials {
+        loader = loader.credentials_provider(credentials.clone());
     }
     loader.load().await
 }

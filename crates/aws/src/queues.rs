@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use sqs_push_core::PortError;
-use sqs_push_core::policy::OWNER_TAG;
+use sqs_push_core::model::session::QueueRef;
 use sqs_push_core::ports::{BatchEntry, FailedEntry, QueueService, QueueSpec};
-use sqs_push_core::session::QueueRef;
+use sqs_push_core::session::policy::OWNER_TAG;
 
 use crate::errors::{missing, port_error};
 

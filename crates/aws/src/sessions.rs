@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use sqs_push_core::crypto::SessionKey;
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
-use sqs_push_core::session::{Credentials, QueueRef, Session};
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;

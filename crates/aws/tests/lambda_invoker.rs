@@ -46,7 +46,9 @@ async fn invoker(endpoint: &str) -> LambdaInvoker {
     let clients = sqs_push_aws::Clients::connect(&sqs_push_aws::Endpoint {
         region: "us-east-1".into(),
         endpoint_url: Some(endpoint.to_string()),
-        static_credentials: Some(("test".into(), "test".into())),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        )),
     })
     .await;
     LambdaInvoker::new(clients.lambda, "sqs-push-prod")

@@ -40,10 +40,11 @@ async fn credentials(env: &str, region: &str) -> Result<Credentials, String> {
             access_key, secret_key, None, None, "local",
         ));
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .load()
-        .await;
+    let config = sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+        region: region.to_string(),
+        ..sqs_push_aws::Endpoint::default()
+    })
+    .await;
     let provider = config
         .credentials_provider()
         .ok_or("no AWS credentials found in the environment")?;

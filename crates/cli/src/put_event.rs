@@ -73,14 +73,16 @@ fn partition_key(event: &[u8], index: usize) -> String {
 }
 
 async fn client(args: &Args) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(args.region.clone()));
-    if args.env == "local" {
-        loader = loader.endpoint_url(&args.emulator).credentials_provider(
-            aws_credential_types::Credentials::new("test", "test", None, None, "emulator"),
-        );
-    }
-    Client::new(&loader.load().await)
+    let config = if args.env == "local" {
+        sqs_push_local::stack::emulator_sdk_config(&args.emulator, &args.region).await
+    } else {
+        sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+            region: args.region.clone(),
+            ..sqs_push_aws::Endpoint::default()
+        })
+        .await
+    };
+    Client::new(&config)
 }
 
 /// Runs put-event.
@@ -152,7 +154,7 @@ pub async fn run(args: Args) -> ExitCode {
             Err(error) => {
                 eprintln!(
                     "put-event: PutRecords on {stream} failed: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&error)
+                    sqs_push_aws::errors::describe(&error)
                 );
                 return ExitCode::FAILURE;
             }

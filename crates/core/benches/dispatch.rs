@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sqs_push_core::clock::ManualClock;
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
+use sqs_push_core::dispatch::send::{Delivery, SendJob, Sender};
 use sqs_push_core::dispatch::{DispatchSettings, Dispatcher, Target};
-use sqs_push_core::history::HistoryWriter;
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::memory::{MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker};
-use sqs_push_core::message::{Message, MessageId};
+use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::message::{Message, MessageId};
+use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{QueueService, QueueSpec, SessionStore};
-use sqs_push_core::send::{Delivery, SendJob, Sender};
-use sqs_push_core::session::{Credentials, QueueRef, Session};
+use sqs_push_core::testing::ManualClock;
+use sqs_push_core::testing::memory::{
+    MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker,
+};
 
 const NOW: u64 = 1_000_000;
 

@@ -1,31 +1,26 @@
-//! The domain of sqs-push: validated ids, the session record, queue names, the wire format's
-//! crypto, the access policy a session's credentials carry, and the services (session, dispatch,
-//! send, history, cleanup, orphans) written against ports.
+//! The domain of sqs-push, by feature: [`session`] (create, renew, status, list, destroy),
+//! [`dispatch`] (targets, planning, sending, Kinesis records), [`history`] (write, read,
+//! receipts), [`cleanup`] (what removed sessions leave behind, orphan queues), [`crypto`] (keys
+//! and the wire format), over the shared records in [`model`] and the traits in [`ports`].
 //!
-//! Not for: talking to AWS. Every port here has an in-memory implementation in [`memory`]; the
-//! AWS SDK implementations live in `sqs-push-aws`, and HTTP routing lives in `sqs-push-functions`.
+//! Not for: talking to AWS or HTTP. The AWS SDK implementations of the ports live in
+//! `sqs-push-aws`; request parsing and routing live in `sqs-push-functions`. In-memory adapters
+//! for tests and benchmarks are behind the `testing` feature.
+
+#![deny(missing_docs)]
 
 pub mod batch;
 pub mod cleanup;
 pub mod clock;
 pub mod crypto;
 pub mod dispatch;
-pub mod error;
 pub mod history;
-pub mod history_page;
-pub mod ids;
-pub mod in_process;
-pub mod memory;
-pub mod message;
-pub mod orphans;
-pub mod policy;
+pub mod model;
 pub mod ports;
-pub mod queue_name;
-pub mod receipts;
 pub mod retry;
-pub mod send;
 pub mod session;
-pub mod stream;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-pub use error::{PortError, PortErrorKind};
-pub use ids::{AccountId, IdError, SessionId, UserId};
+pub use model::ids::{AccountId, IdError, SessionId, UserId};
+pub use ports::{PortError, PortErrorKind};

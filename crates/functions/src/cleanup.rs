@@ -9,8 +9,8 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use sqs_push_aws::sessions::session_from_item;
-use sqs_push_core::cleanup::{ChangeKind, CleanupService, SessionChange};
-use sqs_push_core::session::Session;
+use sqs_push_core::cleanup::stream::{ChangeKind, CleanupService, SessionChange};
+use sqs_push_core::model::session::Session;
 
 /// The principal DynamoDB's TTL process writes its deletes under.
 pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
@@ -135,9 +135,9 @@ pub async fn handle(service: &CleanupService, event: Event) -> DynamoDbEventResp
 mod tests {
     use super::*;
     use serde_json::json;
-    use sqs_push_core::clock::ManualClock;
-    use sqs_push_core::memory::{MemoryIdentities, MemoryQueues};
     use sqs_push_core::ports::{IdentityProvider, QueueService, QueueSpec};
+    use sqs_push_core::testing::ManualClock;
+    use sqs_push_core::testing::memory::{MemoryIdentities, MemoryQueues};
     use std::sync::Arc;
 
     fn image(queue_url: &str, identity_id: &str) -> serde_json::Value {

@@ -5,7 +5,7 @@
 
 use sqs_push_aws::CredentialFlow;
 use sqs_push_core::dispatch::DispatchSettings;
-use sqs_push_core::queue_name::QueueNameGenerator;
+use sqs_push_core::session::queue_name::QueueNameGenerator;
 
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,10 +6,11 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use serde::Serialize;
 use sqs_push_core::PortError;
 use sqs_push_core::dispatch::Dispatcher;
-use sqs_push_core::history::{HistoryReport, HistoryTask, HistoryWriter};
-use sqs_push_core::receipts::{ReceiptReport, ReceiptService};
-use sqs_push_core::send::{SendJob, SendReport, Sender};
-use sqs_push_core::stream::{StreamRecord, StreamReport, dispatch_records};
+use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport, dispatch_records};
+use sqs_push_core::dispatch::send::{SendJob, SendReport, Sender};
+use sqs_push_core::history::HistoryTask;
+use sqs_push_core::history::receipts::{ReceiptReport, ReceiptService};
+use sqs_push_core::history::write::{HistoryReport, HistoryWriter};
 use tokio::time::Instant;
 
 /// The `dispatcher` function: dispatches a batch of Kinesis records in sequence order. Poison

@@ -6,18 +6,17 @@ use sqs_push_aws::{
     Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
     LambdaInvoker, SqsQueues,
 };
-use sqs_push_core::cleanup::CleanupService;
+use sqs_push_core::cleanup::orphans::{OrphanSettings, OrphanSweeper};
+use sqs_push_core::cleanup::stream::CleanupService;
 use sqs_push_core::clock::{Clock, SystemClock};
 use sqs_push_core::dispatch::Dispatcher;
-use sqs_push_core::history::HistoryWriter;
-use sqs_push_core::in_process::InProcessInvoker;
-use sqs_push_core::orphans::{OrphanSettings, OrphanSweeper};
+use sqs_push_core::dispatch::send::Sender;
+use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
-use sqs_push_core::send::Sender;
 use sqs_push_core::session::{SessionService, SessionSettings};
 
-use sqs_push_core::history_page::HistoryReader;
-use sqs_push_core::receipts::ReceiptService;
+use sqs_push_core::history::read::HistoryReader;
+use sqs_push_core::history::receipts::ReceiptService;
 
 use crate::api::ApiState;
 use crate::config::{ConfigError, StackConfig};
@@ -45,7 +44,18 @@ impl Adapters {
         let clients = Clients::connect(&Endpoint {
             region: config.region.clone(),
             endpoint_url: config.endpoint_url.clone(),
-            static_credentials: config.static_credentials.clone(),
+            credentials: config
+                .static_credentials
+                .as_ref()
+                .map(|(access_key, secret_key)| {
+                    aws_credential_types::Credentials::new(
+                        access_key,
+                        secret_key,
+                        None,
+                        None,
+                        "sqs-push-static",
+                    )
+                }),
         })
         .await;
         let identities = CognitoIdentities::new(
@@ -78,17 +88,6 @@ impl Adapters {
             invoker: Arc::new(LambdaInvoker::new(clients.lambda.clone(), config.prefix())),
             clock: Arc::new(SystemClock),
         }
-    }
-
-    /// Replaces the Lambda invoker with one that runs jobs in this process (the local stack).
-    pub fn with_in_process_invoker(mut self, config: &StackConfig) -> Self {
-        let invoker = InProcessInvoker::new(sender(config, &self), history_writer(config, &self));
-        // The receipt jobs' own service dispatches through the invoker without receipts: a
-        // receipt job hands off sends, never more receipts.
-        self.invoker = Arc::new(invoker.clone());
-        let receipts = receipts(config, &self);
-        self.invoker = Arc::new(invoker.with_receipts(receipts));
-        self
     }
 }
 
@@ -156,7 +155,7 @@ pub fn history_reader(adapters: &Adapters) -> HistoryReader {
 pub fn receipts(config: &StackConfig, adapters: &Adapters) -> ReceiptService {
     ReceiptService::new(
         adapters.history.clone(),
-        dispatcher(config, adapters),
+        Arc::new(dispatcher(config, adapters)),
         adapters.invoker.clone(),
         adapters.clock.clone(),
     )

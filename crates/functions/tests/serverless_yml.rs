@@ -1,6 +1,6 @@
 //! serverless.yml is written by hand; these checks keep it in step with the code it deploys.
 
-use sqs_push_core::policy::QUEUE_READER_ACTIONS;
+use sqs_push_core::session::policy::QUEUE_READER_ACTIONS;
 
 fn serverless_yml() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../serverless.yml"))

@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use sqs_push_core::policy::{unauthenticated_role_policy, unauthenticated_trust_policy};
+use sqs_push_aws::errors::describe;
+use sqs_push_core::session::policy::{unauthenticated_role_policy, unauthenticated_trust_policy};
 use sqs_push_functions::config::StackConfig;
 
 /// A step of the bootstrap failed.
@@ -18,15 +19,12 @@ pub struct BootstrapError {
     message: String,
 }
 
-fn failed<E: ProvideErrorMetadata + std::fmt::Debug>(
+fn failed<E: ProvideErrorMetadata + std::error::Error>(
     step: &'static str,
 ) -> impl FnOnce(E) -> BootstrapError {
     move |error| BootstrapError {
         step,
-        message: match (error.code(), error.message()) {
-            (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
-            _ => format!("{error:?}"),
-        },
+        message: describe(&error),
     }
 }
 
@@ -157,7 +155,7 @@ impl Provisioner {
         self.time_to_live(&table).await
     }
 
-    fn created_or_existing<T, E: ProvideErrorMetadata + std::fmt::Debug>(
+    fn created_or_existing<T, E: ProvideErrorMetadata + std::error::Error + 'static>(
         &self,
         result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
         step: &'static str,

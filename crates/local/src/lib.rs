@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod demo;
+pub mod in_process;
 pub mod kinesis;
 pub mod seed;
 pub mod sigv4;

@@ -53,12 +53,12 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let mut options = LocalOptions::new(&args.emulator);
     options.api_address = args.listen;
-    options.region = args.region;
-    options.idle_seconds = args.idle_seconds;
-    options.credential_seconds = args.credential_seconds;
+    options.stack.region = args.region;
+    options.stack.idle_seconds = args.idle_seconds;
+    options.stack.credential_seconds = args.credential_seconds;
     options.sweep_interval = Duration::from_millis(args.sweep_interval_ms.max(10));
     options.stream_poll_interval = Duration::from_millis(args.stream_poll_interval_ms.max(10));
-    options.orphan_grace_seconds = args.orphan_grace_seconds;
+    options.stack.orphan_grace_seconds = args.orphan_grace_seconds;
     options.keys = LocalKeys {
         access_key: args.access_key,
         secret_key: args.secret_key,

@@ -3,9 +3,9 @@
 
 use futures::StreamExt;
 use sqs_push_core::crypto::SessionKey;
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::session::{Credentials, Session};
 use sqs_push_core::ports::QueueSpec;
-use sqs_push_core::session::{Credentials, Session};
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::Adapters;
 

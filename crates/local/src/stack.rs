@@ -5,9 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::config::BehaviorVersion;
-use sqs_push_aws::CredentialFlow;
-use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::{Adapters, api_state, cleanup_service, dispatcher};
@@ -16,6 +13,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
+use crate::in_process::run_in_process;
 use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
 use crate::stream::{StreamError, StreamHandler, StreamPoller};
@@ -24,57 +22,45 @@ use crate::ttl::{SweepError, SweptKeys, TtlSweeper};
 /// The emulator accepts any credentials; these make the SDK sign its calls.
 pub const EMULATOR_CREDENTIALS: (&str, &str) = ("test", "test");
 
-/// How to run the local stack.
+/// How to run the local stack: where things are, and the one [`StackConfig`] the functions run
+/// with (stage `local`; the emulator endpoint, credentials, pool and role are filled in at start).
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
     /// The emulator, e.g. `http://127.0.0.1:4566`.
     pub emulator_url: String,
-    /// The region everything lives in.
-    pub region: String,
     /// Where the API listens; port 0 picks a free one.
     pub api_address: SocketAddr,
     /// The key pair API requests must be signed with.
     pub keys: LocalKeys,
-    /// How long a session outlives its credentials.
-    pub idle_seconds: u64,
-    /// Lifetime of issued credentials.
-    pub credential_seconds: u32,
-    /// Classic (default) or enhanced Cognito flow for session credentials.
-    pub credential_flow: CredentialFlow,
-    /// SQS calls in flight at once per sender job.
-    pub send_concurrency: usize,
-    /// How fan-outs are cut (a low direct limit forces the async path).
-    pub dispatch: DispatchSettings,
+    /// The functions' configuration.
+    pub stack: StackConfig,
     /// How often each event-stream shard is polled when idle.
     pub kinesis_poll_interval: Duration,
     /// How often expired sessions are deleted (DynamoDB's TTL, which the emulator lacks).
     pub sweep_interval: Duration,
     /// How often the sessions table's stream is read when it had nothing new.
     pub stream_poll_interval: Duration,
-    /// `/cleanup` leaves queues younger than this alone.
-    pub orphan_grace_seconds: u64,
 }
 
 impl LocalOptions {
-    /// Defaults: emulator on 4566, API on 3000, the documented local keys.
+    /// Defaults: emulator on 4566, API on 3000, the documented local keys, stage `local` in
+    /// us-east-1.
     pub fn new(emulator_url: &str) -> Self {
+        let mut stack = StackConfig::for_stage("local", "us-east-1");
+        // The emulator is one Python process: past a few dozen concurrent calls it only queues
+        // them, and every sender job would otherwise open 128.
+        stack.send_concurrency = 16;
         Self {
             emulator_url: emulator_url.to_string(),
-            region: "us-east-1".to_string(),
             api_address: SocketAddr::from(([127, 0, 0, 1], 3000)),
             keys: LocalKeys {
                 access_key: DEFAULT_ACCESS_KEY.to_string(),
                 secret_key: DEFAULT_SECRET_KEY.to_string(),
             },
-            idle_seconds: 3600,
-            credential_seconds: 3600,
-            credential_flow: CredentialFlow::Classic,
-            send_concurrency: 16,
-            dispatch: DispatchSettings::default(),
+            stack,
             kinesis_poll_interval: Duration::from_millis(200),
             sweep_interval: Duration::from_secs(1),
             stream_poll_interval: Duration::from_millis(500),
-            orphan_grace_seconds: 600,
         }
     }
 }
@@ -134,22 +120,14 @@ pub struct LocalStack {
 impl LocalStack {
     /// Provisions the emulator (idempotently) and starts serving the API.
     pub async fn start(options: LocalOptions) -> Result<Self, StartError> {
-        let mut config = StackConfig::for_stage("local", &options.region);
+        let mut config = options.stack.clone();
         config.endpoint_url = Some(options.emulator_url.clone());
         config.static_credentials = Some((
             EMULATOR_CREDENTIALS.0.to_string(),
             EMULATOR_CREDENTIALS.1.to_string(),
         ));
-        config.idle_seconds = options.idle_seconds;
-        config.credential_seconds = options.credential_seconds;
-        config.credential_flow = options.credential_flow;
-        config.dispatch = options.dispatch.clone();
-        // The emulator is one Python process: past a few dozen concurrent calls it only queues
-        // them, and every sender job would otherwise open 128.
-        config.send_concurrency = options.send_concurrency;
-        config.orphan_grace_seconds = options.orphan_grace_seconds;
 
-        let sdk = emulator_sdk_config(&options.emulator_url, &options.region).await;
+        let sdk = emulator_sdk_config(&options.emulator_url, &config.region).await;
         let provisioner = Provisioner {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             kinesis: aws_sdk_kinesis::Client::new(&sdk),
@@ -160,9 +138,8 @@ impl LocalStack {
         config.identity_pool_id = provisioned.identity_pool_id;
         config.unauthenticated_role_arn = provisioned.unauthenticated_role_arn;
 
-        let adapters = Adapters::aws(&config)
-            .await
-            .with_in_process_invoker(&config);
+        let mut adapters = Adapters::aws(&config).await;
+        run_in_process(&mut adapters, &config);
         let state = api_state(&config, &adapters)?;
 
         let (sweeper, stop_background, mut background) =
@@ -295,16 +272,16 @@ async fn start_ttl_and_cleanup(
 
 /// An SDK config for the emulator with its admin credentials.
 pub async fn emulator_sdk_config(emulator_url: &str, region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .endpoint_url(emulator_url)
-        .credentials_provider(aws_credential_types::Credentials::new(
+    sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+        region: region.to_string(),
+        endpoint_url: Some(emulator_url.to_string()),
+        credentials: Some(aws_credential_types::Credentials::new(
             EMULATOR_CREDENTIALS.0,
             EMULATOR_CREDENTIALS.1,
             None,
             None,
             "emulator",
-        ))
-        .load()
-        .await
+        )),
+    })
+    .await
 }

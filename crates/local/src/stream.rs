@@ -89,15 +89,15 @@ impl StreamPoller {
         Ok(poller)
     }
 
-    fn error<E: ProvideErrorMetadata>(&self, operation: &'static str, error: E) -> StreamError {
+    fn error<E: ProvideErrorMetadata + std::error::Error>(
+        &self,
+        operation: &'static str,
+        error: E,
+    ) -> StreamError {
         StreamError {
             table: self.table.clone(),
             operation,
-            message: format!(
-                "{}: {}",
-                error.code().unwrap_or("Unknown"),
-                error.message().unwrap_or("")
-            ),
+            message: sqs_push_aws::errors::describe(&error),
         }
     }
 

@@ -40,10 +40,7 @@ fn sweep_error<E: ProvideErrorMetadata + std::error::Error>(
     SweepError {
         table: table.to_string(),
         operation,
-        message: match (error.code(), error.message()) {
-            (Some(code), message) => format!("{code}: {}", message.unwrap_or("")),
-            _ => aws_smithy_types::error::display::DisplayErrorContext(&error).to_string(),
-        },
+        message: sqs_push_aws::errors::describe(&error),
     }
 }
 

@@ -162,12 +162,12 @@ pub async fn sdk_config(
     region: &str,
     credentials: Credentials,
 ) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .endpoint_url(&emulator.url)
-        .credentials_provider(credentials)
-        .load()
-        .await
+    sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+        region: region.to_string(),
+        endpoint_url: Some(emulator.url.clone()),
+        credentials: Some(credentials),
+    })
+    .await
 }
 
 /// An SDK config with the emulator's admin credentials.

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use sqs_push_core::orphans::OrphanReport;
+use sqs_push_core::cleanup::orphans::OrphanReport;
 
 use super::{ApiError, ApiState};
 

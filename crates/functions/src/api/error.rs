@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sqs_push_core::ids::IdError;
+use sqs_push_core::model::ids::IdError;
 use sqs_push_core::session::SessionError;
 use sqs_push_core::{PortError, PortErrorKind};
 
@@ -27,6 +27,11 @@ impl ApiError {
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// What the answer says was wrong.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

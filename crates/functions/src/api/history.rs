@@ -1,21 +1,13 @@
 //! The history route: a user's messages, newest first, a page at a time.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
-use sqs_push_core::history_page::{PageRequest, encode_token};
-use sqs_push_core::ids::UserId;
+use sqs_push_core::model::ids::UserId;
 use sqs_push_core::ports::HistoryEntry;
 
+use super::params::{self, QueryParams};
 use super::{ApiError, ApiState};
-
-/// The query string's parameters; a malformed query string is a 400.
-pub(super) fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-}
 
 /// A row as the caller sees it: the stored message as a JSON object, not a string.
 fn entry_json(entry: HistoryEntry) -> Value {
@@ -36,14 +28,12 @@ pub async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let params = query_params(query.as_deref())?;
-    let param = |name: &str| params.get(name).map(String::as_str);
-    let request = PageRequest::parse(param("start"), param("end"), param("limit"), param("next"))?;
+    let request = params::page_request(&QueryParams::parse(query.as_deref())?)?;
     let page = state.history.page(user_id, &request).await?;
     let messages: Vec<Value> = page.entries.into_iter().map(entry_json).collect();
     Ok(Json(json!({
         "success": true,
         "messages": messages,
-        "next": page.next.as_ref().map(encode_token),
+        "next": page.next.as_ref().map(params::history_token),
     })))
 }

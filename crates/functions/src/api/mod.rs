@@ -5,22 +5,21 @@
 
 mod cleanup;
 mod error;
-mod notify;
-mod session;
-
 mod history;
+mod notify;
+pub mod params;
 mod receipts;
+mod session;
 
 pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::get;
+use sqs_push_core::cleanup::orphans::OrphanSweeper;
 use sqs_push_core::dispatch::Dispatcher;
-use sqs_push_core::orphans::OrphanSweeper;
+use sqs_push_core::history::read::HistoryReader;
+use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::session::SessionService;
-
-use sqs_push_core::history_page::HistoryReader;
-use sqs_push_core::receipts::ReceiptService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -96,8 +95,8 @@ mod tests {
     use axum::body::{Body, to_bytes};
     use axum::http::{Request, StatusCode};
     use serde_json::Value;
-    use sqs_push_core::clock::ManualClock;
-    use sqs_push_core::memory::{
+    use sqs_push_core::testing::ManualClock;
+    use sqs_push_core::testing::memory::{
         MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, RecordingInvoker,
     };
     use tower::ServiceExt;

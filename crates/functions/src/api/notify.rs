@@ -6,9 +6,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 use sqs_push_core::dispatch::Target;
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::message::{Fields, Message, MessageId};
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::message::{Fields, Message, MessageId};
 
+use super::params::QueryParams;
 use super::{ApiError, ApiState};
 
 /// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
@@ -31,10 +32,8 @@ fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, A
             ))),
         };
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))?;
     let mut fields = Map::new();
-    for (name, value) in pairs {
+    for (name, value) in QueryParams::pairs(query)? {
         fields.insert(name, Value::String(value));
     }
     Ok(fields)

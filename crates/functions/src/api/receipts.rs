@@ -5,22 +5,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
-use sqs_push_core::ids::UserId;
-use sqs_push_core::message::MessageId;
-use sqs_push_core::receipts::{check_count, parse_as_of, parse_id_body, parse_id_list};
+use sqs_push_core::model::ids::UserId;
+use sqs_push_core::model::message::MessageId;
 
-use super::history::query_params;
+use super::params::{self, QueryParams};
 use super::{ApiError, ApiState};
 
-/// Whether the query asks for `async`: `?async`, `?async=1` or `?async=true`.
+/// Whether the query asks for the work to be handed off (`?async`).
 fn handed_off(query: Option<&str>) -> Result<bool, ApiError> {
-    match query_params(query)?.get("async").map(String::as_str) {
-        None | Some("0" | "false") => Ok(false),
-        Some("" | "1" | "true") => Ok(true),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid async: must be empty, 1, true, 0 or false",
-        )),
-    }
+    Ok(params::handed_off(&QueryParams::parse(query)?)?)
 }
 
 /// Marks the ids, or hands them off, and answers.
@@ -30,7 +23,7 @@ async fn receipt(
     ids: Vec<MessageId>,
     async_: bool,
 ) -> Result<Json<Value>, ApiError> {
-    check_count(ids.len(), async_)?;
+    params::check_id_count(ids.len(), async_)?;
     if async_ {
         let chunks = state.receipts.hand_off(user_id, &ids).await?;
         return Ok(Json(
@@ -52,7 +45,7 @@ pub async fn named(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let ids = parse_id_list(&message_ids)?;
+    let ids = params::id_list(&message_ids)?;
     receipt(state, user_id, ids, handed_off(query.as_deref())?).await
 }
 
@@ -64,7 +57,7 @@ pub async fn listed(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let ids = parse_id_body(&body)?;
+    let ids = params::id_body(&body)?;
     receipt(state, user_id, ids, handed_off(query.as_deref())?).await
 }
 
@@ -76,7 +69,7 @@ pub async fn as_of(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let timestamp = parse_as_of(&timestamp)?;
+    let timestamp = params::epoch_seconds("timestamp", &timestamp)?;
     if handed_off(query.as_deref())? {
         let chunks = state.receipts.hand_off_as_of(user_id, timestamp).await?;
         return Ok(Json(

@@ -1,26 +1,24 @@
 //! Session routes: create, renew, status (one, or a page of all), destroy.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
-use sqs_push_core::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::ports::SessionCursor;
-use sqs_push_core::session::{DEFAULT_LIST_LIMIT, Session, parse_list_limit, parse_retention};
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::session::Session;
 
+use super::params::{self, QueryParams};
 use super::{ApiError, ApiState};
 
 /// `GET /create/{accountId}/{userId}/{sessionId}[?MessageRetentionPeriod=seconds]`
 pub async fn create(
     State(state): State<ApiState>,
     Path(path): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let (account_id, user_id, session_id) = ids(path)?;
-    let retention = query
+    let retention = QueryParams::parse(query.as_deref())?
         .get("MessageRetentionPeriod")
-        .map(|raw| parse_retention(raw))
+        .map(params::retention)
         .transpose()?;
     let session = state
         .sessions
@@ -93,21 +91,15 @@ pub async fn destroy(
 /// `GET /status[?limit=n&next=token]`: a page of live sessions, without keys or credentials.
 pub async fn list(
     State(state): State<ApiState>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = query
-        .get("limit")
-        .map(|raw| parse_list_limit(raw))
-        .transpose()?
-        .unwrap_or(DEFAULT_LIST_LIMIT);
-    let after = query
-        .get("next")
-        .map(|token| SessionCursor::from_token(token))
-        .transpose()?;
+    let query = QueryParams::parse(query.as_deref())?;
+    let limit = params::limit(query.get("limit"))?;
+    let after = query.get("next").map(params::session_cursor).transpose()?;
     let page = state.sessions.list(limit, after).await?;
     let mut answer = json!({"success": true, "sessions": page.sessions});
     if let Some(next) = page.next {
-        answer["next"] = Value::from(next.to_token());
+        answer["next"] = Value::from(params::session_token(&next));
     }
     Ok(Json(answer))
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sqs_push_core::send::SendJob;
+use sqs_push_core::dispatch::send::SendJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::{events, telemetry};

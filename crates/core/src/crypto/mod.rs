@@ -110,12 +110,17 @@ impl SessionCipher {
     pub fn seal(&self, plaintext: &[u8]) -> SealedMessage {
         let mut counter = [0u8; 16];
         fill_random(&mut counter);
-        self.seal_with_counter(u128::from_be_bytes(counter), plaintext)
+        self.seal_under(u128::from_be_bytes(counter), plaintext)
     }
 
-    /// Encrypts under a chosen counter; only for test vectors — reusing a counter with the same
-    /// key reveals the XOR of the plaintexts.
+    /// Encrypts under a chosen counter; only for test vectors (the `testing` feature) — reusing
+    /// a counter with the same key reveals the XOR of the plaintexts.
+    #[cfg(any(test, feature = "testing"))]
     pub fn seal_with_counter(&self, counter: u128, plaintext: &[u8]) -> SealedMessage {
+        self.seal_under(counter, plaintext)
+    }
+
+    fn seal_under(&self, counter: u128, plaintext: &[u8]) -> SealedMessage {
         let mut buffer = plaintext.to_vec();
         self.apply_keystream(counter, &mut buffer);
         let mut body = String::with_capacity(40 + 1 + buffer.len().div_ceil(3) * 4);

@@ -1,37 +1,37 @@
-//! An [`Invoker`] that runs `sender` and `history` jobs in this process, for the local stack and
-//! tests: the same payloads Lambda would get, handled on background tasks.
+//! The local stack's stand-in for Lambda's async invoke: `sender` and `history` payloads are
+//! parsed as Lambda would parse them and run on background tasks of this process.
+
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-
-use crate::error::{PortError, PortErrorKind};
-use crate::history::{HistoryTask, HistoryWriter};
-use crate::ports::{AsyncFunction, Invoker};
-use crate::receipts::ReceiptService;
-use crate::send::{SendJob, Sender};
+use sqs_push_core::dispatch::send::{SendJob, Sender};
+use sqs_push_core::history::HistoryTask;
+use sqs_push_core::history::receipts::ReceiptService;
+use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
+use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::wiring::{self, Adapters};
 
 /// Runs async invocations as tasks on the current runtime.
-#[derive(Clone)]
 pub struct InProcessInvoker {
     sender: Sender,
     history: HistoryWriter,
-    receipts: Option<ReceiptService>,
+    /// Set once, right after the invoker is installed: the receipt service dispatches through
+    /// this very invoker.
+    receipts: OnceLock<ReceiptService>,
 }
 
-impl InProcessInvoker {
-    /// Hands `sender` jobs to `sender` and `history` write jobs to `history`.
-    pub fn new(sender: Sender, history: HistoryWriter) -> Self {
-        Self {
-            sender,
-            history,
-            receipts: None,
-        }
-    }
-
-    /// Also hands `history` receipt jobs to `receipts`. Without it they are refused: the
-    /// receipt service dispatches through an invoker of its own, so it is added last.
-    pub fn with_receipts(mut self, receipts: ReceiptService) -> Self {
-        self.receipts = Some(receipts);
-        self
+/// Makes `adapters` hand `sender` and `history` work to this process instead of Lambda.
+pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig) {
+    let invoker = Arc::new(InProcessInvoker {
+        sender: wiring::sender(config, adapters),
+        history: wiring::history_writer(config, adapters),
+        receipts: OnceLock::new(),
+    });
+    adapters.invoker = invoker.clone();
+    let receipts = wiring::receipts(config, adapters);
+    if invoker.receipts.set(receipts).is_err() {
+        unreachable!("the invoker was created above and nothing else sets its receipts");
     }
 }
 
@@ -74,14 +74,11 @@ impl Invoker for InProcessInvoker {
                         });
                     }
                     HistoryTask::Receipts(job) => {
-                        let Some(receipts) = self.receipts.clone() else {
-                            return Err(PortError::new(
-                                PortErrorKind::Other,
-                                "in-process invoke",
-                                function.name(),
-                                "read receipts are not wired into this invoker",
-                            ));
-                        };
+                        let receipts = self
+                            .receipts
+                            .get()
+                            .cloned()
+                            .expect("run_in_process sets the receipt service");
                         tokio::spawn(async move {
                             match receipts.apply(&job).await {
                                 Ok(report) => tracing::info!(

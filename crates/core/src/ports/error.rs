@@ -9,6 +9,8 @@ pub enum PortErrorKind {
     ConditionFailed,
     /// Throttling, timeouts, 5xx: the same call may succeed later.
     Transient,
+    /// The payload exceeds a service limit: sending it again cannot help.
+    TooLarge,
     /// Anything else: bad configuration, permissions, malformed data.
     Other,
 }

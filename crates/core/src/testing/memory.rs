@@ -9,15 +9,15 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::crypto::{SealedMessage, SessionCipher, SessionKey};
-use crate::error::{PortError, PortErrorKind};
-use crate::ids::{AccountId, SessionId, UserId};
-use crate::message::MessageId;
+use crate::model::ids::{AccountId, SessionId, UserId};
+use crate::model::message::MessageId;
+use crate::model::session::{Credentials, QueueRef, Session};
 use crate::ports::{
     AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
     QueueService, QueueSpec, SessionCursor, SessionPage, SessionStore,
 };
 use crate::ports::{HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery};
-use crate::session::{Credentials, QueueRef, Session};
+use crate::ports::{PortError, PortErrorKind};
 
 /// Sessions in a sorted map, keyed like the table.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::crypto::fill_random;
-use crate::ids::IdError;
+use crate::model::ids::IdError;
 
 /// The fields of a message, in the order they were given.
 pub type Fields = Map<String, Value>;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::model::session::{QueueRef, Session};
 use crate::ports::{IdentityProvider, QueueService};
-use crate::session::{QueueRef, Session};
 
 /// Cognito's limit on ids per DeleteIdentities call.
 pub const IDENTITIES_PER_CALL: usize = 60;
@@ -254,12 +254,12 @@ pub async fn delete_identities(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
     use crate::crypto::SessionKey;
-    use crate::ids::{AccountId, SessionId, UserId};
-    use crate::memory::{MemoryIdentities, MemoryQueues};
+    use crate::model::ids::{AccountId, SessionId, UserId};
+    use crate::model::session::Credentials;
     use crate::ports::QueueSpec;
-    use crate::session::Credentials;
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{MemoryIdentities, MemoryQueues};
 
     struct Fixture {
         service: CleanupService,

@@ -8,10 +8,10 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::error::PortError;
+use crate::model::session::QueueRef;
+use crate::ports::PortError;
 use crate::ports::{QueueService, SessionStore};
-use crate::queue_name::QueueNameGenerator;
-use crate::session::QueueRef;
+use crate::session::queue_name::QueueNameGenerator;
 
 /// What one sweep found and did, as `/cleanup` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -153,11 +153,11 @@ impl OrphanSweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::ids::{AccountId, SessionId, UserId};
-    use crate::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
+    use crate::model::ids::{AccountId, SessionId, UserId};
     use crate::ports::QueueSpec;
     use crate::session::{SessionService, SessionSettings};
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
 
     #[tokio::test]
     async fn old_orphans_go_while_live_young_and_foreign_queues_stay() {

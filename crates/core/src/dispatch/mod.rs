@@ -1,59 +1,28 @@
 //! Dispatch: resolve a target to its sessions, apply the delivery rules, and send — directly for
 //! small fan-outs, through batches handed to the `sender` and `history` functions for large ones.
+//! Also: sealing and sending ([`send`]) and Kinesis records ([`kinesis`]).
+
+pub mod kinesis;
+pub mod send;
+mod target;
+
+pub use target::Target;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::batch::cut;
 use crate::clock::Clock;
-use crate::error::PortError;
-use crate::history::{HistoryJob, HistoryReport, HistoryWriter};
-use crate::ids::{AccountId, SessionId, UserId};
-use crate::message::Message;
-use crate::ports::{AsyncFunction, Invoker, SessionStore};
-use crate::send::{Delivery, SendJob, SendReport, Sender};
-use crate::session::Session;
-
-/// Who a message is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// One session of one user.
-    Session(UserId, SessionId),
-    /// Every session of a user.
-    User(UserId),
-    /// Every session of every user of an account.
-    Account(AccountId),
-    /// Every session.
-    Everyone,
-}
-
-impl Target {
-    /// Writes the fields that tell the browser who the message was for, as the original
-    /// stack did: `userId` for a user, `accountId` for an account, both ids for a session.
-    pub fn stamp(&self, message: &mut Message) {
-        match self {
-            Target::Session(user_id, session_id) => {
-                message.set("userId", Value::from(user_id.get()));
-                message.set("sessionId", Value::from(session_id.as_str()));
-            }
-            Target::User(user_id) => message.set("userId", Value::from(user_id.get())),
-            Target::Account(account_id) => message.set("accountId", Value::from(account_id.get())),
-            Target::Everyone => {}
-        }
-    }
-
-    /// The user a target names, if it names one: their history gets the message even when they
-    /// have no live session.
-    fn named_user(&self) -> Option<UserId> {
-        match self {
-            Target::Session(user_id, _) | Target::User(user_id) => Some(*user_id),
-            Target::Account(_) | Target::Everyone => None,
-        }
-    }
-}
+use crate::history::HistoryTask;
+use crate::history::receipts::UserNotifier;
+use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
+use crate::model::ids::UserId;
+use crate::model::message::Message;
+use crate::model::session::Session;
+use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
+use send::{Delivery, SendJob, SendReport, Sender};
 
 /// Limits that decide how a fan-out is cut; read once from config.
 #[derive(Debug, Clone)]
@@ -228,36 +197,25 @@ impl Dispatcher {
         Ok(report)
     }
 
-    /// Cuts deliveries into `sender` payloads by count and by bytes; returns how many.
+    /// Hands deliveries to `sender` in payloads cut by count and serialized size; returns how
+    /// many payloads.
     async fn hand_off_sends(
         &self,
         text: &str,
         deliveries: Vec<Delivery>,
     ) -> Result<usize, PortError> {
-        // {"messages":["…"],"deliveries":[…]} — the message is escaped inside a JSON string, so
-        // its serialized length is what counts.
-        let overhead = serde_json::to_string(text)
-            .map(|s| s.len())
-            .unwrap_or(text.len() * 2)
-            + 64;
-        let batches = cut(
-            deliveries,
-            self.settings.sender_batch,
-            self.settings.payload_limit,
-            overhead,
-            Delivery::serialized_len,
-        );
-        let count = batches.len();
-        let payloads = batches.into_iter().map(|deliveries| SendJob {
-            messages: vec![text.to_string()],
-            deliveries,
-        });
-        let handed = payloads.map(|job| {
-            let payload = serde_json::to_vec(&job).expect("a send job serializes");
-            self.invoker.invoke_async(AsyncFunction::Sender, payload)
-        });
-        futures::future::try_join_all(handed).await?;
-        Ok(count)
+        let limits = HandOffLimits {
+            max_items: self.settings.sender_batch,
+            max_bytes: self.settings.payload_limit,
+        };
+        self.invoker
+            .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
+                SendJob {
+                    messages: vec![text.to_string()],
+                    deliveries,
+                }
+            })
+            .await
     }
 
     /// Writes history directly for few users, through `history` invocations for many; returns
@@ -273,25 +231,35 @@ impl Dispatcher {
             }
             return Ok(0);
         }
-        let overhead = job.message.len() * 2 + job.message_id.len() + 128;
-        let batches = cut(
-            job.user_ids.iter().copied(),
-            self.settings.history_batch,
-            self.settings.payload_limit,
-            overhead,
-            |_| 17,
-        );
-        let count = batches.len();
-        let handed = batches.into_iter().map(|user_ids| {
-            let part = HistoryJob {
-                user_ids,
-                ..job.clone()
-            };
-            let payload = serde_json::to_vec(&part).expect("a history job serializes");
-            self.invoker.invoke_async(AsyncFunction::History, payload)
-        });
-        futures::future::try_join_all(handed).await?;
-        Ok(count)
+        let limits = HandOffLimits {
+            max_items: self.settings.history_batch,
+            max_bytes: self.settings.payload_limit,
+        };
+        let HistoryJob {
+            message_id,
+            message,
+            created,
+            user_ids,
+        } = job;
+        self.invoker
+            .hand_off(AsyncFunction::History, user_ids, limits, |user_ids| {
+                HistoryTask::Write(HistoryJob {
+                    message_id: message_id.clone(),
+                    message: message.clone(),
+                    created,
+                    user_ids,
+                })
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl UserNotifier for Dispatcher {
+    async fn notify_user(&self, user_id: UserId, message: Message) -> Result<(), PortError> {
+        self.dispatch(&Target::User(user_id), message)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -317,11 +285,13 @@ fn history_users(target: &Target, sessions: &[Session]) -> Vec<UserId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::memory::{
+    use crate::model::ids::AccountId;
+    use crate::model::message::MessageId;
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{
         MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
     };
-    use crate::message::MessageId;
+    use serde_json::Value;
 
     struct Fixture {
         store: Arc<MemorySessionStore>,

@@ -6,18 +6,17 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::batch::cut;
 use crate::clock::Clock;
-use crate::dispatch::{Dispatcher, Target};
-use crate::error::PortError;
 use crate::history::HistoryTask;
-use crate::ids::{IdError, UserId, parse_safe_integer};
-use crate::message::{Message, MessageId, SQS_ONLY_FIELD};
-use crate::ports::{AsyncFunction, HistoryStore, Invoker};
+use crate::model::ids::UserId;
+use crate::model::message::{Message, MessageId, SQS_ONLY_FIELD};
+use crate::ports::{AsyncFunction, HandOffLimits, HistoryStore, Invoker, PortError};
 
 /// The `_type` of a read-receipt message.
 pub const RECEIPT_TYPE: &str = "message-read-receipt";
@@ -37,6 +36,14 @@ const IDS_PER_RECEIPT: usize = 1_000;
 const RECEIPT_BYTES: usize = 180_000;
 /// The byte bound of one handed-off chunk; 300 ids of at most 256 characters fit easily.
 const CHUNK_BYTES: usize = 200_000;
+/// Where receipts go: every live session of a user. The dispatcher implements it; the trait
+/// keeps history free of dispatch.
+#[async_trait]
+pub trait UserNotifier: Send + Sync {
+    /// Sends `message` to every session of `user_id` (SQS only when the message says so).
+    async fn notify_user(&self, user_id: UserId, message: Message) -> Result<(), PortError>;
+}
+
 /// UpdateItem calls in flight at once for one request.
 const MARK_CONCURRENCY: usize = 16;
 
@@ -71,50 +78,6 @@ pub struct ReceiptReport {
     pub receipts: usize,
 }
 
-/// The ids of a comma-separated path segment; an empty item is a malformed id.
-pub fn parse_id_list(raw: &str) -> Result<Vec<MessageId>, IdError> {
-    raw.split(',').map(MessageId::parse).collect()
-}
-
-/// The `asof` timestamp of a path: epoch seconds.
-pub fn parse_as_of(raw: &str) -> Result<u64, IdError> {
-    parse_safe_integer("timestamp", raw)
-}
-
-/// The ids of a request body, which must be a JSON list of strings.
-pub fn parse_id_body(body: &[u8]) -> Result<Vec<MessageId>, IdError> {
-    let not_a_list = || IdError {
-        field: "messageIds",
-        reason: "the body must be a JSON list of message id strings".to_string(),
-    };
-    let values: Vec<Value> = serde_json::from_slice(body).map_err(|_| not_a_list())?;
-    values
-        .iter()
-        .map(|value| match value {
-            Value::String(raw) => MessageId::parse(raw),
-            _ => Err(not_a_list()),
-        })
-        .collect()
-}
-
-/// Refuses more ids than one call may name: [`MAX_SYNC_IDS`], or [`MAX_ASYNC_IDS`] when the
-/// work is handed off.
-pub fn check_count(count: usize, handed_off: bool) -> Result<(), IdError> {
-    let most = if handed_off {
-        MAX_ASYNC_IDS
-    } else {
-        MAX_SYNC_IDS
-    };
-    if count > most {
-        let hint = if handed_off { "" } else { "; use ?async" };
-        return Err(IdError {
-            field: "messageIds",
-            reason: format!("names {count} ids; at most {most} are accepted{hint}"),
-        });
-    }
-    Ok(())
-}
-
 /// The ids once each, in first-seen order.
 fn distinct(ids: &[MessageId]) -> Vec<MessageId> {
     let mut seen = HashSet::new();
@@ -125,22 +88,22 @@ fn distinct(ids: &[MessageId]) -> Vec<MessageId> {
 #[derive(Clone)]
 pub struct ReceiptService {
     store: Arc<dyn HistoryStore>,
-    dispatcher: Dispatcher,
+    notifier: Arc<dyn UserNotifier>,
     invoker: Arc<dyn Invoker>,
     clock: Arc<dyn Clock>,
 }
 
 impl ReceiptService {
-    /// Marks rows in `store`, tells sessions through `dispatcher`, hands chunks to `invoker`.
+    /// Marks rows in `store`, tells sessions through `notifier`, hands chunks to `invoker`.
     pub fn new(
         store: Arc<dyn HistoryStore>,
-        dispatcher: Dispatcher,
+        notifier: Arc<dyn UserNotifier>,
         invoker: Arc<dyn Invoker>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
-            dispatcher,
+            notifier,
             invoker,
             clock,
         }
@@ -214,19 +177,24 @@ impl ReceiptService {
     /// Hands the ids to the `history` function in chunks of [`ASYNC_CHUNK`]; returns how many
     /// chunks. Each chunk sends its own receipt.
     pub async fn hand_off(&self, user_id: UserId, ids: &[MessageId]) -> Result<usize, PortError> {
-        let chunks = cut(distinct(ids), ASYNC_CHUNK, CHUNK_BYTES, 64, |id| {
-            id.as_str().len() + 3
-        });
-        let count = chunks.len();
-        let handed = chunks.into_iter().map(|message_ids| {
-            let task = HistoryTask::Receipts(ReceiptJob {
-                user_id,
-                message_ids,
-            });
-            let payload = serde_json::to_vec(&task).expect("a receipt job serializes");
-            self.invoker.invoke_async(AsyncFunction::History, payload)
-        });
-        futures::future::try_join_all(handed).await?;
+        let limits = HandOffLimits {
+            max_items: ASYNC_CHUNK,
+            max_bytes: CHUNK_BYTES,
+        };
+        let count = self
+            .invoker
+            .hand_off(
+                AsyncFunction::History,
+                distinct(ids),
+                limits,
+                |message_ids| {
+                    HistoryTask::Receipts(ReceiptJob {
+                        user_id,
+                        message_ids,
+                    })
+                },
+            )
+            .await?;
         tracing::info!(user_id = %user_id, ids = ids.len(), chunks = count, "read receipts handed off");
         Ok(count)
     }
@@ -261,9 +229,7 @@ impl ReceiptService {
         let count = groups.len();
         for ids in groups {
             let message = receipt_message(user_id, ids);
-            self.dispatcher
-                .dispatch(&Target::User(user_id), message)
-                .await?;
+            self.notifier.notify_user(user_id, message).await?;
         }
         Ok(count)
     }
@@ -287,15 +253,15 @@ fn receipt_message(user_id: UserId, ids: Vec<MessageId>) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::dispatch::DispatchSettings;
-    use crate::history::HistoryWriter;
-    use crate::memory::{
+    use crate::dispatch::send::Sender;
+    use crate::dispatch::{DispatchSettings, Dispatcher};
+    use crate::history::write::HistoryWriter;
+    use crate::model::session::Session;
+    use crate::ports::HistoryRow;
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{
         MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
     };
-    use crate::ports::HistoryRow;
-    use crate::send::Sender;
-    use crate::session::Session;
     use serde_json::json;
 
     const NOW: u64 = 10_000;
@@ -342,7 +308,12 @@ mod tests {
             })
             .collect();
         history.write_batch(&rows).await.unwrap();
-        let receipts = ReceiptService::new(history.clone(), dispatcher, invoker.clone(), clock);
+        let receipts = ReceiptService::new(
+            history.clone(),
+            Arc::new(dispatcher),
+            invoker.clone(),
+            clock,
+        );
         Fixture {
             history,
             queues,
@@ -442,24 +413,5 @@ mod tests {
         }
         assert_eq!(total, 1_000);
         assert_eq!(read_ids(&f).len(), 10);
-    }
-
-    #[test]
-    fn id_lists_and_bodies_are_validated() {
-        assert_eq!(parse_id_list("a,b").unwrap(), [id("a"), id("b")]);
-        assert_eq!(parse_id_list("a,,b").unwrap_err().field, "messageId");
-        assert_eq!(parse_id_body(br#"["a","b"]"#).unwrap(), [id("a"), id("b")]);
-        for bad in [&br#"{"a":1}"#[..], br#"[1]"#, b"not json", br#""a""#] {
-            assert_eq!(parse_id_body(bad).unwrap_err().field, "messageIds");
-        }
-        assert_eq!(parse_id_body(br#"[""]"#).unwrap_err().field, "messageId");
-        assert!(check_count(MAX_SYNC_IDS, false).is_ok());
-        assert_eq!(
-            check_count(MAX_SYNC_IDS + 1, false).unwrap_err().field,
-            "messageIds"
-        );
-        assert!(check_count(MAX_SYNC_IDS + 1, true).is_ok());
-        assert_eq!(parse_as_of("1700000000"), Ok(1_700_000_000));
-        assert_eq!(parse_as_of("yesterday").unwrap_err().field, "timestamp");
     }
 }

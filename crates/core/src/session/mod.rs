@@ -1,232 +1,23 @@
-//! Sessions: the record a create call makes, what the client receives, and the service that
-//! runs their lifecycle (create, renew, status, list, destroy).
+//! The session lifecycle: create (a queue, an identity with credentials for it, and a key),
+//! renew, status, list and destroy.
 
-use std::fmt;
+pub mod policy;
+pub mod queue_name;
+
 use std::sync::Arc;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::crypto::SessionKey;
-use crate::error::{PortError, PortErrorKind};
-use crate::ids::{AccountId, IdError, SessionId, UserId};
-use crate::ports::{IdentityProvider, QueueService, QueueSpec, SessionCursor, SessionStore};
-use crate::queue_name::QueueNameGenerator;
-
-/// Temporary AWS credentials that can read one queue. Debug output is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The access key id.
-    pub access_key: String,
-    /// The secret access key.
-    pub secret_key: String,
-    /// The session token.
-    pub session_token: String,
-    /// When they stop working, epoch seconds.
-    pub expires: u64,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("expires", &self.expires)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A queue as the session knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueRef {
-    /// The queue URL that clients poll.
-    pub url: String,
-    /// The queue name.
-    pub name: String,
-}
-
-/// One row of the sessions table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    /// The account the user belongs to.
-    pub account_id: AccountId,
-    /// The user.
-    pub user_id: UserId,
-    /// The caller's session id.
-    pub session_id: SessionId,
-    /// The session's own queue.
-    pub queue: QueueRef,
-    /// The Cognito identity whose credentials read the queue.
-    pub identity_id: String,
-    /// The key messages are encrypted with.
-    pub aes_key: SessionKey,
-    /// The credentials last handed out.
-    pub credentials: Credentials,
-    /// When the row may be deleted, epoch seconds: credential expiry plus the idle period.
-    pub ttl: u64,
-    /// When the session was created, epoch seconds.
-    pub created: u64,
-}
-
-impl Session {
-    /// A session is live until its ttl passes, even if its credentials have lapsed.
-    pub fn is_live(&self, now: u64) -> bool {
-        self.ttl > now
-    }
-
-    /// Whether a message sent now could be read: the credentials still work.
-    pub fn can_receive(&self, now: u64) -> bool {
-        self.credentials.expires > now
-    }
-
-    /// What the client receives from create, renew and status.
-    pub fn to_client(&self, region: &str) -> ClientSession {
-        ClientSession {
-            sqs_url: self.queue.url.clone(),
-            sqs_queue_name: self.queue.name.clone(),
-            aes_key: self.aes_key.to_base64(),
-            access_key: self.credentials.access_key.clone(),
-            secret_key: self.credentials.secret_key.clone(),
-            session_token: self.credentials.session_token.clone(),
-            expires: self.credentials.expires,
-            identity_id: self.identity_id.clone(),
-            session_id: self.session_id.to_string(),
-            user_id: self.user_id.get(),
-            account_id: self.account_id.get(),
-            ttl: self.ttl,
-            region: region.to_string(),
-        }
-    }
-}
-
-/// The session as the Reuters article's create call returns it, plus the region to sign with.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClientSession {
-    pub sqs_url: String,
-    pub sqs_queue_name: String,
-    pub aes_key: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: String,
-    pub expires: u64,
-    pub identity_id: String,
-    pub session_id: String,
-    pub user_id: u64,
-    pub account_id: u64,
-    pub ttl: u64,
-    pub region: String,
-}
-
-impl fmt::Debug for ClientSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSession")
-            .field("sqs_queue_name", &self.sqs_queue_name)
-            .field("user_id", &self.user_id)
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A session as the `/status` list shows it: ids, queue name and times, never a key or a
-/// credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionSummary {
-    /// The account.
-    pub account_id: u64,
-    /// The user.
-    pub user_id: u64,
-    /// The session.
-    pub session_id: String,
-    /// The session's queue.
-    pub sqs_queue_name: String,
-    /// The Cognito identity that reads the queue.
-    pub identity_id: String,
-    /// When the credentials last handed out stop working.
-    pub expires: u64,
-    /// When the row may be deleted.
-    pub ttl: u64,
-    /// When the session was created.
-    pub created: u64,
-}
-
-impl From<&Session> for SessionSummary {
-    fn from(session: &Session) -> Self {
-        Self {
-            account_id: session.account_id.get(),
-            user_id: session.user_id.get(),
-            session_id: session.session_id.to_string(),
-            sqs_queue_name: session.queue.name.clone(),
-            identity_id: session.identity_id.clone(),
-            expires: session.credentials.expires,
-            ttl: session.ttl,
-            created: session.created,
-        }
-    }
-}
-
-/// One page of live sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionList {
-    /// The live sessions of this page.
-    pub sessions: Vec<SessionSummary>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<SessionCursor>,
-}
-
-/// Page size of `/status` when the caller gives none.
-pub const DEFAULT_LIST_LIMIT: usize = 50;
-/// Largest page size of `/status`.
-pub const MAX_LIST_LIMIT: usize = 1000;
-
-/// Parses the `limit` of a session listing: 1 to [`MAX_LIST_LIMIT`].
-pub fn parse_list_limit(raw: &str) -> Result<usize, IdError> {
-    raw.parse::<usize>()
-        .ok()
-        .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
-        .ok_or_else(|| IdError {
-            field: "limit",
-            reason: format!("must be a whole number from 1 to {MAX_LIST_LIMIT}"),
-        })
-}
-
-impl SessionCursor {
-    /// The opaque `next` token a listing hands out: base64url of `[userId, "sessionId"]`.
-    pub fn to_token(&self) -> String {
-        let json = serde_json::json!([self.user_id.get(), self.session_id.as_str()]);
-        URL_SAFE_NO_PAD.encode(json.to_string())
-    }
-
-    /// Reads a token made by [`SessionCursor::to_token`].
-    pub fn from_token(token: &str) -> Result<Self, IdError> {
-        let invalid = || IdError {
-            field: "next",
-            reason: "is not a token from a previous page of this listing".to_string(),
-        };
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-        let (user_id, session_id): (u64, String) =
-            serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        Ok(Self {
-            user_id: UserId::try_from(user_id).map_err(|_| invalid())?,
-            session_id: SessionId::parse(&session_id).map_err(|_| invalid())?,
-        })
-    }
-}
+use crate::model::ids::{AccountId, IdError, SessionId, UserId};
+use crate::model::session::{QueueRef, Session, SessionList, SessionSummary};
+use crate::ports::{
+    IdentityProvider, PortError, PortErrorKind, QueueService, QueueSpec, SessionCursor,
+    SessionStore,
+};
+use queue_name::QueueNameGenerator;
 
 /// SQS's bounds on MessageRetentionPeriod, in seconds.
 pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 60..=1_209_600;
-
-/// Parses the optional `MessageRetentionPeriod` of a create call.
-pub fn parse_retention(raw: &str) -> Result<u32, IdError> {
-    raw.parse::<u32>()
-        .ok()
-        .filter(|seconds| RETENTION_RANGE.contains(seconds))
-        .ok_or_else(|| IdError {
-            field: "MessageRetentionPeriod",
-            reason: "must be whole seconds from 60 to 1209600 (14 days)".to_string(),
-        })
-}
 
 /// How sessions are made; read once from config.
 #[derive(Debug, Clone)]
@@ -533,8 +324,9 @@ impl SessionService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
+    use crate::model::session::Credentials;
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
 
     struct Fixture {
         service: SessionService,
@@ -750,38 +542,9 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&first), ["1/a", "1/b"]);
-        let token = first.next.as_ref().unwrap().to_token();
-        let second = f
-            .service
-            .list(2, Some(SessionCursor::from_token(&token).unwrap()))
-            .await
-            .unwrap();
+        let second = f.service.list(2, first.next.clone()).await.unwrap();
         assert_eq!(names(&second), ["3/x", "4/y"]);
         assert!(second.next.is_none());
-    }
-
-    #[test]
-    fn list_limits_and_tokens_that_are_not_ours_are_named() {
-        assert_eq!(parse_list_limit("1").unwrap(), 1);
-        assert_eq!(parse_list_limit("1000").unwrap(), 1000);
-        for bad in ["0", "1001", "-1", "ten", ""] {
-            assert_eq!(parse_list_limit(bad).unwrap_err().field, "limit");
-        }
-        for bad in ["", "!!", "bm90IGpzb24", "WzEsMl0"] {
-            assert_eq!(SessionCursor::from_token(bad).unwrap_err().field, "next");
-        }
-    }
-
-    #[test]
-    fn retention_outside_sqs_bounds_is_named() {
-        assert_eq!(parse_retention("60").unwrap(), 60);
-        assert_eq!(parse_retention("1209600").unwrap(), 1_209_600);
-        for bad in ["59", "1209601", "-5", "x", ""] {
-            assert_eq!(
-                parse_retention(bad).unwrap_err().field,
-                "MessageRetentionPeriod"
-            );
-        }
     }
 
     #[test]

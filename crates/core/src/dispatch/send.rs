@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::batch::cut;
 use crate::crypto::{SessionCipher, SessionKey};
-use crate::error::PortError;
+use crate::ports::PortError;
 use crate::ports::{BatchEntry, QueueService};
 use crate::retry::{MAX_ATTEMPTS, backoff};
 
@@ -230,8 +230,8 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryQueues;
     use crate::ports::{QueueService, QueueSpec};
+    use crate::testing::memory::MemoryQueues;
     use std::time::Duration;
 
     async fn queue(queues: &MemoryQueues, name: &str) -> String {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::dispatch::{Dispatcher, Target};
-use crate::ids::{AccountId, IdError, SessionId, UserId};
-use crate::message::{Message, MessageId};
+use crate::model::ids::{AccountId, IdError, SessionId, UserId};
+use crate::model::message::{Message, MessageId};
 
 /// A stream record as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

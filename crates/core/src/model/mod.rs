@@ -1,0 +1,5 @@
+//! The records several features share: validated ids, messages, and the session row.
+
+pub mod ids;
+pub mod message;
+pub mod session;

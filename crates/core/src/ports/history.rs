@@ -1,0 +1,84 @@
+//! The user history table port.
+
+use async_trait::async_trait;
+
+use crate::model::ids::UserId;
+use crate::model::message::MessageId;
+use crate::ports::PortError;
+
+/// One row of a user's message history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Whose history.
+    pub user_id: UserId,
+    /// The message id (the row's sort key, so rewriting is idempotent).
+    pub message_id: String,
+    /// When the message was dispatched, epoch seconds.
+    pub created: u64,
+    /// When the row expires, epoch seconds.
+    pub ttl: u64,
+    /// The message's JSON.
+    pub message: String,
+}
+
+/// The user history table.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Writes up to 25 rows; returns the rows that were not processed and should be retried.
+    async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError>;
+    /// One page of a user's rows whose `created` lies in the query's range, newest first (a key
+    /// condition on the `created` index), leaving out rows whose `ttl` has passed.
+    async fn query(&self, user_id: UserId, query: &HistoryQuery) -> Result<HistoryPage, PortError>;
+    /// Marks one row read; true only when it existed and was unread.
+    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError>;
+    /// The ids of a user's unread rows created at or before `created_up_to`, `ttl` after `now`.
+    async fn unread_up_to(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+        now: u64,
+    ) -> Result<Vec<MessageId>, PortError>;
+}
+
+/// A history row as read back, with its read flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The row.
+    pub row: HistoryRow,
+    /// Whether a read receipt has marked it.
+    pub is_read: bool,
+}
+
+/// Where a page of history ends: the `created` index key of its last row, so the next page
+/// starts strictly after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// The last row's `created`.
+    pub created: u64,
+    /// The last row's message id.
+    pub message_id: MessageId,
+}
+
+/// What a page of history asks the store for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Earliest `created`, inclusive.
+    pub start: u64,
+    /// Latest `created`, inclusive.
+    pub end: u64,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Continue after this row.
+    pub after: Option<HistoryCursor>,
+    /// Rows whose `ttl` is at or before this have expired and are left out.
+    pub now: u64,
+}
+
+/// One page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryPage {
+    /// The rows.
+    pub entries: Vec<HistoryEntry>,
+    /// Where the next page starts; `None` when there are no more rows.
+    pub next: Option<HistoryCursor>,
+}

@@ -1,0 +1,19 @@
+//! The ports: what the domain needs from storage, queues, identities and other functions, as
+//! traits. Adapters implement them on AWS (`sqs-push-aws`) and in memory (the `testing`
+//! feature's `testing::memory`).
+
+mod error;
+mod history;
+mod identities;
+mod invoker;
+mod queues;
+mod sessions;
+
+pub use error::{PortError, PortErrorKind};
+pub use history::{
+    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore,
+};
+pub use identities::IdentityProvider;
+pub use invoker::{AsyncFunction, HandOffLimits, Invoker};
+pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
+pub use sessions::{SessionCursor, SessionPage, SessionStore};

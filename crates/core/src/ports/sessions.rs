@@ -1,0 +1,60 @@
+//! The sessions table port.
+
+use async_trait::async_trait;
+
+use crate::model::ids::{AccountId, SessionId, UserId};
+use crate::model::session::Session;
+use crate::ports::PortError;
+
+/// The sessions table.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// One session by its key.
+    async fn get(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError>;
+    /// Writes the whole row, replacing any previous one.
+    async fn put(&self, session: &Session) -> Result<(), PortError>;
+    /// Removes a row and returns what it held.
+    async fn delete(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, PortError>;
+    /// Every session of a user (a key query).
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError>;
+    /// Every session of an account (the accountId index).
+    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError>;
+    /// Every session (a parallel scan).
+    async fn all_sessions(&self) -> Result<Vec<Session>, PortError>;
+    /// Up to `limit` rows in the store's own order, resuming after `after`. `next` is absent
+    /// on the last page (a page may also come back short, or empty, with a `next`).
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<SessionPage, PortError>;
+    /// Rewrites a row only while it still exists with the same queue; a row removed or
+    /// replaced meanwhile is a [`crate::PortErrorKind::ConditionFailed`].
+    async fn replace(&self, session: &Session) -> Result<(), PortError>;
+}
+
+/// Where a listing of sessions resumes: the key of the last row the store read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionCursor {
+    /// The row's user.
+    pub user_id: UserId,
+    /// The row's session.
+    pub session_id: SessionId,
+}
+
+/// One page of a session listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The rows read, live or not.
+    pub sessions: Vec<Session>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub next: Option<SessionCursor>,
+}

@@ -1,0 +1,381 @@
+//! The edge's parsing: query strings, page tokens, limits, times and id lists become validated
+//! values here, so the domain only ever sees them typed. Each refusal names the parameter.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqs_push_core::history::read::PageRequest;
+use sqs_push_core::history::receipts::{MAX_ASYNC_IDS, MAX_SYNC_IDS};
+use sqs_push_core::model::ids::{IdError, MAX_SAFE_INTEGER, SessionId, UserId};
+use sqs_push_core::model::message::MessageId;
+use sqs_push_core::ports::{HistoryCursor, SessionCursor};
+use sqs_push_core::session::RETENTION_RANGE;
+
+use super::ApiError;
+
+/// A query or body parameter that is not an id and is malformed; a 400 naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name}: {reason}")]
+pub struct InvalidParameter {
+    /// The parameter as the API names it.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl InvalidParameter {
+    fn new(name: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<InvalidParameter> for ApiError {
+    fn from(error: InvalidParameter) -> Self {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
+/// The one query reader: a query string's parameters by name; a malformed query is a 400.
+#[derive(Debug, Default)]
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    /// Parses a raw query string (absent: no parameters).
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map(Self)
+            .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
+    }
+
+    /// The parameters in query order, for routes whose parameters become message fields.
+    pub fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+        serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
+    }
+
+    /// One parameter's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// Page size when the caller names no `limit`, for every paged route.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest `limit` of every paged route.
+pub const MAX_LIMIT: usize = 1_000;
+/// A page token longer than this cannot be one of ours.
+const MAX_TOKEN_LEN: usize = 1_024;
+
+/// The one `limit` parser: a whole number from 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when
+/// absent.
+pub fn limit(raw: Option<&str>) -> Result<usize, InvalidParameter> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    raw.parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| {
+            InvalidParameter::new(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
+/// The one page-token codec: base64url of a cursor's JSON. The token is opaque to callers;
+/// anything this did not make is refused as `next`.
+pub fn encode_token<T: Serialize>(cursor: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).expect("a cursor serializes"))
+}
+
+/// Reads a token made by [`encode_token`].
+pub fn decode_token<T: DeserializeOwned>(raw: &str) -> Result<T, InvalidParameter> {
+    let invalid = || InvalidParameter::new("next", "is not a token from a previous page");
+    if raw.len() > MAX_TOKEN_LEN {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    serde_json::from_slice(&bytes).map_err(|_| invalid())
+}
+
+/// A session listing's token: `[userId, "sessionId"]`.
+pub fn session_token(cursor: &SessionCursor) -> String {
+    encode_token(&(cursor.user_id.get(), cursor.session_id.as_str()))
+}
+
+/// The cursor in a session listing's token.
+pub fn session_cursor(raw: &str) -> Result<SessionCursor, InvalidParameter> {
+    let (user_id, session_id): (u64, String) = decode_token(raw)?;
+    let invalid = |_| InvalidParameter::new("next", "is not a token from a previous page");
+    Ok(SessionCursor {
+        user_id: UserId::try_from(user_id).map_err(invalid)?,
+        session_id: SessionId::parse(&session_id).map_err(invalid)?,
+    })
+}
+
+/// A history page's token: the `created` index key of its last row (the route names the user).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HistoryTokenKey {
+    created: u64,
+    message_id: MessageId,
+}
+
+/// The `next` token of a history page.
+pub fn history_token(cursor: &HistoryCursor) -> String {
+    encode_token(&HistoryTokenKey {
+        created: cursor.created,
+        message_id: cursor.message_id.clone(),
+    })
+}
+
+/// The cursor in a history page's token.
+pub fn history_cursor(raw: &str) -> Result<HistoryCursor, InvalidParameter> {
+    let key: HistoryTokenKey = decode_token(raw)?;
+    if key.created > MAX_SAFE_INTEGER {
+        return Err(InvalidParameter::new(
+            "next",
+            "is not a token from a previous page",
+        ));
+    }
+    Ok(HistoryCursor {
+        created: key.created,
+        message_id: key.message_id,
+    })
+}
+
+/// Epoch seconds: decimal digits without sign or leading zeros, at most 2^53-1.
+pub fn epoch_seconds(name: &'static str, raw: &str) -> Result<u64, InvalidParameter> {
+    let invalid = |reason: &str| InvalidParameter::new(name, reason);
+    if raw.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "must be a non-negative integer written in decimal digits",
+        ));
+    }
+    if raw.len() > 1 && raw.starts_with('0') {
+        return Err(invalid("must not have leading zeros"));
+    }
+    match raw.parse::<u64>() {
+        Ok(value) if value <= MAX_SAFE_INTEGER => Ok(value),
+        _ => Err(invalid("must be at most 9007199254740991 (2^53-1)")),
+    }
+}
+
+/// A history page request from `start`, `end`, `limit` and `next`. A missing `start` is the
+/// epoch, a missing `end` the far future; a token must belong to the same range.
+pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParameter> {
+    let start = params
+        .get("start")
+        .map(|raw| epoch_seconds("start", raw))
+        .transpose()?
+        .unwrap_or(0);
+    let end = params
+        .get("end")
+        .map(|raw| epoch_seconds("end", raw))
+        .transpose()?
+        .unwrap_or(MAX_SAFE_INTEGER);
+    if start > end {
+        return Err(InvalidParameter::new("start", "must not be after end"));
+    }
+    let limit = limit(params.get("limit"))?;
+    let after = params.get("next").map(history_cursor).transpose()?;
+    if let Some(cursor) = &after
+        && !(start..=end).contains(&cursor.created)
+    {
+        return Err(InvalidParameter::new(
+            "next",
+            "belongs to another time range; pass the same start and end",
+        ));
+    }
+    Ok(PageRequest {
+        start,
+        end,
+        limit,
+        after,
+    })
+}
+
+/// The optional `MessageRetentionPeriod` of a create call: whole seconds within SQS's bounds.
+pub fn retention(raw: &str) -> Result<u32, InvalidParameter> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|seconds| RETENTION_RANGE.contains(seconds))
+        .ok_or_else(|| {
+            InvalidParameter::new(
+                "MessageRetentionPeriod",
+                "must be whole seconds from 60 to 1209600 (14 days)",
+            )
+        })
+}
+
+/// Whether the query asks for `async`: `?async`, `?async=1` or `?async=true`.
+pub fn handed_off(params: &QueryParams) -> Result<bool, InvalidParameter> {
+    match params.get("async") {
+        None | Some("0" | "false") => Ok(false),
+        Some("" | "1" | "true") => Ok(true),
+        Some(_) => Err(InvalidParameter::new(
+            "async",
+            "must be empty, 1, true, 0 or false",
+        )),
+    }
+}
+
+/// The ids of a comma-separated path segment; an empty item is a malformed id.
+pub fn id_list(raw: &str) -> Result<Vec<MessageId>, IdError> {
+    raw.split(',').map(MessageId::parse).collect()
+}
+
+/// The ids of a request body, which must be a JSON list of strings.
+pub fn id_body(body: &[u8]) -> Result<Vec<MessageId>, ApiError> {
+    let not_a_list = || {
+        InvalidParameter::new(
+            "messageIds",
+            "the body must be a JSON list of message id strings",
+        )
+    };
+    let values: Vec<Value> = serde_json::from_slice(body).map_err(|_| not_a_list())?;
+    values
+        .iter()
+        .map(|value| match value {
+            Value::String(raw) => MessageId::parse(raw).map_err(ApiError::from),
+            _ => Err(not_a_list().into()),
+        })
+        .collect()
+}
+
+/// Refuses more ids than one call may name: [`MAX_SYNC_IDS`], or [`MAX_ASYNC_IDS`] when the
+/// work is handed off.
+pub fn check_id_count(count: usize, handed_off: bool) -> Result<(), InvalidParameter> {
+    let most = if handed_off {
+        MAX_ASYNC_IDS
+    } else {
+        MAX_SYNC_IDS
+    };
+    if count > most {
+        let hint = if handed_off { "" } else { "; use ?async" };
+        return Err(InvalidParameter::new(
+            "messageIds",
+            format!("names {count} ids; at most {most} are accepted{hint}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(raw: &str) -> MessageId {
+        MessageId::parse(raw).unwrap()
+    }
+
+    fn request(query: &[(&str, &str)]) -> Result<PageRequest, InvalidParameter> {
+        let params = QueryParams(
+            query
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        );
+        page_request(&params)
+    }
+
+    #[test]
+    fn malformed_page_parameters_name_their_field() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("start", "-1")], "start"),
+            (&[("start", "")], "start"),
+            (&[("end", "1.5")], "end"),
+            (&[("start", "10"), ("end", "9")], "start"),
+            (&[("limit", "0")], "limit"),
+            (&[("limit", "1001")], "limit"),
+            (&[("limit", "ten")], "limit"),
+            (&[("next", "not a token")], "next"),
+            (&[("next", "e30")], "next"),
+        ];
+        for (query, field) in cases {
+            assert_eq!(request(query).unwrap_err().name, *field, "{query:?}");
+        }
+        assert_eq!(request(&[]).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(request(&[("limit", "1000")]).unwrap().limit, MAX_LIMIT);
+    }
+
+    #[test]
+    fn a_history_token_round_trips_and_must_lie_in_the_range() {
+        let cursor = HistoryCursor {
+            created: 103,
+            message_id: id("m3"),
+        };
+        let token = history_token(&cursor);
+        assert_eq!(history_cursor(&token), Ok(cursor));
+        assert!(request(&[("next", &token), ("start", "100")]).is_ok());
+        let error = request(&[("next", &token), ("start", "104")]).unwrap_err();
+        assert_eq!(error.name, "next");
+    }
+
+    #[test]
+    fn list_limits_and_tokens_that_are_not_ours_are_named() {
+        assert_eq!(limit(Some("1")).unwrap(), 1);
+        assert_eq!(limit(Some("1000")).unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "ten", ""] {
+            assert_eq!(limit(Some(bad)).unwrap_err().name, "limit");
+        }
+        for bad in ["", "!!", "bm90IGpzb24", "WzEsMl0"] {
+            assert_eq!(session_cursor(bad).unwrap_err().name, "next");
+        }
+        let cursor = SessionCursor {
+            user_id: UserId::try_from(7).unwrap(),
+            session_id: SessionId::parse("s").unwrap(),
+        };
+        assert_eq!(session_cursor(&session_token(&cursor)), Ok(cursor));
+    }
+
+    #[test]
+    fn retention_outside_sqs_bounds_is_named() {
+        assert_eq!(retention("60").unwrap(), 60);
+        assert_eq!(retention("1209600").unwrap(), 1_209_600);
+        for bad in ["59", "1209601", "-5", "x", ""] {
+            assert_eq!(retention(bad).unwrap_err().name, "MessageRetentionPeriod");
+        }
+    }
+
+    #[test]
+    fn id_lists_and_bodies_are_validated() {
+        assert_eq!(id_list("a,b").unwrap(), [id("a"), id("b")]);
+        assert_eq!(id_list("a,,b").unwrap_err().field, "messageId");
+        assert_eq!(id_body(br#"["a","b"]"#).unwrap(), [id("a"), id("b")]);
+        for bad in [&br#"{"a":1}"#[..], br#"[1]"#, b"not json", br#""a""#] {
+            let error = id_body(bad).unwrap_err();
+            assert!(
+                error.message().starts_with("invalid messageIds"),
+                "{error:?}"
+            );
+        }
+        let error = id_body(br#"[""]"#).unwrap_err();
+        assert!(
+            error.message().starts_with("invalid messageId:"),
+            "{error:?}"
+        );
+        assert!(check_id_count(MAX_SYNC_IDS, false).is_ok());
+        assert_eq!(
+            check_id_count(MAX_SYNC_IDS + 1, false).unwrap_err().name,
+            "messageIds"
+        );
+        assert!(check_id_count(MAX_SYNC_IDS + 1, true).is_ok());
+        assert_eq!(epoch_seconds("timestamp", "1700000000"), Ok(1_700_000_000));
+        assert_eq!(
+            epoch_seconds("timestamp", "yesterday").unwrap_err().name,
+            "timestamp"
+        );
+    }
+}
