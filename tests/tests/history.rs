@@ -94,7 +94,7 @@ async fn read_flags(stack: &LocalStack, user: u64) -> Vec<(String, u64)> {
 }
 
 fn ids(names: &[&str]) -> Vec<String> {
-    names.iter().map(|name| name.to_string()).collect()
+    names.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use sqs_push_core::ports::{
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
+use crate::rows::{HistoryItem, from_item, to_item};
 
 /// Name of the local secondary index on (`userId`, `created`), projecting every attribute.
 pub const CREATED_INDEX: &str = "created-index";
@@ -41,41 +42,14 @@ fn number(value: u64) -> AttributeValue {
 
 /// The item for a history row; new rows are unread.
 pub fn row_to_item(row: &HistoryRow) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("userId".to_string(), number(row.user_id.get())),
-        (
-            "messageId".to_string(),
-            AttributeValue::S(row.message_id.clone()),
-        ),
-        ("created".to_string(), number(row.created)),
-        ("ttl".to_string(), number(row.ttl)),
-        ("is_read".to_string(), number(0)),
-        (
-            "message".to_string(),
-            AttributeValue::S(row.message.clone()),
-        ),
-    ])
-}
-
-fn row_from_item(item: &HashMap<String, AttributeValue>) -> Option<HistoryRow> {
-    let integer = |name: &str| item.get(name)?.as_n().ok()?.parse::<u64>().ok();
-    let text = |name: &str| item.get(name)?.as_s().ok().cloned();
-    Some(HistoryRow {
-        user_id: UserId::try_from(integer("userId")?).ok()?,
-        message_id: text("messageId")?,
-        created: integer("created")?,
-        ttl: integer("ttl")?,
-        message: text("message")?,
-    })
+    to_item(&HistoryItem::unread(row))
 }
 
 /// The history entry in an item read back; `None` when a field is missing or malformed.
 fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Option<HistoryEntry> {
-    let is_read = item.get("is_read")?.as_n().ok()?.parse::<u64>().ok()? != 0;
-    Some(HistoryEntry {
-        row: row_from_item(item)?,
-        is_read,
-    })
+    from_item::<_, HistoryItem>(item.clone())
+        .ok()
+        .map(HistoryItem::into_entry)
 }
 
 /// The `created` index key where a page ended, for ExclusiveStartKey.
@@ -134,7 +108,7 @@ impl HistoryStore for DynamoHistoryStore {
                 requests
                     .iter()
                     .filter_map(|request| request.put_request())
-                    .filter_map(|put| row_from_item(put.item()))
+                    .filter_map(|put| entry_from_item(put.item()).map(|entry| entry.row))
                     .collect()
             })
             .unwrap_or_default();

@@ -4,11 +4,14 @@
 //! Not for: routing or business rules. Adapters translate between domain types and SDK calls and
 //! classify failures into [`sqs_push_core::PortError`]s; retries are the SDK's own.
 
+#![deny(missing_docs)]
+
 pub mod errors;
 pub mod history;
 pub mod identities;
 pub mod invoker;
 pub mod queues;
+pub mod rows;
 pub mod sessions;
 
 pub use history::DynamoHistoryStore;

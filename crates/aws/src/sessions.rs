@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use sqs_push_core::crypto::SessionKey;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::model::session::{Credentials, QueueRef, Session};
+use sqs_push_core::model::session::Session;
 use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
+use crate::rows::{SessionRow, session_from_row, to_item};
 
 /// Name of the global secondary index on `accountId`.
 pub const ACCOUNT_INDEX: &str = "accountId-index";
@@ -57,7 +57,7 @@ impl DynamoSessionStore {
             .collect()
     }
 
-    fn malformed(&self, operation: &'static str, field: &str) -> PortError {
+    fn malformed(&self, operation: &'static str, field: impl std::fmt::Display) -> PortError {
         PortError::new(
             PortErrorKind::Other,
             operation,
@@ -93,65 +93,12 @@ fn string(value: &str) -> AttributeValue {
 
 /// The row for a session.
 pub fn session_to_item(session: &Session) -> Item {
-    HashMap::from([
-        ("userId".to_string(), number(session.user_id.get())),
-        ("sessionId".to_string(), string(session.session_id.as_str())),
-        ("accountId".to_string(), number(session.account_id.get())),
-        ("sqsUrl".to_string(), string(&session.queue.url)),
-        ("sqsQueueName".to_string(), string(&session.queue.name)),
-        ("identityId".to_string(), string(&session.identity_id)),
-        ("aesKey".to_string(), string(&session.aes_key.to_base64())),
-        (
-            "accessKey".to_string(),
-            string(&session.credentials.access_key),
-        ),
-        (
-            "secretKey".to_string(),
-            string(&session.credentials.secret_key),
-        ),
-        (
-            "sessionToken".to_string(),
-            string(&session.credentials.session_token),
-        ),
-        ("expires".to_string(), number(session.credentials.expires)),
-        ("ttl".to_string(), number(session.ttl)),
-        ("created".to_string(), number(session.created)),
-    ])
+    to_item(&SessionRow::from(session))
 }
 
-/// The session in a row; the error names the first field that is missing or malformed.
-pub fn session_from_item(item: &Item) -> Result<Session, &'static str> {
-    fn text<'a>(item: &'a Item, field: &'static str) -> Result<&'a str, &'static str> {
-        item.get(field)
-            .and_then(|value| value.as_s().ok())
-            .map(String::as_str)
-            .ok_or(field)
-    }
-    fn integer(item: &Item, field: &'static str) -> Result<u64, &'static str> {
-        item.get(field)
-            .and_then(|value| value.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or(field)
-    }
-    Ok(Session {
-        account_id: AccountId::try_from(integer(item, "accountId")?).map_err(|_| "accountId")?,
-        user_id: UserId::try_from(integer(item, "userId")?).map_err(|_| "userId")?,
-        session_id: SessionId::parse(text(item, "sessionId")?).map_err(|_| "sessionId")?,
-        queue: QueueRef {
-            url: text(item, "sqsUrl")?.to_string(),
-            name: text(item, "sqsQueueName")?.to_string(),
-        },
-        identity_id: text(item, "identityId")?.to_string(),
-        aes_key: SessionKey::from_base64(text(item, "aesKey")?).map_err(|_| "aesKey")?,
-        credentials: Credentials {
-            access_key: text(item, "accessKey")?.to_string(),
-            secret_key: text(item, "secretKey")?.to_string(),
-            session_token: text(item, "sessionToken")?.to_string(),
-            expires: integer(item, "expires")?,
-        },
-        ttl: integer(item, "ttl")?,
-        created: integer(item, "created")?,
-    })
+/// The session in a row; the error names the field that is missing or malformed.
+pub fn session_from_item(item: &Item) -> Result<Session, String> {
+    session_from_row(item.clone())
 }
 
 #[async_trait]
@@ -311,6 +258,8 @@ fn cursor_from_key(key: &Item) -> Result<SessionCursor, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqs_push_core::crypto::SessionKey;
+    use sqs_push_core::model::session::{Credentials, QueueRef};
 
     #[test]
     fn a_session_survives_a_round_trip_through_its_row() {

@@ -31,7 +31,7 @@ pub struct Args {
 async fn emulator_requests(emulator: &str) -> Result<u64, String> {
     let stats: serde_json::Value = reqwest::get(format!("{emulator}/_emulator/stats"))
         .await
-        .and_then(|response| response.error_for_status())
+        .and_then(reqwest::Response::error_for_status)
         .map_err(|e| format!("emulator stats: {e} (is it scripts/emulator?)"))?
         .json()
         .await

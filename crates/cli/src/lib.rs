@@ -4,6 +4,8 @@
 //!
 //! Not for: anything the service itself runs.
 
+#![deny(missing_docs)]
+
 pub mod bench;
 pub mod call_gw;
 pub mod decrypt;

@@ -86,7 +86,7 @@ fn planning(c: &mut Criterion) {
                 .block_on(dispatcher.dispatch(&Target::Everyone, hello()))
                 .unwrap();
             assert_eq!(report.sessions_matched, 100_000);
-        })
+        });
     });
     group.finish();
 }
@@ -128,7 +128,7 @@ fn sending(c: &mut Criterion) {
         b.iter(|| {
             let report = rt.block_on(sender.send(&job, None));
             assert_eq!(report.sent, 10_000);
-        })
+        });
     });
     group.finish();
 }
@@ -142,7 +142,7 @@ fn crypto(c: &mut Criterion) {
     group.bench_function("seal 1 KiB", |b| b.iter(|| cipher.seal(&message)));
     group.bench_function("session cipher setup (HKDF + HMAC key)", |b| {
         let key = SessionKey::generate();
-        b.iter(|| SessionCipher::new(&key))
+        b.iter(|| SessionCipher::new(&key));
     });
     group.finish();
 }

@@ -49,11 +49,11 @@ pub struct Leftovers<T> {
 
 /// Calls `call` with the pending items until it reports none left over, at most
 /// [`MAX_ATTEMPTS`] times, with [`backoff`] between calls and no call started after `deadline`.
-/// `call` answers with the items to try again (a subset of those it was given).
-pub async fn retry_leftovers<'a, T: 'a>(
+/// `call` gets a copy of the pending items and answers with those to try again.
+pub async fn retry_leftovers<'a, T: Clone + 'a>(
     mut pending: Vec<T>,
     deadline: Option<Instant>,
-    call: impl Fn(&[T]) -> BoxFuture<'_, Result<Vec<T>, PortError>> + 'a,
+    call: impl Fn(Vec<T>) -> BoxFuture<'a, Result<Vec<T>, PortError>>,
 ) -> Leftovers<T> {
     let mut calls = 0;
     for attempt in 0..MAX_ATTEMPTS {
@@ -71,7 +71,7 @@ pub async fn retry_leftovers<'a, T: 'a>(
             };
         }
         calls += 1;
-        match call(&pending).await {
+        match call(pending.clone()).await {
             Ok(again) => pending = again,
             Err(error) => {
                 return Leftovers {
@@ -113,7 +113,7 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let outcome = retry_leftovers(vec![1, 2, 3], None, |items| {
             calls.fetch_add(1, Ordering::SeqCst);
-            let again: Vec<i32> = items.iter().skip(1).copied().collect();
+            let again: Vec<i32> = items.into_iter().skip(1).collect();
             Box::pin(async move { Ok(again) })
         })
         .await;
@@ -124,7 +124,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn items_never_done_are_left_after_the_last_attempt() {
         let outcome = retry_leftovers(vec![1], None, |items| {
-            let again = items.to_vec();
+            let again = items.clone();
             Box::pin(async move { Ok(again) })
         })
         .await;

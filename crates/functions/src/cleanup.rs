@@ -3,12 +3,9 @@
 //!
 //! Records become [`SessionChange`]s here; what to delete is decided in `sqs-push-core`.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_dynamodb::types::AttributeValue;
-use sqs_push_aws::sessions::session_from_item;
+use sqs_push_aws::rows::session_from_row;
 use sqs_push_core::cleanup::stream::{ChangeKind, CleanupService, SessionChange};
 use sqs_push_core::model::session::Session;
 
@@ -40,7 +37,7 @@ pub enum RecordError {
         /// `old` or `new`.
         image: &'static str,
         /// The first bad attribute.
-        field: &'static str,
+        field: String,
     },
 }
 
@@ -90,13 +87,12 @@ pub fn change_from_record(record: &EventRecord) -> Result<SessionChange, RecordE
     })
 }
 
-/// An absent (empty) image is `None`.
-fn image_to_session(item: &serde_dynamo::Item) -> Result<Option<Session>, &'static str> {
+/// An absent (empty) image is `None`; a present one is read as the sessions table's row.
+fn image_to_session(item: &serde_dynamo::Item) -> Result<Option<Session>, String> {
     if item.is_empty() {
         return Ok(None);
     }
-    let row: HashMap<String, AttributeValue> = item.clone().into();
-    session_from_item(&row).map(Some)
+    session_from_row(item.clone()).map(Some)
 }
 
 /// Handles one batch. Never fails as a whole: records whose deletes failed come back as

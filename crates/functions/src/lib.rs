@@ -4,6 +4,8 @@
 //!
 //! Not for: business rules (they live in `sqs-push-core`) or SDK calls (in `sqs-push-aws`).
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod cleanup;
 pub mod config;

@@ -1,25 +1,19 @@
-//! Logging set-up: JSON lines on Lambda (CloudWatch parses them), readable text locally.
+//! Logging set-up: on Lambda, the runtime's own subscriber, which follows Lambda's advanced
+//! logging controls (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT=JSON`, else `RUST_LOG`);
+//! readable text locally.
 
 use tracing_subscriber::EnvFilter;
 
-fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
-}
-
-/// JSON logs without timestamps or colors: Lambda adds its own timestamp.
+/// Logs as the Lambda runtime's default subscriber does; serverless.yml sets the JSON format.
 pub fn init_lambda() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter())
-        .with_current_span(false)
-        .without_time()
-        .try_init();
+    lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// Human-readable logs for the local stack and tools.
+/// Human-readable logs for the local stack and tools (`RUST_LOG`, default `info`).
 pub fn init_local() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter)
         .with_target(false)
         .try_init();
 }

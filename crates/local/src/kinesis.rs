@@ -144,7 +144,7 @@ impl ShardPoll {
                     "data": STANDARD.encode(record.data().as_ref()),
                     "approximateArrivalTimestamp": record
                         .approximate_arrival_timestamp()
-                        .map(|t| t.as_secs_f64())
+                        .map(aws_smithy_types::DateTime::as_secs_f64)
                         .unwrap_or(0.0),
                 },
                 "eventSource": "aws:kinesis",

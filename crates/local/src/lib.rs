@@ -6,6 +6,8 @@
 //!
 //! Not for: production. Nothing here runs on AWS.
 
+#![deny(missing_docs)]
+
 pub mod bootstrap;
 pub mod demo;
 pub mod in_process;

@@ -212,7 +212,7 @@ pub async fn require_signature(
     let uri = parts
         .uri
         .path_and_query()
-        .map(|pq| pq.as_str())
+        .map(http::uri::PathAndQuery::as_str)
         .unwrap_or("/");
     if let Err(problem) = verify(
         &keys,

@@ -304,10 +304,10 @@ impl StreamPoller {
         let mut dynamodb = json!({
             "ApproximateCreationDateTime": change
                 .and_then(|c| c.approximate_creation_date_time())
-                .map(|time| time.as_secs_f64())
+                .map(aws_smithy_types::DateTime::as_secs_f64)
                 .unwrap_or(0.0),
             "SequenceNumber": sequence,
-            "SizeBytes": change.and_then(|c| c.size_bytes()).unwrap_or(0),
+            "SizeBytes": change.and_then(aws_sdk_dynamodbstreams::types::StreamRecord::size_bytes).unwrap_or(0),
         });
         if let Some(view) = change.and_then(|c| c.stream_view_type()) {
             dynamodb["StreamViewType"] = Value::from(view.as_str());

@@ -6,19 +6,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 
 use crate::model::session::{QueueRef, Session};
 use crate::ports::{IdentityProvider, QueueService};
+use crate::retry::{Stop, retry_leftovers};
 
 /// Cognito's limit on ids per DeleteIdentities call.
 pub const IDENTITIES_PER_CALL: usize = 60;
-/// Calls made for one batch of ids while Cognito keeps reporting some unprocessed.
-pub const UNPROCESSED_ATTEMPTS: u32 = 4;
-/// Pause before retrying unprocessed ids; doubled for each further attempt.
-const UNPROCESSED_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What happened to a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +207,7 @@ pub struct IdentityDeletion {
 }
 
 /// Deletes identities [`IDENTITIES_PER_CALL`] at a time, retrying the ids a call reports
-/// unprocessed up to [`UNPROCESSED_ATTEMPTS`] calls in all. A failed call is not repeated here: the
+/// unprocessed (the one retry helper, [`retry_leftovers`]). A failed call is not repeated here: the
 /// SDK has already retried it, and the caller's own retry (the stream's) covers the rest.
 pub async fn delete_identities(
     provider: &dyn IdentityProvider,
@@ -219,32 +215,31 @@ pub async fn delete_identities(
 ) -> IdentityDeletion {
     let mut outcome = IdentityDeletion::default();
     for chunk in identity_ids.chunks(IDENTITIES_PER_CALL) {
-        let mut pending = chunk.to_vec();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            if attempt == UNPROCESSED_ATTEMPTS {
+        let left = retry_leftovers(chunk.to_vec(), None, |pending| {
+            Box::pin(async move {
+                let unprocessed = provider.delete_identities(&pending).await?;
+                // Only ids that were asked for can come back, whatever the answer says.
+                Ok(pending
+                    .into_iter()
+                    .filter(|id| unprocessed.contains(id))
+                    .collect())
+            })
+        })
+        .await;
+        outcome.calls += left.calls;
+        match left.stop {
+            Stop::Done => {}
+            Stop::Failed(error) if error.is_not_found() => {}
+            Stop::Failed(error) => {
+                tracing::warn!(identities = left.items.len(), %error, "identity delete failed");
+                outcome.failed.extend(left.items);
+            }
+            Stop::Exhausted | Stop::Deadline => {
                 tracing::warn!(
-                    identities = pending.len(),
+                    identities = left.items.len(),
                     "identities still unprocessed after retries"
                 );
-                outcome.failed.extend(pending);
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(UNPROCESSED_BACKOFF * 2u32.pow(attempt - 1)).await;
-            }
-            attempt += 1;
-            outcome.calls += 1;
-            match provider.delete_identities(&pending).await {
-                Ok(unprocessed) => {
-                    // Only ids that were asked for can come back, whatever the answer says.
-                    pending.retain(|id| unprocessed.contains(id));
-                }
-                Err(error) if error.is_not_found() => pending.clear(),
-                Err(error) => {
-                    tracing::warn!(identities = pending.len(), %error, "identity delete failed");
-                    outcome.failed.extend(pending.drain(..));
-                }
+                outcome.failed.extend(left.items);
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use crate::batch::cut;
 use crate::crypto::{SessionCipher, SessionKey};
 use crate::ports::PortError;
 use crate::ports::{BatchEntry, QueueService};
-use crate::retry::{MAX_ATTEMPTS, backoff};
+use crate::retry::{Stop, retry_leftovers};
 
 /// SQS's limit on entries per SendMessageBatch.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -138,40 +139,43 @@ impl Sender {
     }
 
     async fn send_call(&self, call: QueueCall, deadline: Option<Instant>) -> SendReport {
-        let mut pending = call.entries;
         let mut report = SendReport::default();
-        for attempt in 0..MAX_ATTEMPTS {
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                report.unsent += pending.len();
-                return report;
-            }
-            let failed = match self.queues.send_batch(&call.queue_url, &pending).await {
-                Ok(failed) => failed,
-                Err(error) if error.is_not_found() => {
-                    report.queues_gone += pending.len();
-                    return report;
+        let total = call.entries.len();
+        let refused = AtomicUsize::new(0);
+        let queue_url = call.queue_url.as_str();
+        let refused_ref = &refused;
+        let left = retry_leftovers(call.entries, deadline, |pending| {
+            Box::pin(async move {
+                let failed = self.queues.send_batch(queue_url, &pending).await?;
+                let (retryable, hopeless): (Vec<_>, Vec<_>) =
+                    failed.into_iter().partition(|entry| !entry.sender_fault);
+                for entry in &hopeless {
+                    tracing::warn!(queue = %queue_url, code = %entry.code, "entry refused");
                 }
-                Err(error) => {
-                    log_failure(&error, &call.queue_url, pending.len());
-                    report.failed += pending.len();
-                    return report;
-                }
-            };
-            report.sent += pending.len() - failed.len();
-            let (retryable, hopeless): (Vec<_>, Vec<_>) =
-                failed.into_iter().partition(|entry| !entry.sender_fault);
-            for entry in &hopeless {
-                tracing::warn!(queue = %call.queue_url, code = %entry.code, "entry refused");
+                refused_ref.fetch_add(hopeless.len(), Ordering::Relaxed);
+                Ok(pending
+                    .into_iter()
+                    .filter(|entry| retryable.iter().any(|failed| failed.id == entry.id))
+                    .collect())
+            })
+        })
+        .await;
+        report.failed += refused.into_inner();
+        let unsettled = left.items.len();
+        match left.stop {
+            Stop::Done => {}
+            Stop::Deadline => report.unsent += unsettled,
+            Stop::Failed(error) if error.is_not_found() => report.queues_gone += unsettled,
+            Stop::Failed(error) => {
+                log_failure(&error, queue_url, unsettled);
+                report.failed += unsettled;
             }
-            report.failed += hopeless.len();
-            pending.retain(|entry| retryable.iter().any(|failed| failed.id == entry.id));
-            if pending.is_empty() {
-                return report;
+            Stop::Exhausted => {
+                tracing::warn!(queue = %queue_url, entries = unsettled, "entries still failing after retries");
+                report.failed += unsettled;
             }
-            tokio::time::sleep(backoff(attempt)).await;
         }
-        tracing::warn!(queue = %call.queue_url, entries = pending.len(), "entries still failing after retries");
-        report.failed += pending.len();
+        report.sent = total - report.failed - report.unsent - report.queues_gone;
         report
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::UserId;
 use crate::ports::{HistoryRow, HistoryStore};
-use crate::retry::{MAX_ATTEMPTS, backoff};
+use crate::retry::{Stop, retry_leftovers};
 
 /// DynamoDB's limit on items per BatchWriteItem.
 pub const MAX_BATCH_ROWS: usize = 25;
@@ -93,29 +93,28 @@ impl HistoryWriter {
             })
     }
 
-    async fn write_chunk(&self, mut pending: Vec<HistoryRow>) -> HistoryReport {
-        let mut report = HistoryReport::default();
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.store.write_batch(&pending).await {
-                Ok(unprocessed) => {
-                    report.written += pending.len() - unprocessed.len();
-                    pending = unprocessed;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, rows = pending.len(), "history write failed");
-                }
+    async fn write_chunk(&self, rows: Vec<HistoryRow>) -> HistoryReport {
+        let total = rows.len();
+        let left = retry_leftovers(rows, None, |pending| {
+            Box::pin(async move { self.store.write_batch(&pending).await })
+        })
+        .await;
+        match &left.stop {
+            Stop::Done => {}
+            Stop::Failed(error) => {
+                tracing::warn!(%error, rows = left.items.len(), "history write failed");
             }
-            if pending.is_empty() {
-                return report;
+            Stop::Exhausted | Stop::Deadline => {
+                tracing::warn!(
+                    rows = left.items.len(),
+                    "history rows still unwritten after retries"
+                );
             }
-            tokio::time::sleep(backoff(attempt)).await;
         }
-        tracing::warn!(
-            rows = pending.len(),
-            "history rows still unwritten after retries"
-        );
-        report.failed += pending.len();
-        report
+        HistoryReport {
+            written: total - left.items.len(),
+            failed: left.items.len(),
+        }
     }
 }
 

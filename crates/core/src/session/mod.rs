@@ -229,7 +229,7 @@ impl SessionService {
             Err(error) if error.is_not_found() => {}
             // The row is gone, so the stream's REMOVE record retries this delete in cleanup.
             Err(error) => {
-                tracing::warn!(queue = %session.queue.name, %error, "destroy left the queue to cleanup")
+                tracing::warn!(queue = %session.queue.name, %error, "destroy left the queue to cleanup");
             }
         }
         tracing::info!(
