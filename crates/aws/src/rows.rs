@@ -11,12 +11,12 @@ use sqs_push_core::ports::{HistoryEntry, HistoryRow};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRow {
+    /// The accountId index's key.
+    pub account_id: AccountId,
     /// Partition key.
     pub user_id: UserId,
     /// Sort key.
     pub session_id: SessionId,
-    /// The accountId index's key.
-    pub account_id: AccountId,
     /// The session's queue URL.
     pub sqs_url: String,
     /// The session's queue name.

@@ -65,14 +65,6 @@ impl fmt::Debug for Delivery {
     }
 }
 
-impl Delivery {
-    /// Bytes this delivery adds to a serialized [`SendJob`] (for cutting invoke payloads).
-    pub fn serialized_len(&self) -> usize {
-        // {"queueUrl":"…","aesKey":"…","message":N},
-        self.queue_url.len() + self.aes_key.len() + 40 + 20
-    }
-}
-
 /// What a send did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
