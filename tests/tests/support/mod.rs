@@ -162,17 +162,27 @@ pub async fn sdk_config(
     region: &str,
     credentials: Credentials,
 ) -> aws_config::SdkConfig {
-    sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+    let config = sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
         region: region.to_string(),
         endpoint_url: Some(emulator.url.clone()),
         credentials: Some(credentials),
     })
-    .await
+    .await;
+    for_long_polls(config)
 }
 
 /// An SDK config with the emulator's admin credentials.
 pub async fn admin_config(emulator: &Emulator) -> aws_config::SdkConfig {
-    sqs_push_local::stack::emulator_sdk_config(&emulator.url, "us-east-1").await
+    for_long_polls(sqs_push_local::stack::emulator_sdk_config(&emulator.url, "us-east-1").await)
+}
+
+/// Tests long-poll like a browser (up to 20 s a call, longer on a busy emulator): the functions'
+/// per-attempt timeout would cut those polls short, so test clients have none.
+fn for_long_polls(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    config
+        .to_builder()
+        .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+        .build()
 }
 
 /// A fresh session id.

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::crypto::SessionKey;
 use crate::model::ids::{AccountId, SessionId, UserId};
-use crate::ports::SessionCursor;
 
 /// Temporary AWS credentials that can read one queue. Debug output is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -171,13 +170,4 @@ impl From<&Session> for SessionSummary {
             created: session.created,
         }
     }
-}
-
-/// One page of live sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionList {
-    /// The live sessions of this page.
-    pub sessions: Vec<SessionSummary>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<SessionCursor>,
 }

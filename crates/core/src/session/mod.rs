@@ -9,12 +9,21 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::crypto::SessionKey;
 use crate::model::ids::{AccountId, IdError, SessionId, UserId};
-use crate::model::session::{QueueRef, Session, SessionList, SessionSummary};
+use crate::model::session::{QueueRef, Session, SessionSummary};
 use crate::ports::{
     IdentityProvider, PortError, PortErrorKind, QueueService, QueueSpec, SessionCursor,
     SessionStore,
 };
 use queue_name::QueueNameGenerator;
+
+/// One page of live sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionList {
+    /// The live sessions of this page.
+    pub sessions: Vec<SessionSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<SessionCursor>,
+}
 
 /// SQS's bounds on MessageRetentionPeriod, in seconds.
 pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 60..=1_209_600;
