@@ -1,6 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy for tests: it sits between AWS SDK clients and the AWS
-//! emulator (moto, all services on one endpoint) and, by rule, answers some calls with errors,
-//! drops connections, delays them, or lets only part of a batch through.
+//! emulator (moto, all services on one endpoint) and, by rule, answers some calls with errors
+//! (500s, throttling), resets connections (before or after the emulator acted), delays them,
+//! or lets only part of a batch through (`UnprocessedItems`, `Failed` entries,
+//! `UnprocessedIdentityIds`) — so tests can prove that nothing is lost and nothing doubled.
 //!
 //! The test process embeds it:
 //!

@@ -278,10 +278,24 @@ async fn handle(
             reset.store(true, Ordering::SeqCst);
             return Err(NoAnswer::Reset);
         }
+        Fault::ResetAfterForward => {
+            count_fault(kind);
+            let response = forward(&shared, &operation, &parts, body).await;
+            // Let the emulator finish its answer, then drop it.
+            let _ = response.into_body().collect().await;
+            reset.store(true, Ordering::SeqCst);
+            return Err(NoAnswer::Reset);
+        }
         Fault::Delay(duration) => {
             count_fault(kind);
             tokio::time::sleep(*duration).await;
             return Ok(forward(&shared, &operation, &parts, body).await);
+        }
+        Fault::DelayAnswer(duration) => {
+            count_fault(kind);
+            let response = forward(&shared, &operation, &parts, body).await;
+            tokio::time::sleep(*duration).await;
+            return Ok(response);
         }
         Fault::UnprocessedItems(_) | Fault::FailedEntries(_) | Fault::UnprocessedIdentityIds(_) => {
             let split = rewrite::split(kind, &body, &decision.withheld)

@@ -20,10 +20,17 @@ pub enum Fault {
         /// Error code as the SDK reports it, e.g. `ThrottlingException`.
         code: String,
     },
-    /// Close the TCP connection (RST) without answering.
+    /// Close the TCP connection (RST) without answering; nothing is forwarded.
     ConnectionReset,
+    /// Forward the request, let the emulator act on it, then close the connection (RST)
+    /// without answering: the call took effect but the caller sees an IO error (its retry
+    /// makes a duplicate).
+    ResetAfterForward,
     /// Wait, then forward the request unchanged.
     Delay(Duration),
+    /// Forward the request unchanged, then wait before answering (the call has already taken
+    /// effect when a client-side timeout fires).
+    DelayAnswer(Duration),
     /// DynamoDB `BatchWriteItem`: forward some items, answer the rest as `UnprocessedItems`.
     UnprocessedItems(Withhold),
     /// SQS `SendMessageBatch` (JSON protocol): forward some entries, answer the rest as
@@ -50,7 +57,9 @@ impl Fault {
             Fault::Throttling => FaultKind::Throttling,
             Fault::Error { .. } => FaultKind::Error,
             Fault::ConnectionReset => FaultKind::ConnectionReset,
+            Fault::ResetAfterForward => FaultKind::ResetAfterForward,
             Fault::Delay(_) => FaultKind::Delay,
+            Fault::DelayAnswer(_) => FaultKind::DelayAnswer,
             Fault::UnprocessedItems(_) => FaultKind::UnprocessedItems,
             Fault::FailedEntries(_) => FaultKind::FailedEntries,
             Fault::UnprocessedIdentityIds(_) => FaultKind::UnprocessedIdentityIds,
@@ -79,8 +88,12 @@ pub enum FaultKind {
     Error,
     /// [`Fault::ConnectionReset`].
     ConnectionReset,
+    /// [`Fault::ResetAfterForward`].
+    ResetAfterForward,
     /// [`Fault::Delay`].
     Delay,
+    /// [`Fault::DelayAnswer`].
+    DelayAnswer,
     /// [`Fault::UnprocessedItems`].
     UnprocessedItems,
     /// [`Fault::FailedEntries`].
@@ -110,6 +123,8 @@ pub struct Rule {
 
 impl Rule {
     /// Fires `fault` on requests to `operation` (`"*"`: every operation) with probability `rate`.
+    /// The name alone matches every service that has it (`GetRecords`: Kinesis and DynamoDB
+    /// Streams); add [`Rule::service`] to narrow it.
     pub fn new(operation: impl Into<String>, fault: Fault, rate: f64) -> Self {
         Self {
             service: None,

@@ -559,6 +559,10 @@ async fn connection_reset_is_a_dispatch_io_error_and_the_client_recovers() {
         1.0,
     )]);
     let err = send_batch(&client, &url, &["a"]).await.unwrap_err();
+    println!(
+        "ConnectionReset as the SDK sees it: {}",
+        aws_smithy_types::error::display::DisplayErrorContext(&err)
+    );
     match &err {
         SdkError::DispatchFailure(failure) => assert!(failure.is_io(), "{err:?}"),
         other => panic!("expected a dispatch failure, got {other:?}"),
@@ -681,6 +685,33 @@ async fn stats_count_concurrent_calls_delays_and_reset() {
         call.await.unwrap();
     }
     assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Delayed answers: the message is already in the queue while the caller still waits.
+    proxy.set_rules(vec![Rule::new(
+        "SendMessage",
+        Fault::DelayAnswer(Duration::from_secs(2)),
+        1.0,
+    )]);
+    let impatient = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(
+            &sdk_config(&proxy.url(), RetryConfig::disabled()).await,
+        )
+        .timeout_config(
+            aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_millis(500))
+                .build(),
+        )
+        .build(),
+    );
+    let err = impatient
+        .send_message()
+        .queue_url(&url)
+        .message_body("late")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SdkError::TimeoutError(_)), "{err:?}");
+    proxy.clear();
     client
         .get_queue_url()
         .queue_name(url.rsplit('/').next().unwrap())
@@ -690,14 +721,19 @@ async fn stats_count_concurrent_calls_delays_and_reset() {
 
     let stats = proxy.stats();
     let send = stats.operation("SendMessage");
-    assert_eq!((send.seen, send.forwarded), (20, 20));
+    assert_eq!((send.seen, send.forwarded), (21, 21));
     assert_eq!(send.faults_of(FaultKind::Delay), 10);
-    assert_eq!(send.total_faults(), 10);
+    assert_eq!(send.faults_of(FaultKind::DelayAnswer), 1);
+    assert_eq!(send.total_faults(), 11);
     let get = stats.operation("GetQueueUrl");
     assert_eq!((get.seen, get.forwarded, get.total_faults()), (1, 1, 0));
     let keys: Vec<String> = stats.operations.keys().map(|op| op.to_string()).collect();
     assert_eq!(keys, ["sqs:GetQueueUrl", "sqs:SendMessage"]);
-    assert_eq!(drain(&direct, &url).await.len(), 20);
+    assert_eq!(
+        drain(&direct, &url).await.len(),
+        21,
+        "the late one arrived too"
+    );
 
     proxy.reset_stats();
     assert!(proxy.stats().operations.is_empty());
