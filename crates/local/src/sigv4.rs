@@ -1349,7 +1349,7 @@ mod tests {
 
         /// What a correctly signed request may have done to it on the way.
         #[derive(Debug, Clone, Copy)]
-        enum Change {
+        enum OnTheWay {
             Nothing,
             AddUnsignedHeader,
             ChangeUnsignedHeader,
@@ -1367,11 +1367,13 @@ mod tests {
             UnlistHeader,
         }
 
-        impl Change {
+        impl OnTheWay {
             fn keeps_the_signature(self) -> bool {
                 matches!(
                     self,
-                    Change::Nothing | Change::AddUnsignedHeader | Change::ChangeUnsignedHeader
+                    OnTheWay::Nothing
+                        | OnTheWay::AddUnsignedHeader
+                        | OnTheWay::ChangeUnsignedHeader
                 )
             }
         }
@@ -1383,11 +1385,11 @@ mod tests {
             query: Vec<(String, String)>,
             extra: Vec<(String, String)>,
             body: Vec<u8>,
-            change: Change,
+            change: OnTheWay,
         }
 
         fn signed_request() -> impl Strategy<Value = Signed> {
-            use Change::*;
+            use OnTheWay::*;
             (
                 pick(&["GET", "POST", "PUT", "DELETE"]),
                 prop::collection::vec("[A-Za-z0-9_~-]{1,10}", 0..4)
@@ -1468,10 +1470,10 @@ mod tests {
                 let (mut method, mut body) = (case.method.clone(), case.body.clone());
                 let signed_names: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
                 match case.change {
-                    Change::Nothing => {}
-                    Change::AddUnsignedHeader => { headers.append("x-not-signed", HeaderValue::from_static("another")); }
-                    Change::ChangeUnsignedHeader => { headers.insert("x-not-signed", HeaderValue::from_static("changed")); }
-                    Change::ChangeSignedValue => {
+                    OnTheWay::Nothing => {}
+                    OnTheWay::AddUnsignedHeader => { headers.append("x-not-signed", HeaderValue::from_static("another")); }
+                    OnTheWay::ChangeUnsignedHeader => { headers.insert("x-not-signed", HeaderValue::from_static("changed")); }
+                    OnTheWay::ChangeSignedValue => {
                         let name = signed_names.first().copied().unwrap_or("host");
                         let first = headers[name].to_str().unwrap().to_string();
                         let mut values: Vec<String> = headers.get_all(name).iter().skip(1).map(|v| v.to_str().unwrap().to_string()).collect();
@@ -1481,11 +1483,11 @@ mod tests {
                             headers.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
                         }
                     }
-                    Change::AddSignedValue => {
+                    OnTheWay::AddSignedValue => {
                         let name = signed_names.first().copied().unwrap_or("host");
                         headers.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("extra"));
                     }
-                    Change::DropSignedValue => {
+                    OnTheWay::DropSignedValue => {
                         let name = signed_names.first().copied().unwrap_or("host");
                         let mut values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
                         values.pop();
@@ -1494,24 +1496,24 @@ mod tests {
                             headers.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
                         }
                     }
-                    Change::ChangeHost => { headers.insert("host", HeaderValue::from_static("127.0.0.1:3001")); }
-                    Change::ChangePath => { uri = uri.replacen(&case.path, &format!("{}x", case.path), 1); }
-                    Change::AddQuery => { uri = if uri.contains('?') { format!("{uri}&zz=1") } else { format!("{uri}?zz=1") }; }
-                    Change::ChangeMethod => { method = if method == "POST" { "GET".into() } else { "POST".into() }; }
-                    Change::ChangeBody => { body.push(b'!'); }
-                    Change::FlipSignature => {
+                    OnTheWay::ChangeHost => { headers.insert("host", HeaderValue::from_static("127.0.0.1:3001")); }
+                    OnTheWay::ChangePath => { uri = uri.replacen(&case.path, &format!("{}x", case.path), 1); }
+                    OnTheWay::AddQuery => { uri = if uri.contains('?') { format!("{uri}&zz=1") } else { format!("{uri}?zz=1") }; }
+                    OnTheWay::ChangeMethod => { method = if method == "POST" { "GET".into() } else { "POST".into() }; }
+                    OnTheWay::ChangeBody => { body.push(b'!'); }
+                    OnTheWay::FlipSignature => {
                         let value = authorization_of(&headers);
                         let last = value.chars().last().unwrap();
                         let flipped = if last == '0' { '1' } else { '0' };
                         set_authorization(&mut headers, &format!("{}{flipped}", &value[..value.len() - 1]));
                     }
-                    Change::ShiftDate => {
+                    OnTheWay::ShiftDate => {
                         let date = amz_date(now + Duration::from_secs(1));
                         let date = if headers["x-amz-date"].to_str().unwrap() == date { amz_date(now - Duration::from_secs(1)) } else { date };
                         headers.insert("x-amz-date", date.parse().unwrap());
                     }
-                    Change::ChangeRegion => replace_in_authorization(&mut headers, "/us-east-1/", "/us-west-2/"),
-                    Change::UnlistHeader => {
+                    OnTheWay::ChangeRegion => replace_in_authorization(&mut headers, "/us-east-1/", "/us-west-2/"),
+                    OnTheWay::UnlistHeader => {
                         let value = authorization_of(&headers);
                         let start = value.find("SignedHeaders=").unwrap() + "SignedHeaders=".len();
                         let end = start + value[start..].find(',').unwrap();
