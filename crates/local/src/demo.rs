@@ -3,9 +3,13 @@
 //! - `GET /` — the page (`client-js/demo/index.html`), plus `/local-demo/demo.js`,
 //!   `/local-demo/demo.css` and the built client bundle `/local-demo/sqs-push-client.js`
 //!   (`client-js/dist/sqs-push-client.js`).
-//! - `/local-demo/api/…` — the api Router itself, without the SigV4 check, so the page can create a
-//!   session and notify without holding keys: `/local-demo/api/create/{a}/{u}/{s}`,
-//!   `/local-demo/api/notify[/account/{a}|/user/{u}[/session/{s}]]`, same answers as the signed routes.
+//! - `/local-demo/api/…` — the routes of the api Router the page calls, without the SigV4 check, so
+//!   the page can create a session and notify without holding keys:
+//!   `/local-demo/api/create/{a}/{u}/{s}` and
+//!   `/local-demo/api/notify[/account/{a}|/user/{u}[/session/{s}]]`, same answers as the signed
+//!   routes. Nothing else of the api is reachable here (status, renew, destroy, cleanup, messages
+//!   are a 404): the page renews by repeating create, which hands out fresh credentials for the
+//!   same queue and key (docs/http-api.md).
 //!
 //! The files are read from the repository at request time, so editing the page needs no rebuild
 //! and a missing bundle is a clear answer instead of a build failure.
@@ -32,6 +36,15 @@ use serde_json::json;
 pub const PREFIX: &str = "/local-demo";
 /// Header the page sends on every unsigned API call.
 pub const DEMO_HEADER: &str = "x-sqs-push-demo";
+/// The api routes the page calls (`client-js/demo/demo.js`), under `/local-demo/api`; every other
+/// path there is a 404.
+pub const DEMO_ROUTES: [&str; 5] = [
+    "/create/{accountId}/{userId}/{sessionId}",
+    "/notify",
+    "/notify/account/{accountId}",
+    "/notify/user/{userId}",
+    "/notify/user/{userId}/session/{sessionId}",
+];
 
 /// `client-js/` of the checkout this binary was built from.
 fn client_js_dir() -> PathBuf {
@@ -40,7 +53,8 @@ fn client_js_dir() -> PathBuf {
 
 /// Adds the demo page and the unsigned demo routes to `app` when `address` is a loopback address.
 ///
-/// `api` is the api Router without the SigV4 layer; it is served under `/local-demo/api`.
+/// `api` is the api Router without the SigV4 layer; only its [`DEMO_ROUTES`] are served, under
+/// `/local-demo/api`.
 pub fn mount(app: Router, api: Router, address: SocketAddr) -> Router {
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "not a loopback address: demo page and unsigned demo routes disabled");
@@ -51,7 +65,9 @@ pub fn mount(app: Router, api: Router, address: SocketAddr) -> Router {
 
 /// The demo routes, with files read from `client_js` (a `client-js/` directory).
 fn router(api: Router, client_js: PathBuf) -> Router {
-    let api = api.layer(axum::middleware::from_fn(only_from_the_page));
+    let api = api
+        .layer(axum::middleware::from_fn(only_from_the_page))
+        .layer(axum::middleware::from_fn(only_what_the_page_calls));
     Router::new()
         .route("/", get(page))
         .route(&format!("{PREFIX}/demo.js"), get(script))
@@ -136,6 +152,46 @@ fn file_answer(
     response
 }
 
+/// Whether `path` (below `/local-demo/api`) has the shape of one of [`DEMO_ROUTES`]. The api Router
+/// matches the same raw (percent-encoded) path, so a path that passes here reaches one of those
+/// routes or the api's own 404.
+fn is_demo_route(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|segment| segment.is_empty()) {
+        return false;
+    }
+    matches!(
+        segments.as_slice(),
+        ["create", _, _, _]
+            | ["notify"]
+            | ["notify", "account", _]
+            | ["notify", "user", _]
+            | ["notify", "user", _, "session", _]
+    )
+}
+
+/// Answers 404 for every path under `/local-demo/api` but [`DEMO_ROUTES`], before the api
+/// Router (or anything else) sees the request.
+async fn only_what_the_page_calls(request: Request, next: Next) -> Response {
+    if is_demo_route(request.uri().path()) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({
+            "success": false,
+            "error": format!(
+                "not a demo route: {PREFIX}/api serves only create and notify; \
+                 every other route is signed (scripts/call_gw)"
+            ),
+        })),
+    )
+        .into_response()
+}
+
 /// Lets a request through to the unsigned API only when it comes from the demo page.
 async fn only_from_the_page(request: Request, next: Next) -> Response {
     let headers = request.headers();
@@ -183,11 +239,47 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    /// Every route of the real api Router (crates/functions/src/api), each answering
+    /// `api <route>`, so a 404 under the demo prefix is the demo's doing, not a missing stub.
     fn stub_api() -> Router {
-        Router::new().route(
-            "/notify",
-            get(|| async { "notified" }).post(|| async { "notified" }),
-        )
+        fn reached(name: &'static str) -> axum::routing::MethodRouter {
+            get(move || async move { format!("api {name}") })
+                .post(move || async move { format!("api {name}") })
+        }
+        Router::new()
+            .route(
+                "/create/{accountId}/{userId}/{sessionId}",
+                reached("create"),
+            )
+            .route("/renew/{accountId}/{userId}/{sessionId}", reached("renew"))
+            .route(
+                "/destroy/{accountId}/{userId}/{sessionId}",
+                reached("destroy"),
+            )
+            .route(
+                "/status/{accountId}/{userId}/{sessionId}",
+                reached("status"),
+            )
+            .route("/status", reached("status list"))
+            .route("/cleanup", reached("cleanup"))
+            .route("/notify", reached("notify everyone"))
+            .route("/notify/account/{accountId}", reached("notify account"))
+            .route("/notify/user/{userId}", reached("notify user"))
+            .route(
+                "/notify/user/{userId}/session/{sessionId}",
+                reached("notify session"),
+            )
+            .route("/messages/user/{userId}", reached("messages"))
+            .route("/messages/set-read/user/{userId}", reached("set-read"))
+            .route(
+                "/messages/set-read/user/{userId}/message/{messageId}",
+                reached("set-read message"),
+            )
+            .route(
+                "/messages/set-read/user/{userId}/asof/{timestamp}",
+                reached("set-read as of"),
+            )
+            .fallback(|| async { (StatusCode::NOT_FOUND, "api fallback") })
     }
 
     /// A throwaway `client-js/` with the demo files (and the bundle when asked), removed on drop.
@@ -300,9 +392,126 @@ mod tests {
                 get_from(app.clone(), request("/local-demo/api/notify", host, true)).await;
             assert_eq!(
                 (status, text.as_str()),
-                (StatusCode::OK, "notified"),
+                (StatusCode::OK, "api notify everyone"),
                 "{host}"
             );
+        }
+    }
+
+    fn request_with(method: &str, path: &str) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(DEMO_HEADER, "1")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_and_notify_reach_the_api() {
+        let dir = TempClientJs::new(true);
+        let app = dir.app();
+        for (method, path, reached) in [
+            ("GET", "/local-demo/api/create/100/200/s-1", "api create"),
+            ("GET", "/local-demo/api/create/100/200/a%2Fb", "api create"),
+            (
+                "GET",
+                "/local-demo/api/notify?message=x",
+                "api notify everyone",
+            ),
+            ("POST", "/local-demo/api/notify", "api notify everyone"),
+            (
+                "POST",
+                "/local-demo/api/notify/account/100",
+                "api notify account",
+            ),
+            ("POST", "/local-demo/api/notify/user/200", "api notify user"),
+            (
+                "POST",
+                "/local-demo/api/notify/user/200/session/s-1",
+                "api notify session",
+            ),
+        ] {
+            let (status, _, text) = get_from(app.clone(), request_with(method, path)).await;
+            assert_eq!(
+                (status, text.as_str()),
+                (StatusCode::OK, reached),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_other_api_route_is_404_under_the_demo_prefix() {
+        let dir = TempClientJs::new(true);
+        // Through `mount` too, as the stack does it.
+        let mounted = mount(
+            Router::new(),
+            stub_api(),
+            SocketAddr::from(([127, 0, 0, 1], 3000)),
+        );
+        for app in [dir.app(), mounted] {
+            for path in [
+                "/local-demo/api/status/1/2/s",
+                "/local-demo/api/status",
+                "/local-demo/api/destroy/1/2/s",
+                "/local-demo/api/renew/1/2/s",
+                "/local-demo/api/cleanup",
+                "/local-demo/api/messages/user/2",
+                "/local-demo/api/messages/set-read/user/2",
+                "/local-demo/api/messages/set-read/user/2/message/m",
+                "/local-demo/api/messages/set-read/user/2/asof/1",
+                "/local-demo/api/create/1/2",
+                "/local-demo/api/create/1/2/s/x",
+                "/local-demo/api/notify/",
+                "/local-demo/api/notify/user/2/session/s/x",
+                "/local-demo/api/notify//user/2",
+                "/local-demo/api",
+                "/local-demo/api/",
+            ] {
+                for method in ["GET", "POST"] {
+                    let (status, _, text) = get_from(app.clone(), request_with(method, path)).await;
+                    assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {text}");
+                    assert!(
+                        !text.starts_with("api "),
+                        "{method} {path} reached the api: {text}"
+                    );
+                    // The bare prefix matches no nested route: the outer router's plain 404.
+                    if !path.ends_with("/api") && !path.ends_with("/api/") {
+                        assert!(text.contains("not a demo route"), "{method} {path}: {text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn demo_routes_are_matched_by_their_shape() {
+        for path in [
+            "/create/1/2/s",
+            "/notify",
+            "/notify/account/1",
+            "/notify/user/2",
+            "/notify/user/2/session/s",
+        ] {
+            assert!(is_demo_route(path), "{path}");
+        }
+        for path in [
+            "",
+            "/",
+            "create/1/2/s",
+            "/create/1/2/",
+            "/create//2/s",
+            "/Create/1/2/s",
+            "/%63reate/1/2/s",
+            "/notify/",
+            "/notify/session/s",
+            "/notify/account/1/user/2",
+            "/status/1/2/s",
+            "/renew/1/2/s",
+        ] {
+            assert!(!is_demo_route(path), "{path}");
         }
     }
 
