@@ -167,8 +167,7 @@ fn is_demo_route(path: &str) -> bool {
         segments.as_slice(),
         ["create", _, _, _]
             | ["notify"]
-            | ["notify", "account", _]
-            | ["notify", "user", _]
+            | ["notify", "account" | "user", _]
             | ["notify", "user", _, "session", _]
     )
 }

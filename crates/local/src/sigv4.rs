@@ -388,7 +388,7 @@ async fn check(
     let uri = parts
         .uri
         .path_and_query()
-        .map(|pq| pq.as_str())
+        .map(http::uri::PathAndQuery::as_str)
         .unwrap_or("/");
     check_signature(keys, &claim, parts.method.as_str(), uri, &body).map_err(forbidden)?;
     Ok(body)
@@ -822,7 +822,7 @@ mod tests {
             Refused {
                 name: "unknown access key",
                 change: |h, _, _| {
-                    replace_in_authorization(h, "Credential=AKIDLOCAL/", "Credential=AKIDOTHER/")
+                    replace_in_authorization(h, "Credential=AKIDLOCAL/", "Credential=AKIDOTHER/");
                 },
                 status: S::FORBIDDEN,
                 reason: "unknown access key \"AKIDOTHER\"",
@@ -1150,7 +1150,10 @@ mod tests {
         }
 
         fn pick(options: &[&str]) -> prop::sample::Select<String> {
-            let options: Vec<String> = options.iter().map(|s| s.to_string()).collect();
+            let options: Vec<String> = options
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect();
             prop::sample::select(options)
         }
 

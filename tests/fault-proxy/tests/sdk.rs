@@ -97,7 +97,7 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> BTreeSet<String> {
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+    items.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,13 +243,21 @@ async fn failed_entries_name_exactly_the_withheld_ids_and_the_rest_arrive() {
     let sent = send_batch(&client, &url, &ids)
         .await
         .expect("a partial success");
-    let ok: BTreeSet<&str> = sent.successful().iter().map(|e| e.id()).collect();
+    let ok: BTreeSet<&str> = sent
+        .successful()
+        .iter()
+        .map(aws_sdk_sqs::types::SendMessageBatchResultEntry::id)
+        .collect();
     assert_eq!(ok, ids[..6].iter().copied().collect());
     for entry in sent.successful() {
         assert!(!entry.message_id().is_empty(), "the emulator's MessageId");
         assert_eq!(entry.md5_of_message_body().len(), 32, "the emulator's MD5");
     }
-    let failed: BTreeSet<&str> = sent.failed().iter().map(|e| e.id()).collect();
+    let failed: BTreeSet<&str> = sent
+        .failed()
+        .iter()
+        .map(aws_sdk_sqs::types::BatchResultErrorEntry::id)
+        .collect();
     assert_eq!(failed, ids[6..].iter().copied().collect());
     for entry in sent.failed() {
         assert!(!entry.sender_fault());
@@ -519,7 +527,8 @@ async fn unprocessed_identity_ids_leave_exactly_the_withheld_identities() {
         .iter()
         .map(|u| {
             assert_eq!(
-                u.error_code().map(|c| c.as_str()),
+                u.error_code()
+                    .map(aws_sdk_cognitoidentity::types::ErrorCode::as_str),
                 Some("InternalServerError")
             );
             u.identity_id().unwrap_or_default().to_string()
@@ -727,7 +736,11 @@ async fn stats_count_concurrent_calls_delays_and_reset() {
     assert_eq!(send.total_faults(), 11);
     let get = stats.operation("GetQueueUrl");
     assert_eq!((get.seen, get.forwarded, get.total_faults()), (1, 1, 0));
-    let keys: Vec<String> = stats.operations.keys().map(|op| op.to_string()).collect();
+    let keys: Vec<String> = stats
+        .operations
+        .keys()
+        .map(std::string::ToString::to_string)
+        .collect();
     assert_eq!(keys, ["sqs:GetQueueUrl", "sqs:SendMessage"]);
     assert_eq!(
         drain(&direct, &url).await.len(),

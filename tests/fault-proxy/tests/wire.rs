@@ -33,7 +33,7 @@ async fn echo_upstream() -> SocketAddr {
                     let body = body
                         .collect()
                         .await
-                        .map(|b| b.to_bytes())
+                        .map(http_body_util::Collected::to_bytes)
                         .unwrap_or_default();
                     let header = |name: &str| {
                         parts

@@ -38,7 +38,9 @@ static SHARED: Mutex<Weak<Emulator>> = Mutex::new(Weak::new());
 impl Emulator {
     /// The running emulator, or a new one: tests running at the same time share one.
     pub fn shared() -> Arc<Self> {
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(emulator) = shared.upgrade() {
             return emulator;
         }
