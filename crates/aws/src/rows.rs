@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqs_push_core::crypto::SessionKey;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{HistoryEntry, HistoryRow};
 
@@ -159,4 +160,38 @@ pub fn session_from_row(item: impl Into<serde_dynamo::Item>) -> Result<Session, 
 /// A row as an item of the SDK's type (or a stream image's).
 pub fn to_item<T: Serialize, I: From<serde_dynamo::Item>>(row: &T) -> I {
     serde_dynamo::to_item(row).expect("a row of strings and numbers serializes to an item")
+}
+
+/// The routing attributes of a sessions row: what a broadcast scan and the account index project.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientRow {
+    /// The accountId index's key.
+    pub account_id: AccountId,
+    /// Partition key.
+    pub user_id: UserId,
+    /// Sort key.
+    pub session_id: SessionId,
+    /// The session's queue URL.
+    pub sqs_url: String,
+    /// The AES key, base64.
+    pub aes_key: String,
+    /// When the credentials expire, epoch seconds.
+    pub expires: u64,
+    /// The table's TTL attribute.
+    pub ttl: u64,
+}
+
+/// The recipient in a projected row; the error names the bad field.
+pub fn recipient_from_row(item: impl Into<serde_dynamo::Item>) -> Result<Recipient, String> {
+    let row: RecipientRow = from_item(item)?;
+    Ok(Recipient {
+        account_id: row.account_id,
+        user_id: row.user_id,
+        session_id: row.session_id,
+        queue_url: row.sqs_url,
+        aes_key: row.aes_key,
+        expires: row.expires,
+        ttl: row.ttl,
+    })
 }

@@ -6,12 +6,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::recipient::{RecipientPage, ScanPosition};
 use sqs_push_core::model::session::Session;
 use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
-use crate::rows::{SessionRow, session_from_row, to_item};
+use crate::rows::{SessionRow, recipient_from_row, session_from_row, to_item};
 
 /// Name of the global secondary index on `accountId`.
 pub const ACCOUNT_INDEX: &str = "accountId-index";
@@ -234,7 +235,69 @@ impl SessionStore for DynamoSessionStore {
             .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
         Ok(())
     }
+
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        const OPERATION: &str = "DynamoDB Scan";
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(i32::try_from(segment).unwrap_or(i32::MAX))
+            .total_segments(i32::try_from(total_segments.max(1)).unwrap_or(i32::MAX))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .projection_expression(RECIPIENT_PROJECTION)
+            .expression_attribute_names("#ttl", "ttl")
+            .set_exclusive_start_key(
+                start.map(|position| Self::key(position.user_id, &position.session_id)),
+            )
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, &self.table, error))?;
+        let recipients = output
+            .items()
+            .iter()
+            .map(|item| recipient_from_row(item.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|field| self.malformed(OPERATION, field))?;
+        let next = match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => {
+                let cursor =
+                    cursor_from_key(key).map_err(|field| self.malformed(OPERATION, field))?;
+                Some(ScanPosition {
+                    user_id: cursor.user_id,
+                    session_id: cursor.session_id,
+                })
+            }
+            _ => None,
+        };
+        Ok(RecipientPage { recipients, next })
+    }
+
+    async fn estimated_count(&self) -> Result<Option<u64>, PortError> {
+        let output = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB DescribeTable", &self.table, error))?;
+        Ok(output
+            .table()
+            .and_then(|table| table.item_count())
+            .and_then(|count| u64::try_from(count).ok()))
+    }
 }
+
+/// The attributes sending needs, and nothing else: what a broadcast scan and the account
+/// index read (`ttl` is a reserved word, hence `#ttl`).
+pub const RECIPIENT_PROJECTION: &str =
+    "userId, sessionId, accountId, sqsUrl, aesKey, expires, #ttl";
 
 /// The cursor in a Scan's LastEvaluatedKey; the error names the malformed key attribute.
 fn cursor_from_key(key: &Item) -> Result<SessionCursor, &'static str> {

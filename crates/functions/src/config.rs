@@ -149,6 +149,12 @@ impl StackConfig {
         if let Some(v) = number("SQS_PUSH_SCAN_SEGMENTS", 1, 64)? {
             config.scan_segments = v as u32;
         }
+        if let Some(v) = number("SQS_PUSH_BROADCAST_SEGMENTS", 1, 256)? {
+            config.dispatch.broadcast_segments = v as usize;
+        }
+        if let Some(v) = number("SQS_PUSH_SCAN_PAGE", 1, 100_000)? {
+            config.dispatch.scan_page = v as usize;
+        }
         if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
             config.send_concurrency = v as usize;
         }

@@ -109,3 +109,13 @@ pub async fn handle_history(
         }
     }
 }
+
+/// The Lambda deadline (epoch ms) as an Instant, less `safety`.
+pub fn stop_at(deadline_ms: u64, safety: std::time::Duration) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(safety)
+}

@@ -10,6 +10,7 @@ use sqs_push_core::cleanup::orphans::{OrphanSettings, OrphanSweeper};
 use sqs_push_core::cleanup::stream::CleanupService;
 use sqs_push_core::clock::{Clock, SystemClock};
 use sqs_push_core::dispatch::Dispatcher;
+use sqs_push_core::dispatch::segment::SegmentWorker;
 use sqs_push_core::dispatch::send::Sender;
 use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
@@ -111,6 +112,14 @@ pub fn dispatcher(config: &StackConfig, adapters: &Adapters) -> Dispatcher {
         adapters.clock.clone(),
         config.dispatch.clone(),
     )
+}
+
+/// A broadcast's segment worker; it hands the rest of its segment on `sender_safety_millis`
+/// before its deadline.
+pub fn segment_worker(config: &StackConfig, adapters: &Adapters) -> SegmentWorker {
+    dispatcher(config, adapters).segment_worker(std::time::Duration::from_millis(
+        config.sender_safety_millis,
+    ))
 }
 
 /// The api function's state.

@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::ReceiptService;
@@ -19,6 +20,8 @@ pub struct InProcessInvoker {
     /// Set once, right after the invoker is installed: the receipt service dispatches through
     /// this very invoker.
     receipts: OnceLock<ReceiptService>,
+    /// Set with the receipts: a broadcast's segment workers hand pages on through this invoker.
+    segments: OnceLock<SegmentWorker>,
 }
 
 /// Makes `adapters` hand `sender` and `history` work to this process instead of Lambda.
@@ -27,11 +30,19 @@ pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig) {
         sender: wiring::sender(config, adapters),
         history: wiring::history_writer(config, adapters),
         receipts: OnceLock::new(),
+        segments: OnceLock::new(),
     });
     adapters.invoker = invoker.clone();
     let receipts = wiring::receipts(config, adapters);
     if invoker.receipts.set(receipts).is_err() {
         unreachable!("the invoker was created above and nothing else sets its receipts");
+    }
+    if invoker
+        .segments
+        .set(wiring::segment_worker(config, adapters))
+        .is_err()
+    {
+        unreachable!("the invoker was created above and nothing else sets its worker");
     }
 }
 
@@ -60,6 +71,20 @@ impl Invoker for InProcessInvoker {
                 tokio::spawn(async move {
                     let report = sender.send(&job, None).await;
                     tracing::info!(?report, "sender job done");
+                });
+            }
+            AsyncFunction::Dispatcher => {
+                let job: SegmentJob =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                let worker = self
+                    .segments
+                    .get()
+                    .cloned()
+                    .expect("run_in_process sets the segment worker");
+                tokio::spawn(async move {
+                    if let Err(error) = worker.run(&job, None).await {
+                        tracing::warn!(%error, ?job, "segment job failed");
+                    }
                 });
             }
             AsyncFunction::History => {

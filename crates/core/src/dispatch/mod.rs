@@ -3,6 +3,7 @@
 //! Also: sealing and sending ([`send`]) and Kinesis records ([`kinesis`]).
 
 pub mod kinesis;
+pub mod segment;
 pub mod send;
 mod target;
 
@@ -37,6 +38,10 @@ pub struct DispatchSettings {
     pub payload_limit: usize,
     /// Queue URLs are listed in the report only for fan-outs up to this size.
     pub report_urls_up_to: usize,
+    /// Scan segments a broadcast is cut into (raised for a large table; see [`segment`]).
+    pub broadcast_segments: usize,
+    /// Rows per scan page of a segment worker (DynamoDB also cuts a page at 1 MB).
+    pub scan_page: usize,
 }
 
 impl Default for DispatchSettings {
@@ -47,6 +52,8 @@ impl Default for DispatchSettings {
             history_batch: 5_000,
             payload_limit: 1_048_576,
             report_urls_up_to: 50,
+            broadcast_segments: 4,
+            scan_page: 2_000,
         }
     }
 }
@@ -76,6 +83,15 @@ pub struct DispatchReport {
     /// The queues sent to, for small fan-outs only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_urls: Option<Vec<String>>,
+    /// Set when the message was accepted for segmented fan-out (a broadcast) rather than sent.
+    #[serde(skip)]
+    pub accepted: bool,
+    /// The broadcast's scan segments, one `dispatcher` invocation each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
+    /// The table's approximate size when the broadcast was planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_sessions: Option<u64>,
 }
 
 /// Routes messages to sessions.
@@ -134,6 +150,9 @@ impl Dispatcher {
         mut message: Message,
     ) -> Result<DispatchReport, PortError> {
         target.stamp(&mut message);
+        if *target == Target::Everyone {
+            return self.plan_broadcast(&message).await;
+        }
         let sessions = self.resolve(target).await?;
         let now = self.clock.now();
         let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
@@ -435,7 +454,7 @@ mod tests {
         let report = f
             .dispatcher
             .dispatch(
-                &Target::Everyone,
+                &Target::Account(AccountId::try_from(1).unwrap()),
                 message(serde_json::json!({"message": "all"})),
             )
             .await
@@ -487,7 +506,7 @@ mod tests {
         }
         f.dispatcher
             .dispatch(
-                &Target::Everyone,
+                &Target::Account(AccountId::try_from(1).unwrap()),
                 message(serde_json::json!({"message": "x".repeat(200)})),
             )
             .await

@@ -2,4 +2,5 @@
 
 pub mod ids;
 pub mod message;
+pub mod recipient;
 pub mod session;

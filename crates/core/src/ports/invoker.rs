@@ -13,6 +13,8 @@ pub enum AsyncFunction {
     Sender,
     /// Writes a batch of history rows.
     History,
+    /// Pages through one scan segment of a broadcast (a `SegmentJob`); also the Kinesis consumer.
+    Dispatcher,
 }
 
 impl AsyncFunction {
@@ -21,6 +23,7 @@ impl AsyncFunction {
         match self {
             Self::Sender => "sender",
             Self::History => "history",
+            Self::Dispatcher => "dispatcher",
         }
     }
 }

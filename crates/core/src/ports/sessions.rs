@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::model::ids::{AccountId, SessionId, UserId};
+use crate::model::recipient::{RecipientPage, ScanPosition};
 use crate::model::session::Session;
 use crate::ports::PortError;
 
@@ -39,6 +40,21 @@ pub trait SessionStore: Send + Sync {
     /// Rewrites a row only while it still exists with the same queue; a row removed or
     /// replaced meanwhile is a [`crate::PortErrorKind::ConditionFailed`].
     async fn replace(&self, session: &Session) -> Result<(), PortError>;
+    /// One page of one segment of a parallel scan (`segment` of `total_segments`), resuming
+    /// after `start`, with at most `limit` rows (the store may return fewer, and a 1 MB page
+    /// cap applies on DynamoDB). Only the routing attributes are read — never credentials.
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError>;
+    /// The table's approximate size (DynamoDB refreshes ItemCount about every six hours);
+    /// `None` when the store cannot tell cheaply.
+    async fn estimated_count(&self) -> Result<Option<u64>, PortError> {
+        Ok(None)
+    }
 }
 
 /// Where a listing of sessions resumes: the key of the last row the store read.

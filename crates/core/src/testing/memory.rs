@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::crypto::{SealedMessage, SessionCipher, SessionKey};
 use crate::model::ids::{AccountId, SessionId, UserId};
 use crate::model::message::MessageId;
+use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::model::session::{Credentials, QueueRef, Session};
 use crate::ports::{
     AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
@@ -23,6 +24,10 @@ use crate::ports::{PortError, PortErrorKind};
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     rows: Mutex<BTreeMap<(UserId, SessionId), Session>>,
+    /// A delay per scan page, to imitate DynamoDB's latency in benchmarks.
+    scan_latency_micros: AtomicU64,
+    /// Scan pages read.
+    scan_pages: AtomicU64,
 }
 
 impl MemorySessionStore {
@@ -35,6 +40,32 @@ impl MemorySessionStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Makes every [`SessionStore::scan_page`] call take `latency`.
+    pub fn set_scan_latency(&self, latency: Duration) {
+        self.scan_latency_micros
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Scan pages read so far.
+    pub fn scan_pages(&self) -> u64 {
+        self.scan_pages.load(Ordering::Relaxed)
+    }
+}
+
+/// The scan segment a row falls in, as DynamoDB spreads keys: a stable hash of the key.
+pub fn memory_segment(user_id: UserId, session_id: &SessionId, total_segments: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in user_id
+        .get()
+        .to_le_bytes()
+        .iter()
+        .chain(session_id.as_str().as_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(total_segments.max(1))) as u32
 }
 
 #[async_trait]
@@ -130,6 +161,47 @@ impl SessionStore for MemorySessionStore {
                 "the row was removed or replaced",
             )),
         }
+    }
+
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        use std::ops::Bound;
+        self.scan_pages.fetch_add(1, Ordering::Relaxed);
+        let latency = self.scan_latency_micros.load(Ordering::Relaxed);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_micros(latency)).await;
+        }
+        let rows = self.rows.lock().unwrap();
+        let from = match start {
+            Some(position) => Bound::Excluded((position.user_id, position.session_id.clone())),
+            None => Bound::Unbounded,
+        };
+        let recipients: Vec<Recipient> = rows
+            .range((from, Bound::Unbounded))
+            .filter(|((user_id, session_id), _)| {
+                memory_segment(*user_id, session_id, total_segments) == segment
+            })
+            .take(limit.max(1))
+            .map(|(_, session)| Recipient::from(session))
+            .collect();
+        // Like DynamoDB: a full page carries where to resume, even if nothing is left.
+        let next = match recipients.last() {
+            Some(last) if recipients.len() == limit.max(1) => Some(ScanPosition {
+                user_id: last.user_id,
+                session_id: last.session_id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(RecipientPage { recipients, next })
+    }
+
+    async fn estimated_count(&self) -> Result<Option<u64>, PortError> {
+        Ok(Some(self.len() as u64))
     }
 }
 

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use sqs_push_core::dispatch::Target;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
@@ -45,15 +45,27 @@ async fn notify(
     method: Method,
     query: Option<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let fields = fields(&method, query.as_deref(), &body)?;
     let message = Message::new(fields, MessageId::random)?;
     let report = state.dispatcher.dispatch(&target, message).await?;
+    if report.accepted {
+        // Segmented fan-out: the plan, not the outcome (docs/http-api.md).
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "success": true,
+                "messageId": report.message_id,
+                "segments": report.segments,
+                "estimatedSessions": report.estimated_sessions,
+            })),
+        ));
+    }
     let mut answer = json!({"success": true});
     if let (Value::Object(answer), Value::Object(report)) = (&mut answer, json!(report)) {
         answer.extend(report);
     }
-    Ok(Json(answer))
+    Ok((StatusCode::OK, Json(answer)))
 }
 
 /// `/notify`: every session.
@@ -62,7 +74,7 @@ pub async fn everyone(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     notify(state, Target::Everyone, method, query, body).await
 }
 
@@ -73,7 +85,7 @@ pub async fn account(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::Account(AccountId::parse(&account_id)?);
     notify(state, target, method, query, body).await
 }
@@ -85,7 +97,7 @@ pub async fn user(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::User(UserId::parse(&user_id)?);
     notify(state, target, method, query, body).await
 }
@@ -97,7 +109,7 @@ pub async fn session(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::Session(UserId::parse(&user_id)?, SessionId::parse(&session_id)?);
     notify(state, target, method, query, body).await
 }
