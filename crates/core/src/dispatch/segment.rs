@@ -318,3 +318,213 @@ pub fn segment_count(configured: usize, estimated: Option<u64>) -> u32 {
     let by_size = estimated.map_or(0, |count| count.div_ceil(SESSIONS_PER_SEGMENT));
     (configured as u64).max(by_size).clamp(1, MAX_SEGMENTS) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::dispatch::Target;
+    use crate::dispatch::send::Sender;
+    use crate::history::write::HistoryWriter;
+    use crate::model::message::MessageId;
+    use crate::testing::ManualClock;
+    use crate::testing::memory::{
+        MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
+    };
+
+    const NOW: u64 = 1_000;
+
+    struct Fixture {
+        store: Arc<MemorySessionStore>,
+        queues: Arc<MemoryQueues>,
+        invoker: Arc<RecordingInvoker>,
+        dispatcher: Dispatcher,
+    }
+
+    fn fixture(scan_page: usize, segments: usize) -> Fixture {
+        let store = Arc::new(MemorySessionStore::default());
+        let queues = Arc::new(MemoryQueues::default());
+        let invoker = Arc::new(RecordingInvoker::default());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Sender::new(queues.clone(), 4),
+            HistoryWriter::new(Arc::new(MemoryHistory::default()), 86_400, 4),
+            invoker.clone(),
+            Arc::new(ManualClock::at(NOW)),
+            DispatchSettings {
+                sender_batch: 4,
+                history_batch: 3,
+                broadcast_segments: segments,
+                scan_page,
+                ..DispatchSettings::default()
+            },
+        );
+        Fixture {
+            store,
+            queues,
+            invoker,
+            dispatcher,
+        }
+    }
+
+    fn message(text: &str) -> Message {
+        let fields = serde_json::json!({"message": text});
+        Message::new(fields.as_object().unwrap().clone(), || {
+            MessageId::parse("m-b").unwrap()
+        })
+        .unwrap()
+    }
+
+    /// Plans a broadcast and runs every `dispatcher` payload — the planned ones and every
+    /// hand-on — until none is left; returns how many worker runs it took.
+    async fn broadcast(f: &Fixture, deadline: Option<Instant>) -> usize {
+        let report = f
+            .dispatcher
+            .dispatch(&Target::Everyone, message("all"))
+            .await
+            .unwrap();
+        assert!(report.accepted);
+        let worker = f.dispatcher.segment_worker(Duration::from_millis(50));
+        let mut ran = 0;
+        while let Some(payload) = f.invoker.payloads(AsyncFunction::Dispatcher).get(ran) {
+            let job: SegmentJob = serde_json::from_slice(payload).unwrap();
+            worker.run(&job, deadline).await.unwrap();
+            ran += 1;
+            assert!(ran < 10_000, "the hand-on chain does not end");
+        }
+        ran
+    }
+
+    /// Queue URL → how many deliveries the `sender` payloads carry for it.
+    fn deliveries(f: &Fixture) -> BTreeMap<String, usize> {
+        let mut seen = BTreeMap::new();
+        for payload in f.invoker.payloads(AsyncFunction::Sender) {
+            let job: SendJob = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(job.messages.len(), 1);
+            for delivery in job.deliveries {
+                *seen.entry(delivery.queue_url).or_insert(0) += 1;
+            }
+        }
+        seen
+    }
+
+    fn history_users(f: &Fixture) -> BTreeSet<UserId> {
+        f.invoker
+            .payloads(AsyncFunction::History)
+            .iter()
+            .flat_map(|payload| match serde_json::from_slice(payload).unwrap() {
+                HistoryTask::Write(job) => job.user_ids,
+                HistoryTask::Receipts(_) => panic!("no receipts here"),
+            })
+            .collect()
+    }
+
+    async fn seed(f: &Fixture, users: u64) -> BTreeSet<String> {
+        let mut urls = BTreeSet::new();
+        for user in 0..users {
+            for session in ["a", "b"] {
+                let s = seed_session(&f.store, &f.queues, 1, user, session, NOW + 60).await;
+                urls.insert(s.queue.url);
+            }
+        }
+        // One expired session: read, not delivered, its user still gets history.
+        seed_session(&f.store, &f.queues, 1, users, "old", NOW - 1).await;
+        urls
+    }
+
+    #[tokio::test]
+    async fn a_segmented_scan_with_small_pages_reaches_every_session_exactly_once() {
+        for deadline in [None, Some(Instant::now())] {
+            let f = fixture(7, 4);
+            let urls = seed(&f, 101).await;
+            let runs = broadcast(&f, deadline).await;
+            let seen = deliveries(&f);
+            assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), urls);
+            assert!(seen.values().all(|n| *n == 1), "a queue got it twice");
+            assert_eq!(
+                history_users(&f).len(),
+                102,
+                "every user, the expired one's too"
+            );
+            if deadline.is_some() {
+                // Past deadline: one page per worker, then the rest is handed on.
+                assert!(
+                    runs as u64 >= f.store.scan_pages() && runs > 4 * 5,
+                    "{runs}"
+                );
+            } else {
+                assert_eq!(runs, 4, "no hand-on without a deadline");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_hands_the_rest_of_its_segment_on_when_its_deadline_nears() {
+        let f = fixture(5, 1);
+        seed(&f, 10).await;
+        let job = SegmentJob {
+            message: "{}".into(),
+            message_id: "m".into(),
+            created: NOW,
+            segment: 0,
+            total_segments: 1,
+            start: None,
+            history: true,
+            generation: 0,
+        };
+        let worker = f.dispatcher.segment_worker(Duration::from_secs(2));
+        // The deadline is within the margin: one page, then hand on.
+        let report = worker
+            .run(&job, Some(Instant::now() + Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert_eq!((report.pages, report.rows), (1, 5));
+        let position = report.handed_on_at.clone().expect("handed on");
+        let payloads = f.invoker.payloads(AsyncFunction::Dispatcher);
+        assert_eq!(payloads.len(), 1);
+        let rest: SegmentJob = serde_json::from_slice(&payloads[0]).unwrap();
+        assert_eq!(rest.start, Some(position));
+        assert_eq!(
+            (rest.generation, rest.segment, rest.message_id.as_str()),
+            (1, 0, "m")
+        );
+        // A far deadline: the worker finishes the segment itself.
+        let report = worker
+            .run(&rest, Some(Instant::now() + Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!((report.rows, report.handed_on_at), (16, None));
+        assert_eq!(f.invoker.payloads(AsyncFunction::Dispatcher).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_sqs_only_broadcast_writes_no_history() {
+        let f = fixture(50, 2);
+        seed(&f, 5).await;
+        let fields = serde_json::json!({"_sqs_only": true});
+        let message = Message::new(fields.as_object().unwrap().clone(), MessageId::random).unwrap();
+        f.dispatcher
+            .dispatch(&Target::Everyone, message)
+            .await
+            .unwrap();
+        let worker = f.dispatcher.segment_worker(Duration::ZERO);
+        for payload in f.invoker.payloads(AsyncFunction::Dispatcher) {
+            worker
+                .run(&serde_json::from_slice(&payload).unwrap(), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(deliveries(&f).len(), 10);
+        assert!(f.invoker.payloads(AsyncFunction::History).is_empty());
+    }
+
+    #[test]
+    fn the_segment_count_grows_with_the_table() {
+        assert_eq!(segment_count(4, None), 4);
+        assert_eq!(segment_count(4, Some(1_000_000)), 4);
+        assert_eq!(segment_count(4, Some(3_000_001)), 7);
+        assert_eq!(segment_count(0, None), 1);
+        assert_eq!(segment_count(4, Some(u64::MAX)), MAX_SEGMENTS as u32);
+    }
+}
