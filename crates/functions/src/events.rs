@@ -6,7 +6,8 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use serde::Serialize;
 use sqs_push_core::PortError;
 use sqs_push_core::dispatch::Dispatcher;
-use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport, dispatch_records};
+use sqs_push_core::dispatch::grouping::dispatch_records_grouped;
+use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport};
 use sqs_push_core::dispatch::send::{SendJob, SendReport, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::{ReceiptReport, ReceiptService};
@@ -30,7 +31,7 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
             }
         })
         .collect();
-    let report = dispatch_records(dispatcher, &records).await;
+    let report = dispatch_records_grouped(dispatcher, &records).await;
     tracing::info!(
         records = records.len(),
         dispatched = report.dispatched,

@@ -2,6 +2,7 @@
 //! small fan-outs, through batches handed to the `sender` and `history` functions for large ones.
 //! Also: sealing and sending ([`send`]) and Kinesis records ([`kinesis`]).
 
+pub mod grouping;
 pub mod kinesis;
 pub mod segment;
 pub mod send;
@@ -289,7 +290,7 @@ fn record_direct(report: &mut DispatchReport, sent: SendReport) {
 }
 
 /// Users whose history gets the message: the named user, or every user the sessions belong to.
-fn history_users(target: &Target, sessions: &[Session]) -> Vec<UserId> {
+pub(crate) fn history_users(target: &Target, sessions: &[Session]) -> Vec<UserId> {
     match target.named_user() {
         Some(user_id) => vec![user_id],
         None => sessions
