@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use futures::{StreamExt, TryStreamExt};
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::recipient::{RecipientPage, ScanPosition};
 use sqs_push_core::model::session::Session;
@@ -16,6 +17,8 @@ use crate::rows::{SessionRow, recipient_from_row, session_from_row, to_item};
 
 /// Name of the global secondary index on `accountId`.
 pub const ACCOUNT_INDEX: &str = "accountId-index";
+/// The non-key attributes the account index projects (INCLUDE): routing only, no secrets.
+pub const ACCOUNT_INDEX_ATTRIBUTES: [&str; 4] = ["sqsUrl", "aesKey", "expires", "ttl"];
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -172,6 +175,8 @@ impl SessionStore for DynamoSessionStore {
     }
 
     async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
+        // The index holds routing attributes only (no credentials): it names the users, and
+        // each user's rows come from the table by key.
         let items: Vec<Item> = self
             .client
             .query()
@@ -179,13 +184,28 @@ impl SessionStore for DynamoSessionStore {
             .index_name(ACCOUNT_INDEX)
             .key_condition_expression("accountId = :account")
             .expression_attribute_values(":account", number(account_id.get()))
+            .projection_expression("userId")
             .into_paginator()
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|error| port_error("DynamoDB Query", ACCOUNT_INDEX, error))?;
-        self.sessions("DynamoDB Query", &items)
+        let users: std::collections::BTreeSet<UserId> = items
+            .iter()
+            .filter_map(|item| item.get("userId")?.as_n().ok()?.parse::<u64>().ok())
+            .filter_map(|id| UserId::try_from(id).ok())
+            .collect();
+        let per_user: Vec<Vec<Session>> = futures::stream::iter(users)
+            .map(|user_id| self.sessions_of_user(user_id))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        Ok(per_user
+            .into_iter()
+            .flatten()
+            .filter(|session| session.account_id == account_id)
+            .collect())
     }
 
     async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
@@ -289,7 +309,7 @@ impl SessionStore for DynamoSessionStore {
             .map_err(|error| port_error("DynamoDB DescribeTable", &self.table, error))?;
         Ok(output
             .table()
-            .and_then(|table| table.item_count())
+            .and_then(aws_sdk_dynamodb::types::TableDescription::item_count)
             .and_then(|count| u64::try_from(count).ok()))
     }
 }

@@ -74,6 +74,20 @@ fn all_attributes() -> Projection {
         .build()
 }
 
+/// The account index's projection: the routing attributes only (keys are always projected) —
+/// no credentials, session tokens or identity ids in the index.
+fn routing_attributes() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(
+            sqs_push_aws::sessions::ACCOUNT_INDEX_ATTRIBUTES
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        ))
+        .build()
+}
+
 impl Provisioner {
     /// Runs every step; safe to repeat against an emulator that already has some or all of it.
     pub async fn provision(&self, config: &StackConfig) -> Result<Provisioned, BootstrapError> {
@@ -111,7 +125,7 @@ impl Provisioner {
                 GlobalSecondaryIndex::builder()
                     .index_name(sqs_push_aws::sessions::ACCOUNT_INDEX)
                     .key_schema(key("accountId", KeyType::Hash))
-                    .projection(all_attributes())
+                    .projection(routing_attributes())
                     .build()
                     .expect("index fields are set"),
             )
