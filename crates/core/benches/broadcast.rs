@@ -1,0 +1,376 @@
+//! The broadcast model run (issue 14), once, printing numbers (`harness = false`):
+//!
+//! 1. 1,000,000 sessions in the in-memory store; a scan page (≈ 1 MB of routing attributes,
+//!    5,000 rows) costs 20 ms, an async invoke 15 ms, a SendMessageBatch 20 ms. `/notify` to
+//!    everyone plans the default segments; workers page and hand off; senders send. Prints the
+//!    time to the last SQS send.
+//! 2. One segment worker alone, latencies zero, under a counting allocator: peak bytes
+//!    allocated above the baseline, and CPU (wall, one task) per recipient for planning.
+//! 3. A Kinesis batch of 100 records to one account of 1,000 users × 2 sessions: SQS requests
+//!    per delivered message, grouped (`dispatch_records_grouped`) and one by one.
+//!
+//! `cargo bench -p sqs-push-core --bench broadcast` (numbers in docs/benchmarks.md).
+//! `BROADCAST_SESSIONS=100000` runs a smaller model.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqs_push_core::crypto::SessionKey;
+use sqs_push_core::dispatch::grouping::dispatch_records_grouped;
+use sqs_push_core::dispatch::kinesis::{StreamRecord, dispatch_records};
+use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
+use sqs_push_core::dispatch::send::{SendJob, Sender};
+use sqs_push_core::dispatch::{DispatchSettings, Dispatcher, Target};
+use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use sqs_push_core::model::message::{Message, MessageId};
+use sqs_push_core::model::session::{Credentials, QueueRef, Session};
+use sqs_push_core::ports::{
+    AsyncFunction, BatchEntry, FailedEntry, Invoker, PortError, QueueService, QueueSpec,
+    SessionStore,
+};
+use sqs_push_core::testing::ManualClock;
+use sqs_push_core::testing::memory::{MemoryHistory, MemorySessionStore, RecordingInvoker};
+use tokio::time::Instant;
+
+/// Counts live heap bytes and their peak.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const NOW: u64 = 1_000_000;
+const SCAN_PAGE: usize = 5_000;
+
+fn session(account: u64, user: u64, id: &str) -> Session {
+    Session {
+        account_id: AccountId::try_from(account).unwrap(),
+        user_id: UserId::try_from(user).unwrap(),
+        session_id: SessionId::parse(id).unwrap(),
+        queue: QueueRef {
+            url: format!(
+                "https://sqs.us-east-1.amazonaws.com/123456789012/sqs-push-prod-{user:0>43}{id}"
+            ),
+            name: format!("sqs-push-prod-{user:0>43}{id}"),
+        },
+        identity_id: "us-east-1:00000000-0000-0000-0000-000000000000".into(),
+        aes_key: SessionKey::generate(),
+        credentials: Credentials {
+            access_key: "ASIA".into(),
+            secret_key: "secret".into(),
+            session_token: "token".into(),
+            expires: NOW + 3600,
+        },
+        ttl: NOW + 7200,
+        created: NOW,
+    }
+}
+
+/// SQS that only counts: each SendMessageBatch waits `latency`.
+#[derive(Default)]
+struct CountingQueues {
+    latency: Duration,
+    calls: AtomicU64,
+    entries: AtomicU64,
+}
+
+#[async_trait]
+impl QueueService for CountingQueues {
+    async fn create_queue(&self, spec: &QueueSpec) -> Result<QueueRef, PortError> {
+        Ok(QueueRef {
+            url: spec.name.clone(),
+            name: spec.name.clone(),
+        })
+    }
+    async fn send_batch(
+        &self,
+        _queue_url: &str,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<FailedEntry>, PortError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.entries
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(Vec::new())
+    }
+    async fn delete_queue(&self, _queue_url: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+    async fn list_queues(&self, _prefix: &str) -> Result<Vec<QueueRef>, PortError> {
+        Ok(Vec::new())
+    }
+    async fn created_at(&self, _queue_url: &str) -> Result<u64, PortError> {
+        Ok(0)
+    }
+}
+
+/// Lambda's async invoke, modelled: 15 ms to accept, then the function runs as its own task.
+struct ModelInvoker {
+    sender: Sender,
+    worker: OnceLock<SegmentWorker>,
+    running: AtomicUsize,
+    last_send: Mutex<Option<Instant>>,
+    invocations: AtomicU64,
+}
+
+#[async_trait]
+impl Invoker for ModelInvoker {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        let me = model();
+        match function {
+            AsyncFunction::Sender => {
+                let job: SendJob = serde_json::from_slice(&payload).unwrap();
+                self.running.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    me.sender.send(&job, None).await;
+                    *me.last_send.lock().unwrap() = Some(Instant::now());
+                    me.running.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            AsyncFunction::Dispatcher => {
+                let job: SegmentJob = serde_json::from_slice(&payload).unwrap();
+                self.running.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let worker = me.worker.get().unwrap().clone();
+                    worker.run(&job, None).await.unwrap();
+                    me.running.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            AsyncFunction::History => {}
+        }
+        Ok(())
+    }
+}
+
+static MODEL: OnceLock<Arc<ModelInvoker>> = OnceLock::new();
+fn model() -> Arc<ModelInvoker> {
+    MODEL.get().unwrap().clone()
+}
+
+fn hello(id: &str) -> Message {
+    let fields = serde_json::json!({"message": "breaking news"});
+    Message::new(fields.as_object().unwrap().clone(), || {
+        MessageId::parse(id).unwrap()
+    })
+    .unwrap()
+}
+
+fn dispatcher(
+    store: Arc<dyn SessionStore>,
+    queues: Arc<dyn QueueService>,
+    invoker: Arc<dyn Invoker>,
+    settings: DispatchSettings,
+) -> Dispatcher {
+    Dispatcher::new(
+        store,
+        Sender::new(queues, 128),
+        HistoryWriter::new(Arc::new(MemoryHistory::default()), 86_400, 8),
+        invoker,
+        Arc::new(ManualClock::at(NOW)),
+        settings,
+    )
+}
+
+async fn model_run(sessions: u64) {
+    let store = Arc::new(MemorySessionStore::default());
+    let seeded = std::time::Instant::now();
+    for user in 0..sessions / 2 {
+        for id in ["a", "b"] {
+            store.put(&session(1, user, id)).await.unwrap();
+        }
+    }
+    println!("seeded {sessions} sessions in {:?}", seeded.elapsed());
+    store.set_scan_latency(Duration::from_millis(20));
+    let queues = Arc::new(CountingQueues {
+        latency: Duration::from_millis(20),
+        ..CountingQueues::default()
+    });
+    let settings = DispatchSettings {
+        scan_page: SCAN_PAGE,
+        ..DispatchSettings::default()
+    };
+    let invoker = Arc::new(ModelInvoker {
+        sender: Sender::new(queues.clone(), 128),
+        worker: OnceLock::new(),
+        running: AtomicUsize::new(0),
+        last_send: Mutex::new(None),
+        invocations: AtomicU64::new(0),
+    });
+    MODEL.set(invoker.clone()).ok().unwrap();
+    let dispatcher = dispatcher(
+        store.clone(),
+        queues.clone(),
+        invoker.clone(),
+        settings.clone(),
+    );
+    invoker
+        .worker
+        .set(dispatcher.segment_worker(Duration::from_secs(2)))
+        .ok()
+        .unwrap();
+    let started = Instant::now();
+    let report = dispatcher
+        .dispatch(&Target::Everyone, hello("m-1m"))
+        .await
+        .unwrap();
+    let answered = started.elapsed();
+    while invoker.running.load(Ordering::SeqCst) > 0
+        || queues.entries.load(Ordering::Relaxed) < sessions
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let last = invoker.last_send.lock().unwrap().unwrap() - started;
+    println!(
+        "model run: {sessions} sessions, {} segments, page {SCAN_PAGE}: answered in {answered:?}, \
+         last SQS send at {last:?}; {} SendMessageBatch calls, {} entries, {} async invokes, {} scan pages",
+        report.segments.unwrap(),
+        queues.calls.load(Ordering::Relaxed),
+        queues.entries.load(Ordering::Relaxed),
+        invoker.invocations.load(Ordering::Relaxed),
+        store.scan_pages()
+    );
+    store.set_scan_latency(Duration::ZERO);
+
+    // One segment worker alone: peak memory above the baseline, planning CPU per recipient.
+    let recording = Arc::new(RecordingDiscard::default());
+    let worker = dispatcher_with(store.clone(), recording.clone(), settings)
+        .segment_worker(Duration::from_secs(2));
+    let job = SegmentJob {
+        message: r#"{"message":"breaking news"}"#.into(),
+        message_id: "m-1m".into(),
+        created: NOW,
+        segment: 0,
+        total_segments: report.segments.unwrap() as u32,
+        start: None,
+        history: true,
+        generation: 0,
+    };
+    let baseline = LIVE.load(Ordering::SeqCst);
+    PEAK.store(baseline, Ordering::SeqCst);
+    let cpu = std::time::Instant::now();
+    let segment = worker.run(&job, None).await.unwrap();
+    let elapsed = cpu.elapsed();
+    let peak = PEAK.load(Ordering::SeqCst) - baseline;
+    println!(
+        "one segment worker: {} rows in {} pages, peak {:.1} MB above baseline, \
+         {:.3} µs per recipient (planning: page, deliveries, cut, serialize; latencies 0)",
+        segment.rows,
+        segment.pages,
+        peak as f64 / 1_048_576.0,
+        elapsed.as_secs_f64() * 1e6 / segment.rows as f64
+    );
+}
+
+/// An invoker that serializes nothing further and keeps nothing: for the worker's memory.
+#[derive(Default)]
+struct RecordingDiscard {
+    payloads: AtomicU64,
+}
+
+#[async_trait]
+impl Invoker for RecordingDiscard {
+    async fn invoke_async(&self, _: AsyncFunction, _payload: Vec<u8>) -> Result<(), PortError> {
+        self.payloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn dispatcher_with(
+    store: Arc<dyn SessionStore>,
+    invoker: Arc<dyn Invoker>,
+    settings: DispatchSettings,
+) -> Dispatcher {
+    dispatcher(
+        store,
+        Arc::new(CountingQueues::default()),
+        invoker,
+        settings,
+    )
+}
+
+async fn requests_per_message() {
+    let store = Arc::new(MemorySessionStore::default());
+    for user in 0..1_000 {
+        for id in ["a", "b"] {
+            store.put(&session(7, user, id)).await.unwrap();
+        }
+    }
+    let records: Vec<StreamRecord> = (0..100)
+        .map(|i| StreamRecord {
+            sequence_number: i.to_string(),
+            event_id: format!("shardId-000000000000:{i}"),
+            data: format!(r#"{{"accountId":7,"message":"record {i}"}}"#).into_bytes(),
+        })
+        .collect();
+    for grouped in [true, false] {
+        let queues = Arc::new(CountingQueues::default());
+        let invoker = Arc::new(RecordingInvoker::default());
+        let d = dispatcher(
+            store.clone(),
+            queues.clone(),
+            invoker.clone(),
+            DispatchSettings::default(),
+        );
+        let report = if grouped {
+            dispatch_records_grouped(&d, &records).await
+        } else {
+            dispatch_records(&d, &records).await
+        };
+        assert_eq!(report.dispatched, 100);
+        // Run the sender payloads as the `sender` function would.
+        let sender = Sender::new(queues.clone(), 128);
+        for payload in invoker.payloads(AsyncFunction::Sender) {
+            let job: SendJob = serde_json::from_slice(&payload).unwrap();
+            sender.send(&job, None).await;
+        }
+        let calls = queues.calls.load(Ordering::Relaxed);
+        let delivered = queues.entries.load(Ordering::Relaxed);
+        println!(
+            "kinesis batch of 100 records to 1,000 users x 2 sessions, {}: {delivered} delivered, \
+             {calls} SendMessageBatch calls = {:.3} requests per delivered message, {} sender invocations",
+            if grouped { "grouped" } else { "one by one" },
+            calls as f64 / delivered as f64,
+            invoker.payloads(AsyncFunction::Sender).len()
+        );
+    }
+}
+
+fn main() {
+    let sessions: u64 = std::env::var("BROADCAST_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        requests_per_message().await;
+        model_run(sessions).await;
+    });
+}
