@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
+use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_core::dispatch::send::{Delivery, SendJob, Sender};
-use sqs_push_core::dispatch::{DispatchSettings, Dispatcher, Target};
+use sqs_push_core::dispatch::{DispatchSettings, Dispatcher};
 use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::message::{Message, MessageId};
@@ -80,12 +81,26 @@ fn planning(c: &mut Criterion) {
                 HistoryWriter::new(Arc::new(MemoryHistory::default()), 86_400, 8),
                 Arc::new(RecordingInvoker::default()),
                 Arc::new(ManualClock::at(NOW)),
-                DispatchSettings::default(),
+                DispatchSettings {
+                    scan_page: 5_000,
+                    ..DispatchSettings::default()
+                },
             );
-            let report = rt
-                .block_on(dispatcher.dispatch(&Target::Everyone, hello()))
-                .unwrap();
-            assert_eq!(report.sessions_matched, 100_000);
+            // A broadcast is planned as segment jobs; the work per recipient is the segment
+            // worker's: page, deliveries, cut and serialize payloads (one segment, 5,000-row pages).
+            let worker = dispatcher.segment_worker(std::time::Duration::ZERO);
+            let job = SegmentJob {
+                message: String::from_utf8(hello().to_json()).unwrap(),
+                message_id: "m".into(),
+                created: NOW,
+                segment: 0,
+                total_segments: 1,
+                start: None,
+                history: true,
+                generation: 0,
+            };
+            let report = rt.block_on(worker.run(&job, None)).unwrap();
+            assert_eq!(report.deliveries, 100_000);
         });
     });
     group.finish();
