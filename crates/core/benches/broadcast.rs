@@ -4,16 +4,14 @@
 //!    5,000 rows) costs 20 ms, an async invoke 15 ms, a SendMessageBatch 20 ms. `/notify` to
 //!    everyone plans the default segments; workers page and hand off; senders send. Prints the
 //!    time to the last SQS send.
-//! 2. One segment worker alone, latencies zero, under a counting allocator: peak bytes
-//!    allocated above the baseline, and CPU (wall, one task) per recipient for planning.
+//! 2. One segment worker alone, latencies zero: peak resident memory growth during its run, and CPU (wall, one task) per recipient for planning.
 //! 3. A Kinesis batch of 100 records to one account of 1,000 users × 2 sessions: SQS requests
 //!    per delivered message, grouped (`dispatch_records_grouped`) and one by one.
 //!
 //! `cargo bench -p sqs-push-core --bench broadcast` (numbers in docs/benchmarks.md).
 //! `BROADCAST_SESSIONS=100000` runs a smaller model.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -36,25 +34,27 @@ use sqs_push_core::testing::ManualClock;
 use sqs_push_core::testing::memory::{MemoryHistory, MemorySessionStore, RecordingInvoker};
 use tokio::time::Instant;
 
-/// Counts live heap bytes and their peak.
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
+/// Resident memory of this process, from /proc (the workspace forbids `unsafe`, so no counting
+/// allocator): the worker is measured right after seeding, before anything freed memory the
+/// allocator could hand back to it, so RSS growth is the worker's peak working set.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+/// Samples RSS every millisecond until stopped; returns the highest sample.
+fn sample_rss(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = rss_bytes();
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_bytes());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        peak.max(rss_bytes())
+    })
+}
 
 const NOW: u64 = 1_000_000;
 const SCAN_PAGE: usize = 5_000;
@@ -205,6 +205,40 @@ async fn model_run(sessions: u64) {
         }
     }
     println!("seeded {sessions} sessions in {:?}", seeded.elapsed());
+    // One segment worker alone: peak memory above the baseline, planning CPU per recipient.
+    let recording = Arc::new(RecordingDiscard::default());
+    let settings = DispatchSettings {
+        scan_page: SCAN_PAGE,
+        ..DispatchSettings::default()
+    };
+    let worker = dispatcher_with(store.clone(), recording.clone(), settings)
+        .segment_worker(Duration::from_secs(2));
+    let job = SegmentJob {
+        message: r#"{"message":"breaking news"}"#.into(),
+        message_id: "m-1m".into(),
+        created: NOW,
+        segment: 0,
+        total_segments: 4,
+        start: None,
+        history: true,
+        generation: 0,
+    };
+    let baseline = rss_bytes();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(stop.clone());
+    let cpu = std::time::Instant::now();
+    let segment = worker.run(&job, None).await.unwrap();
+    let elapsed = cpu.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap().saturating_sub(baseline);
+    println!(
+        "one segment worker: {} rows in {} pages, peak RSS growth {:.1} MB, \
+         {:.3} µs per recipient (planning: page, deliveries, cut, serialize; latencies 0)",
+        segment.rows,
+        segment.pages,
+        peak as f64 / 1_048_576.0,
+        elapsed.as_secs_f64() * 1e6 / segment.rows as f64
+    );
     store.set_scan_latency(Duration::from_millis(20));
     let queues = Arc::new(CountingQueues {
         latency: Duration::from_millis(20),
@@ -255,35 +289,6 @@ async fn model_run(sessions: u64) {
         store.scan_pages()
     );
     store.set_scan_latency(Duration::ZERO);
-
-    // One segment worker alone: peak memory above the baseline, planning CPU per recipient.
-    let recording = Arc::new(RecordingDiscard::default());
-    let worker = dispatcher_with(store.clone(), recording.clone(), settings)
-        .segment_worker(Duration::from_secs(2));
-    let job = SegmentJob {
-        message: r#"{"message":"breaking news"}"#.into(),
-        message_id: "m-1m".into(),
-        created: NOW,
-        segment: 0,
-        total_segments: report.segments.unwrap() as u32,
-        start: None,
-        history: true,
-        generation: 0,
-    };
-    let baseline = LIVE.load(Ordering::SeqCst);
-    PEAK.store(baseline, Ordering::SeqCst);
-    let cpu = std::time::Instant::now();
-    let segment = worker.run(&job, None).await.unwrap();
-    let elapsed = cpu.elapsed();
-    let peak = PEAK.load(Ordering::SeqCst) - baseline;
-    println!(
-        "one segment worker: {} rows in {} pages, peak {:.1} MB above baseline, \
-         {:.3} µs per recipient (planning: page, deliveries, cut, serialize; latencies 0)",
-        segment.rows,
-        segment.pages,
-        peak as f64 / 1_048_576.0,
-        elapsed.as_secs_f64() * 1e6 / segment.rows as f64
-    );
 }
 
 /// An invoker that serializes nothing further and keeps nothing: for the worker's memory.
@@ -370,7 +375,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        requests_per_message().await;
+        // The model first: the worker's memory is measured before anything else ran.
         model_run(sessions).await;
+        requests_per_message().await;
     });
 }
