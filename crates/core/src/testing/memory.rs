@@ -23,9 +23,23 @@ use crate::ports::{PortError, PortErrorKind};
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     rows: Mutex<BTreeMap<(UserId, SessionId), Session>>,
+    /// Reads fail with this kind while set (a throttled or broken table).
+    failing_reads: Mutex<Option<PortErrorKind>>,
 }
 
 impl MemorySessionStore {
+    /// Makes every read (get, the session queries, the scan) fail with `kind` until `None`.
+    pub fn fail_reads(&self, kind: Option<PortErrorKind>) {
+        *self.failing_reads.lock().unwrap() = kind;
+    }
+
+    fn read_check(&self, operation: &'static str) -> Result<(), PortError> {
+        match *self.failing_reads.lock().unwrap() {
+            Some(kind) => Err(PortError::new(kind, operation, "memory sessions", "injected")),
+            None => Ok(()),
+        }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.rows.lock().unwrap().len()
@@ -44,6 +58,7 @@ impl SessionStore for MemorySessionStore {
         user_id: UserId,
         session_id: &SessionId,
     ) -> Result<Option<Session>, PortError> {
+        self.read_check("get")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows.get(&(user_id, session_id.clone())).cloned())
     }
@@ -103,6 +118,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
+        self.read_check("sessions_of_user")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows
             .values()
@@ -112,6 +128,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
+        self.read_check("sessions_of_account")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows
             .values()
@@ -121,6 +138,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
+        self.read_check("all_sessions")?;
         Ok(self.rows.lock().unwrap().values().cloned().collect())
     }
 
