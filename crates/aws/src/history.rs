@@ -98,8 +98,14 @@ impl HistoryStore for DynamoHistoryStore {
     /// transiently come back as unprocessed; any other failure is returned.
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
         use futures::StreamExt;
-        let outcomes: Vec<(HistoryRow, Result<(), PortError>)> = futures::stream::iter(rows)
-            .map(|row| async move { (row.clone(), self.put_new(row).await) })
+        type Outcome = (HistoryRow, Result<(), PortError>);
+        let outcomes: Vec<Outcome> = futures::stream::iter(rows.iter().cloned())
+            .map(|row| -> futures::future::BoxFuture<'_, Outcome> {
+                Box::pin(async move {
+                    let outcome = self.put_new(&row).await;
+                    (row, outcome)
+                })
+            })
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
             .await;

@@ -174,9 +174,7 @@ mod tests {
         assert_eq!(message.id().as_str(), "mine");
     }
 
-    fn dispatcher(
-        store: std::sync::Arc<crate::testing::memory::MemorySessionStore>,
-    ) -> Dispatcher {
+    fn dispatcher(store: std::sync::Arc<crate::testing::memory::MemorySessionStore>) -> Dispatcher {
         use crate::testing::memory::{MemoryHistory, MemoryQueues, RecordingInvoker};
         use std::sync::Arc;
         Dispatcher::new(
@@ -213,18 +211,21 @@ mod tests {
     #[tokio::test]
     async fn a_permanent_dispatch_failure_is_poison_and_the_batch_goes_on() {
         for kind in [PortErrorKind::TooLarge, PortErrorKind::Other] {
-            let store =
-                std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+            let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
             store.fail_reads(Some(kind));
             let mut records = numbered(3);
             records.insert(1, record("not json"));
             let report = dispatch_records(&dispatcher(store), &records).await;
             assert_eq!(
-                (report.dispatched, report.skipped, report.poison, report.first_failure),
+                (
+                    report.dispatched,
+                    report.skipped,
+                    report.poison,
+                    report.first_failure
+                ),
                 (0, 1, 3, None),
                 "{kind:?}"
             );
         }
     }
-
 }

@@ -185,9 +185,17 @@ mod tests {
         let id = crate::model::message::MessageId::parse("m").unwrap();
         assert!(store.mark_read(user, &id).await.unwrap());
         let report = writer.write(&job).await;
-        assert_eq!(report, HistoryReport { written: 1, failed: 0 });
-        assert!(store.is_read(user, "m"), "a retried write must not unread the row");
+        assert_eq!(
+            report,
+            HistoryReport {
+                written: 1,
+                failed: 0
+            }
+        );
+        assert!(
+            store.is_read(user, "m"),
+            "a retried write must not unread the row"
+        );
         assert_eq!(store.len(), 1);
     }
-
 }

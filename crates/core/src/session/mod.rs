@@ -602,7 +602,9 @@ mod tests {
     async fn concurrent_creates_of_one_session_answer_with_the_winner_and_leave_one_queue() {
         let mut f = fixture();
         // Latency makes every create read "no row" before any of them writes.
-        let queues = Arc::new(MemoryQueues::with_latency(std::time::Duration::from_millis(2)));
+        let queues = Arc::new(MemoryQueues::with_latency(
+            std::time::Duration::from_millis(2),
+        ));
         f.service = SessionService::new(
             f.store.clone(),
             queues.clone(),
@@ -611,16 +613,22 @@ mod tests {
             f.service.settings().clone(),
         );
         let (a, u, s) = ids(1, 2, "tab");
-        let answers = futures::future::join_all(
-            (0..10).map(|_| f.service.create(a, u, s.clone(), None)),
-        )
-        .await;
+        let answers =
+            futures::future::join_all((0..10).map(|_| f.service.create(a, u, s.clone(), None)))
+                .await;
         let answers: Vec<Session> = answers.into_iter().map(Result::unwrap).collect();
         assert!(answers.iter().all(|answer| answer == &answers[0]));
         assert_eq!(queues.count(), 1, "the losers deleted their queues");
-        assert_eq!(f.identities.count(), 1, "the losers deleted their identities");
+        assert_eq!(
+            f.identities.count(),
+            1,
+            "the losers deleted their identities"
+        );
         assert!(queues.queue(&answers[0].queue.url).is_some());
-        assert_eq!(f.store.get(u, &s).await.unwrap().as_ref(), Some(&answers[0]));
+        assert_eq!(
+            f.store.get(u, &s).await.unwrap().as_ref(),
+            Some(&answers[0])
+        );
     }
 
     #[tokio::test]
@@ -639,5 +647,4 @@ mod tests {
         assert_eq!(error.kind, PortErrorKind::ConditionFailed);
         assert_eq!(f.store.get(u, &s).await.unwrap(), Some(replacement));
     }
-
 }

@@ -35,7 +35,12 @@ impl MemorySessionStore {
 
     fn read_check(&self, operation: &'static str) -> Result<(), PortError> {
         match *self.failing_reads.lock().unwrap() {
-            Some(kind) => Err(PortError::new(kind, operation, "memory sessions", "injected")),
+            Some(kind) => Err(PortError::new(
+                kind,
+                operation,
+                "memory sessions",
+                "injected",
+            )),
             None => Ok(()),
         }
     }
