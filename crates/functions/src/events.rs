@@ -35,6 +35,7 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
         records = records.len(),
         dispatched = report.dispatched,
         skipped = report.skipped,
+        poison = report.poison,
         failed_from = report.first_failure.as_deref(),
         "kinesis batch handled"
     );

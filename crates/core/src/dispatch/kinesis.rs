@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::dispatch::{Dispatcher, Target};
 use crate::model::ids::{AccountId, IdError, SessionId, UserId};
 use crate::model::message::{Message, MessageId};
+use crate::ports::PortErrorKind;
 
 /// A stream record as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct StreamReport {
     pub dispatched: usize,
     /// Malformed records skipped.
     pub skipped: usize,
+    /// Records skipped because their dispatch failed for a reason a retry cannot fix (too
+    /// large, malformed rows, permissions): logged with their sequence number.
+    pub poison: usize,
     /// The sequence number of the first record that failed for a transient reason: it and every
     /// later record must be retried.
     pub first_failure: Option<String>,
@@ -90,6 +94,10 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
         };
         match dispatcher.dispatch(&target, message).await {
             Ok(_) => report.dispatched += 1,
+            Err(error) if error.kind != PortErrorKind::Transient => {
+                tracing::error!(sequence_number = %record.sequence_number, %error, "skipping a poison record: its dispatch cannot succeed on a retry");
+                report.poison += 1;
+            }
             Err(error) => {
                 tracing::error!(sequence_number = %record.sequence_number, %error, "dispatch failed; the stream will retry");
                 report.first_failure = Some(record.sequence_number.clone());
@@ -164,5 +172,60 @@ mod tests {
         );
         let (_, message) = parse_record(&record(r#"{"messageId":"mine"}"#)).unwrap();
         assert_eq!(message.id().as_str(), "mine");
+    }
+
+    fn dispatcher(store: std::sync::Arc<crate::testing::memory::MemorySessionStore>) -> Dispatcher {
+        use crate::testing::memory::{MemoryHistory, MemoryQueues, RecordingInvoker};
+        use std::sync::Arc;
+        Dispatcher::new(
+            store,
+            crate::dispatch::send::Sender::new(Arc::new(MemoryQueues::default()), 4),
+            crate::history::write::HistoryWriter::new(Arc::new(MemoryHistory::default()), 60, 1),
+            Arc::new(RecordingInvoker::default()),
+            Arc::new(crate::testing::ManualClock::at(1_000)),
+            crate::dispatch::DispatchSettings::default(),
+        )
+    }
+
+    fn numbered(n: usize) -> Vec<StreamRecord> {
+        (1..=n)
+            .map(|i| StreamRecord {
+                sequence_number: i.to_string(),
+                event_id: format!("shardId-000000000000:{i}"),
+                data: br#"{"userId":7,"message":"x"}"#.to_vec(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_transient_dispatch_failure_stops_the_batch_at_that_record() {
+        let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+        store.fail_reads(Some(PortErrorKind::Transient));
+        let report = dispatch_records(&dispatcher(store), &numbered(3)).await;
+        assert_eq!(
+            (report.dispatched, report.poison, report.first_failure),
+            (0, 0, Some("1".to_string()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permanent_dispatch_failure_is_poison_and_the_batch_goes_on() {
+        for kind in [PortErrorKind::TooLarge, PortErrorKind::Other] {
+            let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+            store.fail_reads(Some(kind));
+            let mut records = numbered(3);
+            records.insert(1, record("not json"));
+            let report = dispatch_records(&dispatcher(store), &records).await;
+            assert_eq!(
+                (
+                    report.dispatched,
+                    report.skipped,
+                    report.poison,
+                    report.first_failure
+                ),
+                (0, 1, 3, None),
+                "{kind:?}"
+            );
+        }
     }
 }

@@ -59,7 +59,7 @@ pub struct DispatchReport {
     pub message_id: String,
     /// Sessions the target matched.
     pub sessions_matched: usize,
-    /// Sessions skipped because their credentials had expired.
+    /// Sessions skipped because their ttl had passed (they can no longer be renewed).
     pub skipped_expired: usize,
     /// Queues sent to from this process.
     pub sent_directly: usize,
@@ -124,8 +124,8 @@ impl Dispatcher {
         }
     }
 
-    /// Stamps the target onto the message and delivers it: SQS to sessions whose credentials
-    /// still work, history to their users (and to a named user with no live session) unless
+    /// Stamps the target onto the message and delivers it: SQS to sessions within their ttl
+    /// (credentials may have lapsed; `/renew` reads the backlog), history to their users (and to a named user with no live session) unless
     /// the message is SQS-only. Fails only when work could not be handed off; a retry then
     /// repeats the same message id, which clients dedupe.
     pub async fn dispatch(
@@ -150,7 +150,9 @@ impl Dispatcher {
         };
         let deliveries: Vec<Delivery> = sessions
             .iter()
-            .filter(|session| session.can_receive(now))
+            // Within its ttl a session can still be renewed, and renew-after-sleep reads what
+            // was sent while its credentials had lapsed.
+            .filter(|session| session.is_live(now))
             .map(|session| Delivery {
                 queue_url: session.queue.url.clone(),
                 aes_key: session.aes_key.to_base64(),
@@ -353,7 +355,12 @@ mod tests {
     async fn a_user_message_reaches_live_sessions_and_history_but_not_expired_ones() {
         let f = fixture(50);
         let live = session(&f, 100, 200, "a", NOW + 60).await;
-        let expired = session(&f, 100, 200, "b", NOW - 1).await;
+        // Credentials and ttl both passed: the session cannot be renewed.
+        let mut expired = session(&f, 100, 200, "b", NOW - 10).await;
+        expired.ttl = NOW - 1;
+        f.store.put(&expired).await.unwrap();
+        // Credentials lapsed but within its ttl: renew would read the backlog, so it gets it.
+        let lapsed = session(&f, 100, 200, "c", NOW - 1).await;
         let stranger = session(&f, 100, 201, "a", NOW + 60).await;
         let report = f
             .dispatcher
@@ -369,16 +376,20 @@ mod tests {
                 report.sent_directly,
                 report.skipped_expired
             ),
-            (2, 1, 1)
+            (3, 2, 1)
         );
         assert_eq!(
             received(&f, &live),
             vec![serde_json::json!({"message": "Hello User", "messageId": "m-1", "userId": 200})]
         );
+        assert_eq!(received(&f, &lapsed), received(&f, &live));
         assert!(received(&f, &expired).is_empty() && received(&f, &stranger).is_empty());
         assert_eq!(f.history.rows_of(user(200)).len(), 1);
         assert!(f.history.rows_of(user(201)).is_empty());
-        assert_eq!(report.queue_urls, Some(vec![live.queue.url.clone()]));
+        assert_eq!(
+            report.queue_urls,
+            Some(vec![live.queue.url.clone(), lapsed.queue.url.clone()])
+        );
     }
 
     #[tokio::test]

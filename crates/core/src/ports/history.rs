@@ -24,7 +24,9 @@ pub struct HistoryRow {
 /// The user history table.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Writes up to 25 rows; returns the rows that were not processed and should be retried.
+    /// Writes up to 25 rows, each only when no row with its key exists (a row already written,
+    /// read or not, is left as it is and counts as written); returns the rows that were not
+    /// processed and should be retried.
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError>;
     /// One page of a user's rows whose `created` lies in the query's range, newest first (a key
     /// condition on the `created` index), leaving out rows whose `ttl` has passed.

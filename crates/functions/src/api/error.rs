@@ -8,11 +8,13 @@ use sqs_push_core::model::ids::IdError;
 use sqs_push_core::session::SessionError;
 use sqs_push_core::{PortError, PortErrorKind};
 
-/// An error answer: `{"success": false, "error": "..."}`.
+/// An error answer: `{"success": false, "error": "..."}`, plus `"messageId"` when the request
+/// named or was given a message id, so the caller can retry the same message.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    message_id: Option<String>,
 }
 
 impl ApiError {
@@ -21,7 +23,14 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            message_id: None,
         }
+    }
+
+    /// The same error, answering with the id of the message it concerns.
+    pub fn with_message_id(mut self, message_id: impl Into<String>) -> Self {
+        self.message_id = Some(message_id.into());
+        self
     }
 
     /// The status this error answers with.
@@ -53,6 +62,7 @@ impl From<PortError> for ApiError {
         Self {
             status,
             message: format!("{} failed; see the service log", error.operation),
+            message_id: None,
         }
     }
 }
@@ -65,10 +75,12 @@ impl From<SessionError> for ApiError {
             SessionError::AccountMismatch { .. } => Self {
                 status: StatusCode::CONFLICT,
                 message: error.to_string(),
+                message_id: None,
             },
             SessionError::NotFound { .. } => Self {
                 status: StatusCode::NOT_FOUND,
                 message: error.to_string(),
+                message_id: None,
             },
         }
     }
@@ -76,7 +88,11 @@ impl From<SessionError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"success": false, "error": self.message}));
+        let mut body = json!({"success": false, "error": self.message});
+        if let Some(message_id) = self.message_id {
+            body["messageId"] = message_id.into();
+        }
+        let body = Json(body);
         (self.status, body).into_response()
     }
 }
@@ -86,6 +102,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!("no route for {}", uri.path()),
+        message_id: None,
     }
 }
 
@@ -109,5 +126,10 @@ pub async fn json_errors(response: Response) -> Response {
     } else {
         body
     };
-    ApiError { status, message }.into_response()
+    ApiError {
+        status,
+        message,
+        message_id: None,
+    }
+    .into_response()
 }

@@ -105,9 +105,13 @@ mod tests {
     use crate::wiring::{Adapters, api_state};
 
     fn memory_router() -> axum::Router {
+        memory_router_with(Arc::new(MemorySessionStore::default()))
+    }
+
+    fn memory_router_with(sessions: Arc<MemorySessionStore>) -> axum::Router {
         let clock = Arc::new(ManualClock::at(1_000_000));
         let adapters = Adapters {
-            sessions: Arc::new(MemorySessionStore::default()),
+            sessions,
             queues: Arc::new(MemoryQueues::default()),
             identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
             history: Arc::new(MemoryHistory::default()),
@@ -157,5 +161,20 @@ mod tests {
         let (status, answer) = answer(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(answer["error"], "message body must be a JSON object");
+    }
+
+    #[tokio::test]
+    async fn a_failed_notify_answers_with_the_message_id_to_retry_with() {
+        let sessions = Arc::new(MemorySessionStore::default());
+        sessions.fail_reads(Some(sqs_push_core::PortErrorKind::Transient));
+        let request = Request::post("/notify/user/1")
+            .body(Body::from(r#"{"message":"x","messageId":"retry-me"}"#))
+            .unwrap();
+        let response = memory_router_with(sessions).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["success"], false);
+        assert_eq!(answer["messageId"], "retry-me", "{answer}");
     }
 }

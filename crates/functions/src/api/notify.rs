@@ -48,7 +48,12 @@ async fn notify(
 ) -> Result<Json<Value>, ApiError> {
     let fields = fields(&method, query.as_deref(), &body)?;
     let message = Message::new(fields, MessageId::random)?;
-    let report = state.dispatcher.dispatch(&target, message).await?;
+    let message_id = message.id().to_string();
+    let report = state
+        .dispatcher
+        .dispatch(&target, message)
+        .await
+        .map_err(|error| ApiError::from(error).with_message_id(message_id))?;
     let mut answer = json!({"success": true});
     if let (Value::Object(answer), Value::Object(report)) = (&mut answer, json!(report)) {
         answer.extend(report);
