@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use sqs_push_core::session::policy::QUEUE_READER_ACTIONS;
 use sqs_push_core::ports::AsyncFunction;
+use sqs_push_core::session::policy::QUEUE_READER_ACTIONS;
 use sqs_push_functions::config::StackConfig;
 
 const TEMPLATE: &str = concat!(

@@ -175,6 +175,7 @@ impl Dispatcher {
             let job = SendJob {
                 messages: vec![text],
                 deliveries,
+                attempt: 0,
             };
             let (sent, written) =
                 futures::join!(self.sender.send(&job, None), self.write_history(history));
@@ -215,6 +216,7 @@ impl Dispatcher {
                 SendJob {
                     messages: vec![text.to_string()],
                     deliveries,
+                    attempt: 0,
                 }
             })
             .await
