@@ -7,9 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::dispatch::{Dispatcher, Target};
-use crate::model::message::{
-    BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag,
-};
+use crate::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag};
 
 /// A stream record as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +174,10 @@ mod tests {
         );
         assert_eq!(
             target(r#"{"accountId":"100","sessionId":"s"}"#),
-            Ok(Target::AccountSession(account, SessionId::parse("s").unwrap()))
+            Ok(Target::AccountSession(
+                account,
+                SessionId::parse("s").unwrap()
+            ))
         );
     }
 
@@ -186,8 +187,14 @@ mod tests {
         assert!(error.contains("no target field"), "{error}");
         assert!(error.contains("kind, message"), "names the fields: {error}");
         assert!(!error.contains("reset"), "never a value: {error}");
-        assert_eq!(target(r#"{"message":"x","_broadcast":true}"#), Ok(Target::Everyone));
-        assert_eq!(target(r#"{"message":"x","_broadcast":"1"}"#), Ok(Target::Everyone));
+        assert_eq!(
+            target(r#"{"message":"x","_broadcast":true}"#),
+            Ok(Target::Everyone)
+        );
+        assert_eq!(
+            target(r#"{"message":"x","_broadcast":"1"}"#),
+            Ok(Target::Everyone)
+        );
         let implicit = ParseOptions {
             implicit_broadcast: true,
             ..ParseOptions::default()
@@ -237,7 +244,10 @@ mod tests {
 
     #[test]
     fn a_record_too_large_to_seal_is_poison_naming_the_limit() {
-        let data = format!(r#"{{"userId":1,"_sqs_only":1,"m":"{}"}}"#, "x".repeat(800_000));
+        let data = format!(
+            r#"{{"userId":1,"_sqs_only":1,"m":"{}"}}"#,
+            "x".repeat(800_000)
+        );
         let error = target(&data).unwrap_err();
         assert!(error.contains("MaximumMessageSize"), "{error}");
         let data = format!(r#"{{"userId":1,"m":"{}"}}"#, "x".repeat(420_000));
@@ -265,7 +275,8 @@ mod tests {
             message.id(),
             &MessageId::derived_from("shardId-000000000000:1")
         );
-        let (_, message) = parse_record(&record(r#"{"messageId":"mine","userId":1}"#), &options).unwrap();
+        let (_, message) =
+            parse_record(&record(r#"{"messageId":"mine","userId":1}"#), &options).unwrap();
         assert_eq!(message.id().as_str(), "mine");
     }
 }

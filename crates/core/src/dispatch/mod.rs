@@ -21,9 +21,7 @@ use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
 use crate::model::ids::UserId;
 use crate::model::message::{Message, SizeLimits};
 use crate::model::session::Session;
-use crate::ports::{
-    AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore,
-};
+use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore};
 use send::{Delivery, SendJob, SendReport, Sender};
 
 /// Limits that decide how a fan-out is cut; read once from config.
@@ -165,14 +163,16 @@ impl Dispatcher {
         mut message: Message,
     ) -> Result<DispatchReport, PortError> {
         target.stamp(&mut message);
-        message.check_sizes(&self.settings.limits).map_err(|error| {
-            PortError::new(
-                PortErrorKind::TooLarge,
-                "dispatch",
-                message.id().as_str(),
-                error.to_string(),
-            )
-        })?;
+        message
+            .check_sizes(&self.settings.limits)
+            .map_err(|error| {
+                PortError::new(
+                    PortErrorKind::TooLarge,
+                    "dispatch",
+                    message.id().as_str(),
+                    error.to_string(),
+                )
+            })?;
         let sessions = self.resolve(target).await?;
         let now = self.clock.now();
         let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");

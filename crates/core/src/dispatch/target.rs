@@ -138,7 +138,11 @@ impl TargetFields {
     /// Combines a path's target with the fields of the message: a field may narrow the path's
     /// target (an `accountId` on a user route) or repeat it, never contradict it.
     pub fn merge(self, path: TargetFields) -> Result<Self, TargetError> {
-        fn one<T: PartialEq>(field: &str, path: Option<T>, fields: Option<T>) -> Result<Option<T>, TargetError> {
+        fn one<T: PartialEq>(
+            field: &str,
+            path: Option<T>,
+            fields: Option<T>,
+        ) -> Result<Option<T>, TargetError> {
             match (path, fields) {
                 (Some(a), Some(b)) if a != b => Err(TargetError::new(
                     field,
@@ -158,22 +162,24 @@ impl TargetFields {
     /// The target these fields name; `None` when there are none. A `sessionId` alone is refused:
     /// session ids are unique per user only, so it could reach anyone's session.
     pub fn target(self) -> Result<Option<Target>, TargetError> {
-        Ok(Some(match (self.account_id, self.user_id, self.session_id) {
-            (Some(a), Some(u), Some(s)) => Target::SessionInAccount(a, u, s),
-            (None, Some(u), Some(s)) => Target::Session(u, s),
-            (Some(a), Some(u), None) => Target::UserInAccount(a, u),
-            (None, Some(u), None) => Target::User(u),
-            (Some(a), None, Some(s)) => Target::AccountSession(a, s),
-            (Some(a), None, None) => Target::Account(a),
-            (None, None, Some(_)) => {
-                return Err(TargetError::new(
-                    SessionId::FIELD,
-                    "sessionId alone is ambiguous: session ids are unique per user only; add \
+        Ok(Some(
+            match (self.account_id, self.user_id, self.session_id) {
+                (Some(a), Some(u), Some(s)) => Target::SessionInAccount(a, u, s),
+                (None, Some(u), Some(s)) => Target::Session(u, s),
+                (Some(a), Some(u), None) => Target::UserInAccount(a, u),
+                (None, Some(u), None) => Target::User(u),
+                (Some(a), None, Some(s)) => Target::AccountSession(a, s),
+                (Some(a), None, None) => Target::Account(a),
+                (None, None, Some(_)) => {
+                    return Err(TargetError::new(
+                        SessionId::FIELD,
+                        "sessionId alone is ambiguous: session ids are unique per user only; add \
                      userId or accountId",
-                ));
-            }
-            (None, None, None) => return Ok(None),
-        }))
+                    ));
+                }
+                (None, None, None) => return Ok(None),
+            },
+        ))
     }
 }
 
@@ -251,7 +257,10 @@ mod tests {
     #[test]
     fn every_combination_of_fields_picks_the_original_stacks_target() {
         assert_eq!(target(json!({"msg": "x"})), Ok(None));
-        assert_eq!(target(json!({"accountId": 1})), Ok(Some(Target::Account(a(1)))));
+        assert_eq!(
+            target(json!({"accountId": 1})),
+            Ok(Some(Target::Account(a(1))))
+        );
         assert_eq!(target(json!({"userId": "2"})), Ok(Some(Target::User(u(2)))));
         assert_eq!(
             target(json!({"accountId": "1", "userId": 2})),
@@ -326,7 +335,10 @@ mod tests {
             .unwrap()
             .merge(path.clone())
             .unwrap();
-        assert_eq!(narrowed.target(), Ok(Some(Target::UserInAccount(a(1), u(2)))));
+        assert_eq!(
+            narrowed.target(),
+            Ok(Some(Target::UserInAccount(a(1), u(2))))
+        );
         let repeated = TargetFields::from_fields(&fields(json!({"userId": "2"})))
             .unwrap()
             .merge(path.clone())

@@ -252,7 +252,12 @@ mod tests {
         // Through a Value too, as ids arrive inside payloads (serde_json's arbitrary_precision
         // must not break numeric ids).
         let value: serde_json::Value = serde_json::from_str("{\"u\":200}").unwrap();
-        assert_eq!(serde_json::from_value::<UserId>(value["u"].clone()).unwrap().get(), 200);
+        assert_eq!(
+            serde_json::from_value::<UserId>(value["u"].clone())
+                .unwrap()
+                .get(),
+            200
+        );
         #[derive(serde::Deserialize)]
         struct Row {
             u: UserId,

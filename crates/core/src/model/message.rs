@@ -279,15 +279,27 @@ mod tests {
 
     #[test]
     fn sqs_only_accepts_the_usual_spellings_and_refuses_anything_else() {
-        let build = |value: Value| Message::new(fields(json!({ "_sqs_only": value })), MessageId::random);
+        let build =
+            |value: Value| Message::new(fields(json!({ "_sqs_only": value })), MessageId::random);
         for yes in [json!(true), json!(1), json!("true"), json!("1")] {
             assert!(build(yes).unwrap().is_sqs_only());
         }
         for no in [json!(false), json!(0), json!("false"), json!("0")] {
             assert!(!build(no).unwrap().is_sqs_only());
         }
-        assert!(!Message::new(Fields::new(), MessageId::random).unwrap().is_sqs_only());
-        for bad in [json!("no"), json!(""), json!(2), json!(null), json!([true]), json!("yes")] {
+        assert!(
+            !Message::new(Fields::new(), MessageId::random)
+                .unwrap()
+                .is_sqs_only()
+        );
+        for bad in [
+            json!("no"),
+            json!(""),
+            json!(2),
+            json!(null),
+            json!([true]),
+            json!("yes"),
+        ] {
             assert_eq!(build(bad).unwrap_err().field, "_sqs_only");
         }
     }
@@ -303,7 +315,10 @@ mod tests {
         assert_eq!(with(300_000, json!({})).check_sizes(&limits), Ok(()));
         let error = with(500_000, json!({})).check_sizes(&limits).unwrap_err();
         assert!(error.to_string().contains("DynamoDB"), "{error}");
-        assert_eq!(with(500_000, json!({"_sqs_only": 1})).check_sizes(&limits), Ok(()));
+        assert_eq!(
+            with(500_000, json!({"_sqs_only": 1})).check_sizes(&limits),
+            Ok(())
+        );
         // 780 KB of JSON seals to more than 1 MiB of base64.
         let error = with(790_000, json!({"_sqs_only": 1}))
             .check_sizes(&limits)
