@@ -26,6 +26,14 @@ impl ApiError {
         }
     }
 
+    /// A 413 with a message naming the limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+        }
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status

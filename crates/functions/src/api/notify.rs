@@ -16,11 +16,14 @@ use super::{ApiError, ApiState};
 /// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
 const MAX_BODY_BYTES: usize = 700 * 1024;
 
+/// A query string above this is refused: a message that long belongs in a POST body.
+const MAX_QUERY_BYTES: usize = 16 * 1024;
+
 /// The message fields of a request: the query string's pairs for GET, the JSON object for POST.
 fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
     if method == Method::POST {
         if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::bad_request(format!(
+            return Err(ApiError::too_large(format!(
                 "message body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
                 body.len()
             )));
@@ -32,6 +35,12 @@ fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, A
                 "message body is not valid JSON: {error}"
             ))),
         };
+    }
+    let query_len = query.map_or(0, str::len);
+    if query_len > MAX_QUERY_BYTES {
+        return Err(ApiError::too_large(format!(
+            "query string is {query_len} bytes; at most {MAX_QUERY_BYTES} are accepted (POST a JSON body instead)"
+        )));
     }
     let mut fields = Map::new();
     for (name, value) in QueryParams::pairs(query)? {
