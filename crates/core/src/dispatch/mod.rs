@@ -6,7 +6,7 @@ pub mod kinesis;
 pub mod send;
 mod target;
 
-pub use target::Target;
+pub use target::{Target, TargetError, TargetFields};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,9 +19,9 @@ use crate::history::HistoryTask;
 use crate::history::receipts::UserNotifier;
 use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
 use crate::model::ids::UserId;
-use crate::model::message::Message;
+use crate::model::message::{Message, SizeLimits};
 use crate::model::session::Session;
-use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
+use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore};
 use send::{Delivery, SendJob, SendReport, Sender};
 
 /// Limits that decide how a fan-out is cut; read once from config.
@@ -37,6 +37,11 @@ pub struct DispatchSettings {
     pub payload_limit: usize,
     /// Queue URLs are listed in the report only for fan-outs up to this size.
     pub report_urls_up_to: usize,
+    /// A Kinesis record without target fields goes to everyone even without `"_broadcast":
+    /// true` (`SQS_PUSH_IMPLICIT_BROADCAST`, the original stack's behaviour; off by default).
+    pub implicit_broadcast: bool,
+    /// Limits every message must fit before anything is sent.
+    pub limits: SizeLimits,
 }
 
 impl Default for DispatchSettings {
@@ -47,6 +52,8 @@ impl Default for DispatchSettings {
             history_batch: 5_000,
             payload_limit: 1_048_576,
             report_urls_up_to: 50,
+            implicit_broadcast: false,
+            limits: SizeLimits::default(),
         }
     }
 }
@@ -109,6 +116,11 @@ impl Dispatcher {
         }
     }
 
+    /// The settings it was wired with.
+    pub fn settings(&self) -> &DispatchSettings {
+        &self.settings
+    }
+
     /// The sessions a target names, live or not.
     pub async fn resolve(&self, target: &Target) -> Result<Vec<Session>, PortError> {
         match target {
@@ -118,7 +130,24 @@ impl Dispatcher {
                 .await?
                 .into_iter()
                 .collect()),
+            Target::SessionInAccount(account_id, user_id, session_id) => Ok(self
+                .store
+                .get(*user_id, session_id)
+                .await?
+                .into_iter()
+                .filter(|session| session.account_id == *account_id)
+                .collect()),
             Target::User(user_id) => self.store.sessions_of_user(*user_id).await,
+            Target::UserInAccount(account_id, user_id) => {
+                let mut sessions = self.store.sessions_of_user(*user_id).await?;
+                sessions.retain(|session| session.account_id == *account_id);
+                Ok(sessions)
+            }
+            Target::AccountSession(account_id, session_id) => {
+                let mut sessions = self.store.sessions_of_account(*account_id).await?;
+                sessions.retain(|session| session.session_id == *session_id);
+                Ok(sessions)
+            }
             Target::Account(account_id) => self.store.sessions_of_account(*account_id).await,
             Target::Everyone => self.store.all_sessions().await,
         }
@@ -134,6 +163,16 @@ impl Dispatcher {
         mut message: Message,
     ) -> Result<DispatchReport, PortError> {
         target.stamp(&mut message);
+        message
+            .check_sizes(&self.settings.limits)
+            .map_err(|error| {
+                PortError::new(
+                    PortErrorKind::TooLarge,
+                    "dispatch",
+                    message.id().as_str(),
+                    error.to_string(),
+                )
+            })?;
         let sessions = self.resolve(target).await?;
         let now = self.clock.now();
         let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");

@@ -4,7 +4,9 @@ use axum::Json;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use sqs_push_core::dispatch::TargetError;
 use sqs_push_core::model::ids::IdError;
+use sqs_push_core::model::message::SizeError;
 use sqs_push_core::session::SessionError;
 use sqs_push_core::{PortError, PortErrorKind};
 
@@ -33,6 +35,15 @@ impl ApiError {
         self
     }
 
+    /// A 413 with a message naming the limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+            message_id: None,
+        }
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -50,6 +61,18 @@ impl From<IdError> for ApiError {
     }
 }
 
+impl From<TargetError> for ApiError {
+    fn from(error: TargetError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+}
+
+impl From<SizeError> for ApiError {
+    fn from(error: SizeError) -> Self {
+        Self::too_large(error.to_string())
+    }
+}
+
 impl From<PortError> for ApiError {
     fn from(error: PortError) -> Self {
         // The full error (operation, resource, service message) goes to the log; the caller
@@ -57,6 +80,7 @@ impl From<PortError> for ApiError {
         tracing::error!(%error, "backend call failed");
         let status = match error.kind {
             PortErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
+            PortErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_GATEWAY,
         };
         Self {
