@@ -482,7 +482,11 @@ pub async fn run(args: Args) -> ExitCode {
         "{name}: {} records in {:.1}s{}",
         report.seen,
         started.elapsed().as_secs_f64(),
-        if apply { "" } else { " (dry run: nothing changed; --apply to redrive)" }
+        if apply {
+            ""
+        } else {
+            " (dry run: nothing changed; --apply to redrive)"
+        }
     );
     for (function, count) in &report.per_function {
         let replayable = function == "sender" || function == "history";
