@@ -70,7 +70,7 @@ impl DeadLetters {
             .await;
         match sent {
             Ok(_) => {
-                tracing::warn!(function = function.name(), %error, "job failed; dead-lettered")
+                tracing::warn!(function = function.name(), %error, "job failed; dead-lettered");
             }
             Err(send_error) => tracing::error!(
                 function = function.name(),
