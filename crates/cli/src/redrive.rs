@@ -376,7 +376,8 @@ impl Invoker for LocalRunner {
             AsyncFunction::Sender => {
                 let job: SendJob =
                     serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
-                let report = events::handle_send(&self.sender, job, None).await;
+                // Run to the end here and report what did not go: redrive then keeps the record.
+                let report = self.sender.send(&job, None).await;
                 if report.failed > 0 || report.unsent > 0 {
                     return Err(PortError::new(
                         PortErrorKind::Transient,

@@ -162,7 +162,7 @@ fn role_of(name: &str) -> (String, &'static Value) {
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+    items.iter().map(ToString::to_string).collect()
 }
 
 /// What each function may do; anything more (or less) fails the test, so a change to what a
@@ -299,7 +299,7 @@ fn each_function_has_its_own_role_with_exactly_its_allowed_actions() {
     assert_eq!(
         lists
             .keys()
-            .map(|name| name.to_string())
+            .map(ToString::to_string)
             .collect::<BTreeSet<_>>(),
         binaries(),
         "an allow-list for every function"
