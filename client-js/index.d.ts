@@ -31,6 +31,27 @@ export interface SqsPushMessage {
   [field: string]: unknown;
 }
 
+/**
+ * One row of `GET /messages/user/{userId}` (called by your backend, signed): the message's own
+ * fields at the top level, as the original stack returned them, with the row's `messageId`,
+ * `created` (epoch seconds), `is_read` (0 or 1) and `userId` winning over same-named fields.
+ */
+export interface SqsPushHistoryRow {
+  messageId: string;
+  created: number;
+  is_read: 0 | 1;
+  userId: number;
+  _type?: string;
+  [field: string]: unknown;
+}
+
+/** The answer of `GET /messages/user/{userId}`; follow `next` until it is null. */
+export interface SqsPushHistoryPage {
+  success: true;
+  messages: SqsPushHistoryRow[];
+  next: string | null;
+}
+
 export type SqsPushState = 'stopped' | 'connecting' | 'connected' | 'reconnecting';
 
 /** A fetch-compatible function (the global fetch, or a test double). */

@@ -96,12 +96,46 @@ async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_ki
             json!({"accountId": 3}),
             indexes(&receivers, |r| r.account == 3),
         ),
-        ("/notify", json!({}), indexes(&receivers, |_| true)),
+        // Account-scoped targets, as the original stack read them: the path (or `/notify`)
+        // narrowed by the message's own target fields.
+        (
+            "/notify/account/1?sessionId=a",
+            json!({"accountId": 1, "sessionId": "a"}),
+            indexes(&receivers, |r| r.account == 1 && r.session == "a"),
+        ),
+        (
+            "/notify/user/21?accountId=2",
+            json!({"accountId": "2", "userId": "21"}),
+            indexes(&receivers, |r| r.user == 21),
+        ),
+        (
+            "/notify/user/21?accountId=1",
+            json!({"accountId": 1, "userId": 21}),
+            BTreeSet::new(),
+        ),
+        (
+            "/notify?userId=32",
+            json!({"userId": 32}),
+            indexes(&receivers, |r| r.user == 32),
+        ),
+        // A record without target fields broadcasts only with the explicit marker.
+        (
+            "/notify",
+            json!({"_broadcast": true}),
+            indexes(&receivers, |_| true),
+        ),
     ];
     for (path, event, expected) in cases {
         let marker = format!("api {path}");
-        let (status, answer) =
-            call(&stack, "POST", path, &json!({"marker": marker}).to_string()).await;
+        let mut body = json!({"marker": marker});
+        // POST bodies carry the query's target fields.
+        if let Some((_, query)) = path.split_once('?') {
+            for (name, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+                body[name] = json!(value);
+            }
+        }
+        let route = path.split('?').next().unwrap();
+        let (status, answer) = call(&stack, "POST", route, &body.to_string()).await;
         if path == "/notify" {
             // Everyone: accepted for segmented fan-out, answered with the plan.
             assert_eq!(status, 202, "{answer}");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::model::message::MessageId;
 use sqs_push_core::ports::{
@@ -64,7 +64,22 @@ fn cursor_key(user_id: UserId, cursor: &HistoryCursor) -> HashMap<String, Attrib
     ])
 }
 
+/// Conditional PutItems one `write_batch` runs at a time.
+pub const WRITE_CONCURRENCY: usize = 16;
+
 impl DynamoHistoryStore {
+    async fn put_new(&self, row: &HistoryRow) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(row_to_item(row)))
+            .condition_expression("attribute_not_exists(messageId)")
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
+        Ok(())
+    }
+
     fn malformed(&self, operation: &'static str) -> PortError {
         PortError::new(
             PortErrorKind::Other,
@@ -77,41 +92,32 @@ impl DynamoHistoryStore {
 
 #[async_trait]
 impl HistoryStore for DynamoHistoryStore {
+    /// One conditional PutItem per row (BatchWriteItem takes no conditions), up to
+    /// [`WRITE_CONCURRENCY`] at a time: a row that already exists fails its condition and is
+    /// left as it is, so a retried job never turns a read row unread. Rows that failed
+    /// transiently come back as unprocessed; any other failure is returned.
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+        use futures::StreamExt;
+        type Outcome = (HistoryRow, Result<(), PortError>);
+        let outcomes: Vec<Outcome> = futures::stream::iter(rows.iter().cloned())
+            .map(|row| -> futures::future::BoxFuture<'_, Outcome> {
+                Box::pin(async move {
+                    let outcome = self.put_new(&row).await;
+                    (row, outcome)
+                })
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut unprocessed = Vec::new();
+        for (row, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {}
+                Err(error) if error.kind == PortErrorKind::ConditionFailed => {}
+                Err(error) if error.kind == PortErrorKind::Transient => unprocessed.push(row),
+                Err(error) => return Err(error),
+            }
         }
-        let requests: Vec<WriteRequest> = rows
-            .iter()
-            .map(|row| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(row_to_item(row)))
-                            .build()
-                            .expect("the item is set"),
-                    )
-                    .build()
-            })
-            .collect();
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, requests)
-            .send()
-            .await
-            .map_err(|error| port_error("DynamoDB BatchWriteItem", &self.table, error))?;
-        let unprocessed = output
-            .unprocessed_items()
-            .and_then(|items| items.get(&self.table))
-            .map(|requests| {
-                requests
-                    .iter()
-                    .filter_map(|request| request.put_request())
-                    .filter_map(|put| entry_from_item(put.item()).map(|entry| entry.row))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(unprocessed)
     }
 

@@ -138,6 +138,43 @@ impl SessionStore for DynamoSessionStore {
         Ok(())
     }
 
+    async fn put_new(&self, session: &Session, now: u64) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session_to_item(session)))
+            .condition_expression("attribute_not_exists(userId) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
+        Ok(())
+    }
+
+    async fn delete_if_queue(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+        queue_url: &str,
+    ) -> Result<Session, PortError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, session_id)))
+            .condition_expression("sqsUrl = :url")
+            .expression_attribute_values(":url", string(queue_url))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|error| port_error("DynamoDB DeleteItem", &self.table, error))?;
+        match output.attributes() {
+            Some(item) if !item.is_empty() => self.session("DynamoDB DeleteItem", item),
+            _ => Err(self.malformed("DynamoDB DeleteItem", "old row")),
+        }
+    }
+
     async fn delete(
         &self,
         user_id: UserId,

@@ -1,6 +1,6 @@
 //! The tools users run against a stack: signed API calls (`call-gw`), message decryption
 //! (`decrypt-message`) events on the stream (`put-event`) and the
-//! local-stack broadcast benchmark (`bench`). The `sqs-push` binary is a thin clap front end over these modules.
+//! local-stack broadcast benchmark (`bench`) and the dead-letter replay (`redrive`). The `sqs-push` binary is a thin clap front end over these modules.
 //!
 //! Not for: anything the service itself runs.
 
@@ -10,3 +10,4 @@ pub mod bench;
 pub mod call_gw;
 pub mod decrypt;
 pub mod put_event;
+pub mod redrive;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sqs_push_cli::{bench, call_gw, decrypt, put_event};
+use sqs_push_cli::{bench, call_gw, decrypt, put_event, redrive};
 
 /// Tools for sqs-push: signed API calls and message decryption.
 #[derive(Debug, Parser)]
@@ -23,6 +23,9 @@ enum Command {
     PutEvent(put_event::Args),
     /// Times one broadcast on the local stack against a running emulator.
     Bench(bench::Args),
+    /// Replays dead-lettered sender/history payloads through their function (dry run unless
+    /// --apply).
+    Redrive(redrive::Args),
 }
 
 #[tokio::main]
@@ -32,5 +35,6 @@ async fn main() -> ExitCode {
         Command::DecryptMessage(args) => decrypt::run(args),
         Command::PutEvent(args) => put_event::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Redrive(args) => redrive::run(args).await,
     }
 }

@@ -133,6 +133,7 @@ fn sending(c: &mut Criterion) {
     let job = SendJob {
         messages: vec![String::from_utf8(hello().to_json()).unwrap()],
         deliveries,
+        attempt: 0,
     };
     queues.set_latency(Duration::from_millis(20));
     let sender = Sender::new(queues, 128);

@@ -183,6 +183,19 @@ impl StackConfig {
         if let Some(v) = number("SQS_PUSH_CLEANUP_CONCURRENCY", 1, 256)? {
             config.cleanup_concurrency = v as usize;
         }
+        if let Some(raw) = lookup("SQS_PUSH_IMPLICIT_BROADCAST") {
+            config.dispatch.implicit_broadcast = match raw.as_str() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => {
+                    return Err(ConfigError {
+                        variable: "SQS_PUSH_IMPLICIT_BROADCAST",
+                        problem: format!("must be true or false, not {raw:?}"),
+                    });
+                }
+            };
+        }
+        config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;
         config.queue_names()?;
         Ok(config)
     }

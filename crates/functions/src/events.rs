@@ -4,14 +4,16 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use serde::Serialize;
-use sqs_push_core::PortError;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::grouping::dispatch_records_grouped;
 use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport};
+use sqs_push_core::dispatch::send::MAX_HAND_ONS;
 use sqs_push_core::dispatch::send::{SendJob, SendReport, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::{ReceiptReport, ReceiptService};
 use sqs_push_core::history::write::{HistoryReport, HistoryWriter};
+use sqs_push_core::ports::{AsyncFunction, HandOffLimits, Invoker};
+use sqs_push_core::{PortError, PortErrorKind};
 use tokio::time::Instant;
 
 /// The `dispatcher` function: dispatches a batch of Kinesis records in sequence order. Poison
@@ -36,6 +38,7 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
         records = records.len(),
         dispatched = report.dispatched,
         skipped = report.skipped,
+        poison = report.poison,
         failed_from = report.first_failure.as_deref(),
         "kinesis batch handled"
     );
@@ -53,18 +56,69 @@ pub fn batch_response(report: &StreamReport) -> KinesisEventResponse {
     response
 }
 
-/// The `sender` function: sends one job, stopping `safety` before the deadline.
-pub async fn handle_send(sender: &Sender, job: SendJob, deadline: Option<Instant>) -> SendReport {
+/// The `sender` function: sends one job, stopping `safety` before the deadline. Deliveries
+/// left unsent at the deadline or still failing for a transient reason are handed on to a fresh
+/// `sender` invocation (only those), at most [`MAX_HAND_ONS`] times; after that the job fails,
+/// so Lambda retries it and then puts it in the dead-letter queue. Nothing is only logged.
+pub async fn handle_send(
+    sender: &Sender,
+    invoker: &dyn Invoker,
+    job: SendJob,
+    deadline: Option<Instant>,
+    payload_limit: usize,
+) -> Result<SendReport, PortError> {
     let report = sender.send(&job, deadline).await;
     tracing::info!(
         deliveries = job.deliveries.len(),
+        attempt = job.attempt,
         sent = report.sent,
         gone = report.queues_gone,
         failed = report.failed,
         unsent = report.unsent,
+        retry_later = report.retry_later.len(),
         "send job handled"
     );
-    report
+    if report.retry_later.is_empty() {
+        return Ok(report);
+    }
+    let remainder = job.remainder(&report.retry_later);
+    if job.attempt >= MAX_HAND_ONS {
+        return Err(PortError::new(
+            PortErrorKind::Transient,
+            "sender",
+            "deliveries",
+            format!(
+                "{} deliveries still undelivered after {} hand-ons",
+                remainder.deliveries.len(),
+                job.attempt
+            ),
+        ));
+    }
+    let limits = HandOffLimits {
+        max_items: remainder.deliveries.len().max(1),
+        max_bytes: payload_limit,
+    };
+    let SendJob {
+        messages,
+        deliveries,
+        attempt,
+    } = remainder;
+    let handed = invoker
+        .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
+            SendJob {
+                messages: messages.clone(),
+                deliveries,
+                attempt,
+            }
+        })
+        .await?;
+    tracing::warn!(
+        deliveries = report.retry_later.len(),
+        attempt,
+        payloads = handed,
+        "undelivered deliveries handed on to a fresh sender"
+    );
+    Ok(report)
 }
 
 /// What the `history` function did with one payload.
@@ -95,6 +149,20 @@ pub async fn handle_history(
                 failed = report.failed,
                 "history job handled"
             );
+            if report.failed > 0 {
+                // Rows are written only where absent, so Lambda's retry of the whole job (and
+                // then the dead-letter queue) can never unread or double anything.
+                return Err(PortError::new(
+                    PortErrorKind::Transient,
+                    "history",
+                    job.message_id.as_str(),
+                    format!(
+                        "{} of {} rows not written",
+                        report.failed,
+                        job.user_ids.len()
+                    ),
+                ));
+            }
             Ok(HistoryOutcome::Written(report))
         }
         HistoryTask::Receipts(job) => {

@@ -1,9 +1,14 @@
 //! The local stack's stand-in for Lambda's async invoke: `sender` and `history` payloads are
-//! parsed as Lambda would parse them and run on background tasks of this process.
+//! parsed as Lambda would parse them and run on background tasks of this process, through the
+//! same handlers the functions run. A job whose handler fails goes, as on AWS after Lambda's
+//! retries, to the dead-letter queue (`sqs-push-dlq-local` in the emulator) as a Lambda
+//! destination record — so a failure is something `sqs-push redrive` can replay, never only a
+//! log line.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
+use serde_json::{Value, json};
 use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
@@ -11,12 +16,81 @@ use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::events;
 use sqs_push_functions::wiring::{self, Adapters};
+
+/// The dead-letter queue of the local stage, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    /// The emulator's SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The queue's URL.
+    pub queue_url: String,
+    /// The stage's function-name prefix, `sqs-push-<stage>-`, for the records' function ARNs.
+    pub function_prefix: String,
+}
+
+impl DeadLetters {
+    /// Creates (or finds) `sqs-push-dlq-<stage>` — outside the stage's session-queue names, so
+    /// neither cleanup nor the orphan sweep ever touches it.
+    pub async fn provision(sqs: aws_sdk_sqs::Client, config: &StackConfig) -> Result<Self, String> {
+        let name = format!("sqs-push-dlq-{}", config.stage);
+        let created = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|error| {
+                format!("create {name}: {}", sqs_push_aws::errors::describe(&error))
+            })?;
+        Ok(Self {
+            sqs,
+            queue_url: created.queue_url().unwrap_or_default().to_string(),
+            function_prefix: config.prefix(),
+        })
+    }
+
+    /// Writes a failed invocation as Lambda's on-failure destination would.
+    async fn record(&self, function: AsyncFunction, payload: Value, error: &PortError) {
+        let record = json!({
+            "requestContext": {
+                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}{}", self.function_prefix, function.name()),
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 1,
+            },
+            "requestPayload": payload,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": error.to_string()},
+        });
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(record.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {
+                tracing::warn!(function = function.name(), %error, "job failed; dead-lettered");
+            }
+            Err(send_error) => tracing::error!(
+                function = function.name(),
+                %error,
+                dead_letter_error = %sqs_push_aws::errors::describe(&send_error),
+                "job failed and could not be dead-lettered"
+            ),
+        }
+    }
+}
 
 /// Runs async invocations as tasks on the current runtime.
 pub struct InProcessInvoker {
     sender: Sender,
     history: HistoryWriter,
+    payload_limit: usize,
+    dead_letters: DeadLetters,
+    /// This invoker itself, for jobs that hand work on.
+    this: OnceLock<Weak<InProcessInvoker>>,
     /// Set once, right after the invoker is installed: the receipt service dispatches through
     /// this very invoker.
     receipts: OnceLock<ReceiptService>,
@@ -25,13 +99,17 @@ pub struct InProcessInvoker {
 }
 
 /// Makes `adapters` hand `sender` and `history` work to this process instead of Lambda.
-pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig) {
+pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig, dead_letters: DeadLetters) {
     let invoker = Arc::new(InProcessInvoker {
         sender: wiring::sender(config, adapters),
         history: wiring::history_writer(config, adapters),
+        payload_limit: config.dispatch.payload_limit,
+        dead_letters,
+        this: OnceLock::new(),
         receipts: OnceLock::new(),
         segments: OnceLock::new(),
     });
+    let _ = invoker.this.set(Arc::downgrade(&invoker));
     adapters.invoker = invoker.clone();
     let receipts = wiring::receipts(config, adapters);
     if invoker.receipts.set(receipts).is_err() {
@@ -55,6 +133,15 @@ fn malformed(function: AsyncFunction, error: serde_json::Error) -> PortError {
     )
 }
 
+impl InProcessInvoker {
+    fn this(&self) -> Arc<InProcessInvoker> {
+        self.this
+            .get()
+            .and_then(Weak::upgrade)
+            .expect("run_in_process keeps the invoker alive")
+    }
+}
+
 #[async_trait]
 impl Invoker for InProcessInvoker {
     async fn invoke_async(
@@ -63,19 +150,29 @@ impl Invoker for InProcessInvoker {
         payload: Vec<u8>,
     ) -> Result<(), PortError> {
         // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
+        let raw: Value = serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+        let this = self.this();
         match function {
             AsyncFunction::Sender => {
                 let job: SendJob =
-                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
-                let sender = self.sender.clone();
+                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
                 tokio::spawn(async move {
-                    let report = sender.send(&job, None).await;
-                    tracing::info!(?report, "sender job done");
+                    let outcome = events::handle_send(
+                        &this.sender,
+                        this.as_ref(),
+                        job,
+                        None,
+                        this.payload_limit,
+                    )
+                    .await;
+                    if let Err(error) = outcome {
+                        this.dead_letters.record(function, raw, &error).await;
+                    }
                 });
             }
             AsyncFunction::Dispatcher => {
                 let job: SegmentJob =
-                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
                 let worker = self
                     .segments
                     .get()
@@ -83,39 +180,24 @@ impl Invoker for InProcessInvoker {
                     .expect("run_in_process sets the segment worker");
                 tokio::spawn(async move {
                     if let Err(error) = worker.run(&job, None).await {
-                        tracing::warn!(%error, ?job, "segment job failed");
+                        this.dead_letters.record(function, raw, &error).await;
                     }
                 });
             }
             AsyncFunction::History => {
                 let task: HistoryTask =
-                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
-                match task {
-                    HistoryTask::Write(job) => {
-                        let history = self.history.clone();
-                        tokio::spawn(async move {
-                            let report = history.write(&job).await;
-                            tracing::info!(?report, "history job done");
-                        });
+                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
+                let receipts = self
+                    .receipts
+                    .get()
+                    .cloned()
+                    .expect("run_in_process sets the receipt service");
+                tokio::spawn(async move {
+                    let outcome = events::handle_history(&this.history, &receipts, task).await;
+                    if let Err(error) = outcome {
+                        this.dead_letters.record(function, raw, &error).await;
                     }
-                    HistoryTask::Receipts(job) => {
-                        let receipts = self
-                            .receipts
-                            .get()
-                            .cloned()
-                            .expect("run_in_process sets the receipt service");
-                        tokio::spawn(async move {
-                            match receipts.apply(&job).await {
-                                Ok(report) => tracing::info!(
-                                    changed = report.changed.len(),
-                                    receipts = report.receipts,
-                                    "receipt job done"
-                                ),
-                                Err(error) => tracing::warn!(%error, "receipt job failed"),
-                            }
-                        });
-                    }
-                }
+                });
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
-use crate::in_process::run_in_process;
+use crate::in_process::{DeadLetters, run_in_process};
 use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
 use crate::stream::{StreamError, StreamHandler, StreamPoller};
@@ -88,6 +88,9 @@ pub enum StartError {
     /// The sessions table's stream could not be read.
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// The dead-letter queue could not be created.
+    #[error("the local dead-letter queue: {0}")]
+    DeadLetters(String),
     /// The sessions table has no stream.
     #[error(
         "the sessions table {0} has no stream (or cannot be described); delete it so the bootstrap recreates it"
@@ -139,7 +142,10 @@ impl LocalStack {
         config.unauthenticated_role_arn = provisioned.unauthenticated_role_arn;
 
         let mut adapters = Adapters::aws(&config).await;
-        run_in_process(&mut adapters, &config);
+        let dead_letters = DeadLetters::provision(aws_sdk_sqs::Client::new(&sdk), &config)
+            .await
+            .map_err(StartError::DeadLetters)?;
+        run_in_process(&mut adapters, &config, dead_letters);
         let state = api_state(&config, &adapters)?;
 
         let (sweeper, stop_background, mut background) =

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::dispatch::kinesis::{StreamRecord, StreamReport, dispatch_records, parse_record};
+use crate::dispatch::kinesis::{
+    ParseOptions, StreamRecord, StreamReport, dispatch_records, parse_record,
+};
 use crate::dispatch::send::{Delivery, MAX_BATCH_ENTRIES, SendJob};
 use crate::dispatch::{Dispatcher, Target, history_users};
 use crate::history::write::HistoryJob;
@@ -77,16 +79,14 @@ impl Dispatcher {
             for message in messages {
                 let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
                 let index = job.messages.len();
-                job.deliveries.extend(
-                    sessions
-                        .iter()
-                        .filter(|session| session.can_receive(now))
-                        .map(|session| Delivery {
+                job.deliveries
+                    .extend(sessions.iter().filter(|session| session.is_live(now)).map(
+                        |session| Delivery {
                             queue_url: session.queue.url.clone(),
                             aes_key: session.aes_key.to_base64(),
                             message: index,
-                        }),
-                );
+                        },
+                    ));
                 if !message.is_sqs_only() {
                     histories.push(HistoryJob {
                         message_id: message.id().to_string(),
@@ -175,6 +175,7 @@ impl Dispatcher {
                                 ..d
                             })
                             .collect(),
+                        attempt: 0,
                     }
                 },
             )
@@ -191,8 +192,9 @@ pub async fn dispatch_records_grouped(
 ) -> StreamReport {
     let mut items = Vec::with_capacity(records.len());
     let mut skipped = 0;
+    let options = ParseOptions::of(dispatcher);
     for record in records {
-        match parse_record(record) {
+        match parse_record(record, &options) {
             Ok(parsed) => items.push(parsed),
             Err(_) => skipped += 1,
         }
@@ -209,7 +211,7 @@ pub async fn dispatch_records_grouped(
             StreamReport {
                 dispatched: count,
                 skipped,
-                first_failure: None,
+                ..StreamReport::default()
             }
         }
         Err(error) => {

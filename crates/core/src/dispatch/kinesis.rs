@@ -1,13 +1,14 @@
-//! Events from the Kinesis stream: each record is a JSON object whose optional `accountId`,
-//! `userId` and `sessionId` pick the target (none of them: everyone). Records are handled in
+//! Events from the Kinesis stream: each record is a JSON object whose `accountId`, `userId` and
+//! `sessionId` pick the target (none of them: everyone, only with `"_broadcast": true` or
+//! `SQS_PUSH_IMPLICIT_BROADCAST`). Records are handled in
 //! sequence order; a malformed record is skipped and counted, never blocking the shard.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::dispatch::{Dispatcher, Target};
-use crate::model::ids::{AccountId, IdError, SessionId, UserId};
-use crate::model::message::{Message, MessageId};
+use crate::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag};
+use crate::ports::PortErrorKind;
 
 /// A stream record as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,49 +29,93 @@ pub struct StreamReport {
     pub dispatched: usize,
     /// Malformed records skipped.
     pub skipped: usize,
+    /// Records skipped because their dispatch failed for a reason a retry cannot fix (too
+    /// large, malformed rows, permissions): logged with their sequence number.
+    pub poison: usize,
     /// The sequence number of the first record that failed for a transient reason: it and every
     /// later record must be retried.
     pub first_failure: Option<String>,
 }
 
-/// Why a record is malformed.
-fn id_field<T>(
-    object: &serde_json::Map<String, Value>,
-    field: &'static str,
-    parse: impl Fn(&str) -> Result<T, IdError>,
-) -> Result<Option<T>, String> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(number)) if number.is_u64() => parse(&number.to_string())
-            .map(Some)
-            .map_err(|e| e.to_string()),
-        Some(Value::String(text)) => parse(text).map(Some).map_err(|e| e.to_string()),
-        Some(_) => Err(format!("{field} has the wrong type")),
+/// How records are read: whether a record without target fields goes to everyone, and the size
+/// limits a message must fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParseOptions {
+    /// `SQS_PUSH_IMPLICIT_BROADCAST`: no target field means everyone even without `_broadcast`.
+    pub implicit_broadcast: bool,
+    /// Limits checked before anything is sent.
+    pub limits: SizeLimits,
+}
+
+impl ParseOptions {
+    /// The options a dispatcher was wired with.
+    pub fn of(dispatcher: &Dispatcher) -> Self {
+        Self {
+            implicit_broadcast: dispatcher.settings().implicit_broadcast,
+            limits: dispatcher.settings().limits,
+        }
+    }
+}
+
+/// The names of a record's fields for a log line: names only, never values, cut short.
+fn field_names(fields: &Fields) -> String {
+    let mut names: Vec<String> = fields
+        .keys()
+        .take(20)
+        .map(|name| name.chars().take(64).collect::<String>())
+        .collect();
+    if fields.len() > 20 {
+        names.push(format!("… {} more", fields.len() - 20));
+    }
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
 /// Parses one record into a target and a message with a message id stable across retries.
-pub fn parse_record(record: &StreamRecord) -> Result<(Target, Message), String> {
+///
+/// A record names its target with `accountId`/`userId`/`sessionId` ([`Target::from_fields`]);
+/// one without them is meant for everyone only with `"_broadcast": true` (stripped before
+/// delivery) or when [`ParseOptions::implicit_broadcast`] is set. Errors name fields, never
+/// values, so they can be logged.
+pub fn parse_record(
+    record: &StreamRecord,
+    options: &ParseOptions,
+) -> Result<(Target, Message), String> {
     let value: Value =
         serde_json::from_slice(&record.data).map_err(|error| format!("not JSON: {error}"))?;
-    let Value::Object(fields) = value else {
+    let Value::Object(mut fields) = value else {
         return Err("not a JSON object".to_string());
     };
-    let account_id = id_field(&fields, AccountId::FIELD, AccountId::parse)?;
-    let user_id = id_field(&fields, UserId::FIELD, UserId::parse)?;
-    let session_id = match fields.get(SessionId::FIELD) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(SessionId::parse(text).map_err(|e| e.to_string())?),
-        Some(_) => return Err("sessionId has the wrong type".to_string()),
+    let broadcast = match fields.remove(BROADCAST_FIELD) {
+        Some(value) => parse_flag(BROADCAST_FIELD, &value).map_err(|e| e.to_string())?,
+        None => false,
     };
-    let target = match (account_id, user_id, session_id) {
-        (_, Some(user_id), Some(session_id)) => Target::Session(user_id, session_id),
-        (_, None, Some(_)) => return Err("sessionId needs a userId".to_string()),
-        (_, Some(user_id), None) => Target::User(user_id),
-        (Some(account_id), None, None) => Target::Account(account_id),
-        (None, None, None) => Target::Everyone,
+    let named = Target::from_fields(&fields).map_err(|error| error.to_string())?;
+    let target = match (named, broadcast) {
+        (Some(_), true) => {
+            return Err(format!(
+                "{BROADCAST_FIELD} is true but the record names a target too; send one or the other"
+            ));
+        }
+        (Some(target), false) => target,
+        (None, true) => Target::Everyone,
+        (None, false) if options.implicit_broadcast => Target::Everyone,
+        (None, false) => {
+            return Err(format!(
+                "no target field (accountId, userId, sessionId) and no \"{BROADCAST_FIELD}\": true; \
+                 fields present: {}",
+                field_names(&fields)
+            ));
+        }
     };
-    let message = Message::new(fields, || MessageId::derived_from(&record.event_id))
+    let mut message = Message::new(fields, || MessageId::derived_from(&record.event_id))
+        .map_err(|error| error.to_string())?;
+    target.stamp(&mut message);
+    message
+        .check_sizes(&options.limits)
         .map_err(|error| error.to_string())?;
     Ok((target, message))
 }
@@ -80,7 +125,7 @@ pub fn parse_record(record: &StreamRecord) -> Result<(Target, Message), String> 
 pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord]) -> StreamReport {
     let mut report = StreamReport::default();
     for record in records {
-        let (target, message) = match parse_record(record) {
+        let (target, message) = match parse_record(record, &ParseOptions::of(dispatcher)) {
             Ok(parsed) => parsed,
             Err(reason) => {
                 tracing::warn!(sequence_number = %record.sequence_number, %reason, "skipping malformed record");
@@ -90,6 +135,10 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
         };
         match dispatcher.dispatch(&target, message).await {
             Ok(_) => report.dispatched += 1,
+            Err(error) if error.kind != PortErrorKind::Transient => {
+                tracing::error!(sequence_number = %record.sequence_number, %error, "skipping a poison record: its dispatch cannot succeed on a retry");
+                report.poison += 1;
+            }
             Err(error) => {
                 tracing::error!(sequence_number = %record.sequence_number, %error, "dispatch failed; the stream will retry");
                 report.first_failure = Some(record.sequence_number.clone());
@@ -103,6 +152,7 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ids::{AccountId, SessionId, UserId};
 
     fn record(data: &str) -> StreamRecord {
         StreamRecord {
@@ -113,26 +163,68 @@ mod tests {
     }
 
     fn target(data: &str) -> Result<Target, String> {
-        parse_record(&record(data)).map(|(target, _)| target)
+        parse_record(&record(data), &ParseOptions::default()).map(|(target, _)| target)
     }
 
     #[test]
     fn ids_in_the_record_pick_the_target() {
         let user = UserId::try_from(200).unwrap();
-        assert_eq!(target(r#"{"message":"x"}"#), Ok(Target::Everyone));
-        assert_eq!(
-            target(r#"{"accountId":100}"#),
-            Ok(Target::Account(AccountId::try_from(100).unwrap()))
-        );
+        let account = AccountId::try_from(100).unwrap();
+        assert_eq!(target(r#"{"accountId":100}"#), Ok(Target::Account(account)));
         assert_eq!(
             target(r#"{"accountId":100,"userId":200}"#),
-            Ok(Target::User(user))
+            Ok(Target::UserInAccount(account, user))
         );
         assert_eq!(target(r#"{"userId":"200"}"#), Ok(Target::User(user)));
         assert_eq!(
             target(r#"{"userId":200,"sessionId":"s"}"#),
             Ok(Target::Session(user, SessionId::parse("s").unwrap()))
         );
+        assert_eq!(
+            target(r#"{"accountId":"100","sessionId":"s"}"#),
+            Ok(Target::AccountSession(
+                account,
+                SessionId::parse("s").unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_record_without_target_is_poison_unless_marked_or_configured() {
+        let error = target(r#"{"message":"x","kind":"reset"}"#).unwrap_err();
+        assert!(error.contains("no target field"), "{error}");
+        assert!(error.contains("kind, message"), "names the fields: {error}");
+        assert!(!error.contains("reset"), "never a value: {error}");
+        assert_eq!(
+            target(r#"{"message":"x","_broadcast":true}"#),
+            Ok(Target::Everyone)
+        );
+        assert_eq!(
+            target(r#"{"message":"x","_broadcast":"1"}"#),
+            Ok(Target::Everyone)
+        );
+        let implicit = ParseOptions {
+            implicit_broadcast: true,
+            ..ParseOptions::default()
+        };
+        let (target, _) = parse_record(&record(r#"{"message":"x"}"#), &implicit).unwrap();
+        assert_eq!(target, Target::Everyone);
+    }
+
+    #[test]
+    fn the_broadcast_marker_is_stripped_and_never_combines_with_a_target() {
+        let (_, message) = parse_record(
+            &record(r#"{"message":"x","_broadcast":true}"#),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert!(!message.fields().contains_key("_broadcast"));
+        let error = target(r#"{"userId":1,"_broadcast":true}"#).unwrap_err();
+        assert!(error.contains("_broadcast"), "{error}");
+        let error = target(r#"{"message":"x","_broadcast":"yes"}"#).unwrap_err();
+        assert!(error.contains("_broadcast"), "{error}");
+        // `false` is no marker: still poison.
+        assert!(target(r#"{"message":"x","_broadcast":false}"#).is_err());
     }
 
     #[test]
@@ -140,29 +232,114 @@ mod tests {
         for (data, why) in [
             ("not json", "not JSON"),
             ("[1,2]", "not a JSON object"),
-            (r#"{"userId":true}"#, "userId has the wrong type"),
-            (r#"{"userId":1.5}"#, "userId has the wrong type"),
-            (r#"{"accountId":-1}"#, "accountId has the wrong type"),
+            (r#"{"userId":true}"#, "invalid userId"),
+            (r#"{"userId":1.5}"#, "invalid userId"),
+            (r#"{"accountId":-1}"#, "invalid accountId"),
+            (r#"{"accountId":"abc","userId":1}"#, "invalid accountId"),
             (r#"{"userId":9007199254740992}"#, "invalid userId"),
-            (r#"{"sessionId":"s"}"#, "sessionId needs a userId"),
-            (
-                r#"{"userId":1,"sessionId":5}"#,
-                "sessionId has the wrong type",
-            ),
+            (r#"{"sessionId":"s"}"#, "ambiguous"),
+            (r#"{"userID":200,"message":"reset password"}"#, "userId"),
+            (r#"{"session_id":"s","userId":1}"#, "sessionId"),
+            (r#"{"accountid":1}"#, "accountId"),
+            (r#"{"userId":1,"sessionId":".."}"#, "invalid sessionId"),
+            (r#"{"userId":1,"_sqs_only":"no"}"#, "_sqs_only"),
         ] {
             let error = target(data).unwrap_err();
             assert!(error.contains(why), "{data}: {error}");
+            assert!(!error.contains("reset password"), "{data}: {error}");
         }
     }
 
     #[test]
+    fn a_record_too_large_to_seal_is_poison_naming_the_limit() {
+        let data = format!(
+            r#"{{"userId":1,"_sqs_only":1,"m":"{}"}}"#,
+            "x".repeat(800_000)
+        );
+        let error = target(&data).unwrap_err();
+        assert!(error.contains("MaximumMessageSize"), "{error}");
+        let data = format!(r#"{{"userId":1,"m":"{}"}}"#, "x".repeat(420_000));
+        let error = target(&data).unwrap_err();
+        assert!(error.contains("DynamoDB"), "{error}");
+    }
+
+    #[test]
+    fn big_integers_survive_parsing() {
+        let (_, message) = parse_record(
+            &record(r#"{"userId":1,"n":123456789012345678901234567890}"#),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let text = String::from_utf8(message.to_json()).unwrap();
+        assert!(text.contains("123456789012345678901234567890"), "{text}");
+    }
+
+    #[test]
     fn the_message_id_is_derived_from_the_event_id_unless_given() {
-        let (_, message) = parse_record(&record(r#"{"message":"x"}"#)).unwrap();
+        let options = ParseOptions::default();
+        let (_, message) =
+            parse_record(&record(r#"{"message":"x","_broadcast":true}"#), &options).unwrap();
         assert_eq!(
             message.id(),
             &MessageId::derived_from("shardId-000000000000:1")
         );
-        let (_, message) = parse_record(&record(r#"{"messageId":"mine"}"#)).unwrap();
+        let (_, message) =
+            parse_record(&record(r#"{"messageId":"mine","userId":1}"#), &options).unwrap();
         assert_eq!(message.id().as_str(), "mine");
+    }
+
+    fn dispatcher(store: std::sync::Arc<crate::testing::memory::MemorySessionStore>) -> Dispatcher {
+        use crate::testing::memory::{MemoryHistory, MemoryQueues, RecordingInvoker};
+        use std::sync::Arc;
+        Dispatcher::new(
+            store,
+            crate::dispatch::send::Sender::new(Arc::new(MemoryQueues::default()), 4),
+            crate::history::write::HistoryWriter::new(Arc::new(MemoryHistory::default()), 60, 1),
+            Arc::new(RecordingInvoker::default()),
+            Arc::new(crate::testing::ManualClock::at(1_000)),
+            crate::dispatch::DispatchSettings::default(),
+        )
+    }
+
+    fn numbered(n: usize) -> Vec<StreamRecord> {
+        (1..=n)
+            .map(|i| StreamRecord {
+                sequence_number: i.to_string(),
+                event_id: format!("shardId-000000000000:{i}"),
+                data: br#"{"userId":7,"message":"x"}"#.to_vec(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_transient_dispatch_failure_stops_the_batch_at_that_record() {
+        let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+        store.fail_reads(Some(PortErrorKind::Transient));
+        let report = dispatch_records(&dispatcher(store), &numbered(3)).await;
+        assert_eq!(
+            (report.dispatched, report.poison, report.first_failure),
+            (0, 0, Some("1".to_string()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permanent_dispatch_failure_is_poison_and_the_batch_goes_on() {
+        for kind in [PortErrorKind::TooLarge, PortErrorKind::Other] {
+            let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+            store.fail_reads(Some(kind));
+            let mut records = numbered(3);
+            records.insert(1, record("not json"));
+            let report = dispatch_records(&dispatcher(store), &records).await;
+            assert_eq!(
+                (
+                    report.dispatched,
+                    report.skipped,
+                    report.poison,
+                    report.first_failure
+                ),
+                (0, 1, 3, None),
+                "{kind:?}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ pub mod segment;
 pub mod send;
 mod target;
 
-pub use target::Target;
+pub use target::{Target, TargetError, TargetFields};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,9 +21,9 @@ use crate::history::HistoryTask;
 use crate::history::receipts::UserNotifier;
 use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
 use crate::model::ids::UserId;
-use crate::model::message::Message;
+use crate::model::message::{Message, SizeLimits};
 use crate::model::session::Session;
-use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
+use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore};
 use send::{Delivery, SendJob, SendReport, Sender};
 
 /// Limits that decide how a fan-out is cut; read once from config.
@@ -43,6 +43,11 @@ pub struct DispatchSettings {
     pub broadcast_segments: usize,
     /// Rows per scan page of a segment worker (DynamoDB also cuts a page at 1 MB).
     pub scan_page: usize,
+    /// A Kinesis record without target fields goes to everyone even without `"_broadcast":
+    /// true` (`SQS_PUSH_IMPLICIT_BROADCAST`, the original stack's behaviour; off by default).
+    pub implicit_broadcast: bool,
+    /// Limits every message must fit before anything is sent.
+    pub limits: SizeLimits,
 }
 
 impl Default for DispatchSettings {
@@ -55,6 +60,8 @@ impl Default for DispatchSettings {
             report_urls_up_to: 50,
             broadcast_segments: 4,
             scan_page: 2_000,
+            implicit_broadcast: false,
+            limits: SizeLimits::default(),
         }
     }
 }
@@ -67,7 +74,7 @@ pub struct DispatchReport {
     pub message_id: String,
     /// Sessions the target matched.
     pub sessions_matched: usize,
-    /// Sessions skipped because their credentials had expired.
+    /// Sessions skipped because their ttl had passed (they can no longer be renewed).
     pub skipped_expired: usize,
     /// Queues sent to from this process.
     pub sent_directly: usize,
@@ -126,6 +133,11 @@ impl Dispatcher {
         }
     }
 
+    /// The settings it was wired with.
+    pub fn settings(&self) -> &DispatchSettings {
+        &self.settings
+    }
+
     /// The sessions a target names, live or not.
     pub async fn resolve(&self, target: &Target) -> Result<Vec<Session>, PortError> {
         match target {
@@ -135,14 +147,31 @@ impl Dispatcher {
                 .await?
                 .into_iter()
                 .collect()),
+            Target::SessionInAccount(account_id, user_id, session_id) => Ok(self
+                .store
+                .get(*user_id, session_id)
+                .await?
+                .into_iter()
+                .filter(|session| session.account_id == *account_id)
+                .collect()),
             Target::User(user_id) => self.store.sessions_of_user(*user_id).await,
+            Target::UserInAccount(account_id, user_id) => {
+                let mut sessions = self.store.sessions_of_user(*user_id).await?;
+                sessions.retain(|session| session.account_id == *account_id);
+                Ok(sessions)
+            }
+            Target::AccountSession(account_id, session_id) => {
+                let mut sessions = self.store.sessions_of_account(*account_id).await?;
+                sessions.retain(|session| session.session_id == *session_id);
+                Ok(sessions)
+            }
             Target::Account(account_id) => self.store.sessions_of_account(*account_id).await,
             Target::Everyone => self.store.all_sessions().await,
         }
     }
 
-    /// Stamps the target onto the message and delivers it: SQS to sessions whose credentials
-    /// still work, history to their users (and to a named user with no live session) unless
+    /// Stamps the target onto the message and delivers it: SQS to sessions within their ttl
+    /// (credentials may have lapsed; `/renew` reads the backlog), history to their users (and to a named user with no live session) unless
     /// the message is SQS-only. Fails only when work could not be handed off; a retry then
     /// repeats the same message id, which clients dedupe.
     pub async fn dispatch(
@@ -151,6 +180,16 @@ impl Dispatcher {
         mut message: Message,
     ) -> Result<DispatchReport, PortError> {
         target.stamp(&mut message);
+        message
+            .check_sizes(&self.settings.limits)
+            .map_err(|error| {
+                PortError::new(
+                    PortErrorKind::TooLarge,
+                    "dispatch",
+                    message.id().as_str(),
+                    error.to_string(),
+                )
+            })?;
         if *target == Target::Everyone {
             return self.plan_broadcast(&message).await;
         }
@@ -170,7 +209,9 @@ impl Dispatcher {
         };
         let deliveries: Vec<Delivery> = sessions
             .iter()
-            .filter(|session| session.can_receive(now))
+            // Within its ttl a session can still be renewed, and renew-after-sleep reads what
+            // was sent while its credentials had lapsed.
+            .filter(|session| session.is_live(now))
             .map(|session| Delivery {
                 queue_url: session.queue.url.clone(),
                 aes_key: session.aes_key.to_base64(),
@@ -193,6 +234,7 @@ impl Dispatcher {
             let job = SendJob {
                 messages: vec![text],
                 deliveries,
+                attempt: 0,
             };
             let (sent, written) =
                 futures::join!(self.sender.send(&job, None), self.write_history(history));
@@ -233,6 +275,7 @@ impl Dispatcher {
                 SendJob {
                     messages: vec![text.to_string()],
                     deliveries,
+                    attempt: 0,
                 }
             })
             .await
@@ -373,7 +416,12 @@ mod tests {
     async fn a_user_message_reaches_live_sessions_and_history_but_not_expired_ones() {
         let f = fixture(50);
         let live = session(&f, 100, 200, "a", NOW + 60).await;
-        let expired = session(&f, 100, 200, "b", NOW - 1).await;
+        // Credentials and ttl both passed: the session cannot be renewed.
+        let mut expired = session(&f, 100, 200, "b", NOW - 10).await;
+        expired.ttl = NOW - 1;
+        f.store.put(&expired).await.unwrap();
+        // Credentials lapsed but within its ttl: renew would read the backlog, so it gets it.
+        let lapsed = session(&f, 100, 200, "c", NOW - 1).await;
         let stranger = session(&f, 100, 201, "a", NOW + 60).await;
         let report = f
             .dispatcher
@@ -389,16 +437,20 @@ mod tests {
                 report.sent_directly,
                 report.skipped_expired
             ),
-            (2, 1, 1)
+            (3, 2, 1)
         );
         assert_eq!(
             received(&f, &live),
             vec![serde_json::json!({"message": "Hello User", "messageId": "m-1", "userId": 200})]
         );
+        assert_eq!(received(&f, &lapsed), received(&f, &live));
         assert!(received(&f, &expired).is_empty() && received(&f, &stranger).is_empty());
         assert_eq!(f.history.rows_of(user(200)).len(), 1);
         assert!(f.history.rows_of(user(201)).is_empty());
-        assert_eq!(report.queue_urls, Some(vec![live.queue.url.clone()]));
+        assert_eq!(
+            report.queue_urls,
+            Some(vec![live.queue.url.clone(), lapsed.queue.url.clone()])
+        );
     }
 
     #[tokio::test]

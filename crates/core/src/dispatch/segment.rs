@@ -224,6 +224,7 @@ impl SegmentWorker {
             |deliveries| SendJob {
                 messages: vec![job.message.clone()],
                 deliveries,
+                attempt: 0,
             },
         );
         let history = self.invoker.hand_off(

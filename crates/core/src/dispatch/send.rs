@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use crate::batch::cut;
 use crate::crypto::{SessionCipher, SessionKey};
-use crate::ports::PortError;
 use crate::ports::{BatchEntry, QueueService};
+use crate::ports::{PortError, PortErrorKind};
 use crate::retry::{Stop, retry_leftovers};
 
 /// SQS's limit on entries per SendMessageBatch.
@@ -33,6 +33,13 @@ pub struct SendJob {
     pub messages: Vec<String>,
     /// One entry per (queue, message).
     pub deliveries: Vec<Delivery>,
+    /// How many `sender` invocations handed this work on before this one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(attempt: &u32) -> bool {
+    *attempt == 0
 }
 
 impl fmt::Debug for SendJob {
@@ -66,7 +73,7 @@ impl fmt::Debug for Delivery {
 }
 
 /// What a send did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendReport {
     /// Messages SQS accepted.
@@ -77,6 +84,11 @@ pub struct SendReport {
     pub failed: usize,
     /// Messages not attempted because the deadline came first.
     pub unsent: usize,
+    /// Indexes into [`SendJob::deliveries`] worth another attempt later: unsent at the
+    /// deadline, or still failing for a transient reason after the retries. The `sender`
+    /// function hands these on, so they are never only counted.
+    #[serde(skip)]
+    pub retry_later: Vec<usize>,
 }
 
 impl SendReport {
@@ -86,6 +98,25 @@ impl SendReport {
         self.queues_gone += other.queues_gone;
         self.failed += other.failed;
         self.unsent += other.unsent;
+        self.retry_later.extend(other.retry_later);
+    }
+}
+
+/// How many times a job's leftovers are handed on to a fresh `sender` before the job fails, so
+/// that Lambda's own retries and then its on-failure destination (the dead-letter queue) take it.
+pub const MAX_HAND_ONS: u32 = 3;
+
+impl SendJob {
+    /// The part of this job still to do: the deliveries at `indexes`, one attempt further on.
+    pub fn remainder(&self, indexes: &[usize]) -> SendJob {
+        SendJob {
+            messages: self.messages.clone(),
+            deliveries: indexes
+                .iter()
+                .filter_map(|index| self.deliveries.get(*index).cloned())
+                .collect(),
+            attempt: self.attempt + 1,
+        }
     }
 }
 
@@ -154,6 +185,19 @@ impl Sender {
         .await;
         report.failed += refused.into_inner();
         let unsettled = left.items.len();
+        let worth_retrying = match &left.stop {
+            Stop::Deadline | Stop::Exhausted => true,
+            Stop::Failed(error) => error.kind == PortErrorKind::Transient,
+            Stop::Done => false,
+        };
+        if worth_retrying {
+            // Entry ids are the deliveries' indexes in the job (see `plan_calls`).
+            report.retry_later = left
+                .items
+                .iter()
+                .filter_map(|entry| entry.id.parse().ok())
+                .collect();
+        }
         match left.stop {
             Stop::Done => {}
             Stop::Deadline => report.unsent += unsettled,
@@ -182,7 +226,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
     let mut order: Vec<&str> = Vec::new();
     let mut per_queue: HashMap<&str, Vec<BatchEntry>> = HashMap::new();
     let mut ciphers: HashMap<&str, Option<SessionCipher>> = HashMap::new();
-    for delivery in &job.deliveries {
+    for (index, delivery) in job.deliveries.iter().enumerate() {
         let Some(message) = job.messages.get(delivery.message) else {
             report.failed += 1;
             continue;
@@ -204,7 +248,8 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
                 Vec::new()
             });
         entries.push(BatchEntry {
-            id: entries.len().to_string(),
+            // The delivery's index: unique within a call, and how a leftover is found again.
+            id: index.to_string(),
             message: cipher.seal(message.as_bytes()),
         });
     }
@@ -256,6 +301,7 @@ mod tests {
                     message: i,
                 })
                 .collect(),
+            attempt: 0,
         };
         let report = Sender::new(queues.clone(), 4).send(&job, None).await;
         assert_eq!(report.sent, 23);
@@ -283,6 +329,7 @@ mod tests {
                     message: i,
                 })
                 .collect(),
+            attempt: 0,
         }
     }
 
@@ -361,6 +408,7 @@ mod tests {
                     message: 7,
                 },
             ],
+            attempt: 0,
         };
         let report = Sender::new(queues, 2).send(&job, None).await;
         assert_eq!(
@@ -369,9 +417,43 @@ mod tests {
                 sent: 1,
                 queues_gone: 1,
                 failed: 2,
-                unsent: 0
+                unsent: 0,
+                retry_later: vec![],
             }
         );
+    }
+
+    #[tokio::test]
+    async fn what_the_deadline_left_unsent_is_the_remainder_to_hand_on() {
+        let queues = Arc::new(MemoryQueues::with_latency(Duration::from_millis(30)));
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let url = queue(&queues, &format!("q{i}")).await;
+            deliveries.push(Delivery {
+                queue_url: url,
+                aes_key: SessionKey::generate().to_base64(),
+                message: 0,
+            });
+        }
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries,
+            attempt: 0,
+        };
+        let deadline = Instant::now() + Duration::from_millis(45);
+        let report = Sender::new(queues.clone(), 1)
+            .send(&job, Some(deadline))
+            .await;
+        assert!(report.unsent > 0, "{report:?}");
+        assert_eq!(report.retry_later.len(), report.unsent);
+        let remainder = job.remainder(&report.retry_later);
+        assert_eq!(remainder.attempt, 1);
+        let rest = Sender::new(queues.clone(), 4).send(&remainder, None).await;
+        assert_eq!(rest.sent, report.unsent);
+        for delivery in &job.deliveries {
+            let received = queues.queue(&delivery.queue_url).unwrap().messages.len();
+            assert_eq!(received, 1, "{} got {received}", delivery.queue_url);
+        }
     }
 
     #[tokio::test]
@@ -389,6 +471,7 @@ mod tests {
         let job = SendJob {
             messages: vec!["{}".into()],
             deliveries,
+            attempt: 0,
         };
         let deadline = Instant::now() + Duration::from_millis(45);
         let report = Sender::new(queues, 1).send(&job, Some(deadline)).await;
@@ -405,6 +488,7 @@ mod tests {
                 aes_key: "KEY".into(),
                 message: 0,
             }],
+            attempt: 0,
         };
         let printed = format!("{job:?} {:?}", job.deliveries[0]);
         assert!(

@@ -1,44 +1,371 @@
-//! Who a message is for, and the fields that tell the browser.
+//! Who a message is for, read from a message's fields or a path, and the fields that tell the
+//! browser.
+//!
+//! One resolver serves the API and the Kinesis path: `accountId`, `userId` and `sessionId` pick
+//! the target with the original stack's account-scoped semantics, every id is validated like a
+//! path id, and a field name that is almost a target field (`userID`, `session_id`) is refused
+//! rather than ignored — targeting never fails open.
 
 use serde_json::Value;
 
-use crate::model::ids::{AccountId, SessionId, UserId};
-use crate::model::message::Message;
+use crate::model::ids::{AccountId, IdError, SessionId, UserId};
+use crate::model::message::{Fields, Message};
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// One session of one user.
     Session(UserId, SessionId),
+    /// One session of one user, only if it belongs to the account.
+    SessionInAccount(AccountId, UserId, SessionId),
     /// Every session of a user.
     User(UserId),
+    /// Every session of a user that belongs to the account.
+    UserInAccount(AccountId, UserId),
+    /// Every session of an account with this session id (normally one; session ids are unique
+    /// per user only).
+    AccountSession(AccountId, SessionId),
     /// Every session of every user of an account.
     Account(AccountId),
     /// Every session.
     Everyone,
 }
 
-impl Target {
-    /// Writes the fields that tell the browser who the message was for, as the original
-    /// stack did: `userId` for a user, `accountId` for an account, both ids for a session.
-    pub fn stamp(&self, message: &mut Message) {
-        match self {
-            Target::Session(user_id, session_id) => {
-                message.set("userId", Value::from(user_id.get()));
-                message.set("sessionId", Value::from(session_id.as_str()));
+/// The fields that pick a target.
+pub const TARGET_FIELDS: [&str; 3] = [AccountId::FIELD, UserId::FIELD, SessionId::FIELD];
+
+/// Why a message's fields do not name a target; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TargetError {
+    /// The field at fault, as the caller wrote it.
+    pub field: String,
+    /// What is wrong, naming the field, never echoing its value.
+    pub message: String,
+}
+
+impl TargetError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<IdError> for TargetError {
+    fn from(error: IdError) -> Self {
+        Self::new(error.field, error.to_string())
+    }
+}
+
+/// The target fields of a message (or a path), validated, not yet combined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetFields {
+    /// `accountId`.
+    pub account_id: Option<AccountId>,
+    /// `userId`.
+    pub user_id: Option<UserId>,
+    /// `sessionId`.
+    pub session_id: Option<SessionId>,
+}
+
+/// Lower case without `_` and `-`: how a near-miss field name is recognised.
+fn folded(name: &str) -> String {
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The target field `name` is probably a misspelling of, if any.
+pub fn near_miss(name: &str) -> Option<&'static str> {
+    let folded = folded(name);
+    TARGET_FIELDS
+        .into_iter()
+        .find(|field| *field != name && folded == self::folded(field))
+}
+
+/// The text of an id field: a JSON number as written or a string. Anything else is refused.
+fn id_text<'a>(field: &str, value: &'a Value) -> Result<std::borrow::Cow<'a, str>, TargetError> {
+    match value {
+        Value::Number(number) => Ok(std::borrow::Cow::Owned(number.to_string())),
+        Value::String(text) => Ok(std::borrow::Cow::Borrowed(text)),
+        Value::Null => Err(TargetError::new(
+            field,
+            format!("invalid {field}: is null; leave the field out to not target by it"),
+        )),
+        _ => Err(TargetError::new(
+            field,
+            format!("invalid {field}: has the wrong type (a number or a string of digits)"),
+        )),
+    }
+}
+
+impl TargetFields {
+    /// Reads and validates `accountId`, `userId` and `sessionId` from message fields, refusing
+    /// near-miss names.
+    pub fn from_fields(fields: &Fields) -> Result<Self, TargetError> {
+        for name in fields.keys() {
+            if let Some(meant) = near_miss(name) {
+                return Err(TargetError::new(
+                    name,
+                    format!(
+                        "field {name:?} looks like a misspelt {meant:?}; target fields are \
+                         accountId, userId and sessionId, exactly so"
+                    ),
+                ));
             }
-            Target::User(user_id) => message.set("userId", Value::from(user_id.get())),
-            Target::Account(account_id) => message.set("accountId", Value::from(account_id.get())),
-            Target::Everyone => {}
+        }
+        let mut target = Self::default();
+        if let Some(value) = fields.get(AccountId::FIELD) {
+            target.account_id = Some(AccountId::parse(&id_text(AccountId::FIELD, value)?)?);
+        }
+        if let Some(value) = fields.get(UserId::FIELD) {
+            target.user_id = Some(UserId::parse(&id_text(UserId::FIELD, value)?)?);
+        }
+        if let Some(value) = fields.get(SessionId::FIELD) {
+            target.session_id = Some(SessionId::parse(&id_text(SessionId::FIELD, value)?)?);
+        }
+        Ok(target)
+    }
+
+    /// True when no target field is present.
+    pub fn is_empty(&self) -> bool {
+        self.account_id.is_none() && self.user_id.is_none() && self.session_id.is_none()
+    }
+
+    /// Combines a path's target with the fields of the message: a field may narrow the path's
+    /// target (an `accountId` on a user route) or repeat it, never contradict it.
+    pub fn merge(self, path: TargetFields) -> Result<Self, TargetError> {
+        fn one<T: PartialEq>(
+            field: &str,
+            path: Option<T>,
+            fields: Option<T>,
+        ) -> Result<Option<T>, TargetError> {
+            match (path, fields) {
+                (Some(a), Some(b)) if a != b => Err(TargetError::new(
+                    field,
+                    format!("{field} in the message contradicts the {field} of the path"),
+                )),
+                (Some(a), _) => Ok(Some(a)),
+                (None, b) => Ok(b),
+            }
+        }
+        Ok(Self {
+            account_id: one(AccountId::FIELD, path.account_id, self.account_id)?,
+            user_id: one(UserId::FIELD, path.user_id, self.user_id)?,
+            session_id: one(SessionId::FIELD, path.session_id, self.session_id)?,
+        })
+    }
+
+    /// The target these fields name; `None` when there are none. A `sessionId` alone is refused:
+    /// session ids are unique per user only, so it could reach anyone's session.
+    pub fn target(self) -> Result<Option<Target>, TargetError> {
+        Ok(Some(
+            match (self.account_id, self.user_id, self.session_id) {
+                (Some(a), Some(u), Some(s)) => Target::SessionInAccount(a, u, s),
+                (None, Some(u), Some(s)) => Target::Session(u, s),
+                (Some(a), Some(u), None) => Target::UserInAccount(a, u),
+                (None, Some(u), None) => Target::User(u),
+                (Some(a), None, Some(s)) => Target::AccountSession(a, s),
+                (Some(a), None, None) => Target::Account(a),
+                (None, None, Some(_)) => {
+                    return Err(TargetError::new(
+                        SessionId::FIELD,
+                        "sessionId alone is ambiguous: session ids are unique per user only; add \
+                     userId or accountId",
+                    ));
+                }
+                (None, None, None) => return Ok(None),
+            },
+        ))
+    }
+}
+
+impl From<&Target> for TargetFields {
+    fn from(target: &Target) -> Self {
+        let (account_id, user_id, session_id) = match target.clone() {
+            Target::Session(u, s) => (None, Some(u), Some(s)),
+            Target::SessionInAccount(a, u, s) => (Some(a), Some(u), Some(s)),
+            Target::User(u) => (None, Some(u), None),
+            Target::UserInAccount(a, u) => (Some(a), Some(u), None),
+            Target::AccountSession(a, s) => (Some(a), None, Some(s)),
+            Target::Account(a) => (Some(a), None, None),
+            Target::Everyone => (None, None, None),
+        };
+        Self {
+            account_id,
+            user_id,
+            session_id,
+        }
+    }
+}
+
+impl Target {
+    /// The target a message's fields name (`None`: no target field), as the API and the Kinesis
+    /// path both read it.
+    pub fn from_fields(fields: &Fields) -> Result<Option<Target>, TargetError> {
+        TargetFields::from_fields(fields)?.target()
+    }
+
+    /// Writes the fields that tell the browser who the message was for, as the original
+    /// stack did: the ids the target names.
+    pub fn stamp(&self, message: &mut Message) {
+        let fields = TargetFields::from(self);
+        if let Some(account_id) = fields.account_id {
+            message.set(AccountId::FIELD, Value::from(account_id.get()));
+        }
+        if let Some(user_id) = fields.user_id {
+            message.set(UserId::FIELD, Value::from(user_id.get()));
+        }
+        if let Some(session_id) = fields.session_id {
+            message.set(SessionId::FIELD, Value::from(session_id.as_str()));
         }
     }
 
     /// The user a target names, if it names one: their history gets the message even when they
     /// have no live session.
     pub(crate) fn named_user(&self) -> Option<UserId> {
-        match self {
-            Target::Session(user_id, _) | Target::User(user_id) => Some(*user_id),
-            Target::Account(_) | Target::Everyone => None,
+        TargetFields::from(self).user_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Fields {
+        value.as_object().unwrap().clone()
+    }
+
+    fn target(value: Value) -> Result<Option<Target>, TargetError> {
+        Target::from_fields(&fields(value))
+    }
+
+    fn a(n: u64) -> AccountId {
+        AccountId::try_from(n).unwrap()
+    }
+    fn u(n: u64) -> UserId {
+        UserId::try_from(n).unwrap()
+    }
+    fn s(text: &str) -> SessionId {
+        SessionId::parse(text).unwrap()
+    }
+
+    #[test]
+    fn every_combination_of_fields_picks_the_original_stacks_target() {
+        assert_eq!(target(json!({"msg": "x"})), Ok(None));
+        assert_eq!(
+            target(json!({"accountId": 1})),
+            Ok(Some(Target::Account(a(1))))
+        );
+        assert_eq!(target(json!({"userId": "2"})), Ok(Some(Target::User(u(2)))));
+        assert_eq!(
+            target(json!({"accountId": "1", "userId": 2})),
+            Ok(Some(Target::UserInAccount(a(1), u(2))))
+        );
+        assert_eq!(
+            target(json!({"accountId": 1, "sessionId": "s"})),
+            Ok(Some(Target::AccountSession(a(1), s("s"))))
+        );
+        assert_eq!(
+            target(json!({"userId": 2, "sessionId": "s"})),
+            Ok(Some(Target::Session(u(2), s("s"))))
+        );
+        assert_eq!(
+            target(json!({"accountId": 1, "userId": 2, "sessionId": "s"})),
+            Ok(Some(Target::SessionInAccount(a(1), u(2), s("s"))))
+        );
+    }
+
+    #[test]
+    fn a_session_id_alone_is_refused_as_ambiguous() {
+        let error = target(json!({"sessionId": "s"})).unwrap_err();
+        assert_eq!(error.field, "sessionId");
+        assert!(error.message.contains("ambiguous"), "{error}");
+    }
+
+    #[test]
+    fn bad_ids_are_refused_naming_the_field() {
+        for (value, field) in [
+            (json!({"userId": "007"}), "userId"),
+            (json!({"userId": 9007199254740992u64}), "userId"),
+            (json!({"userId": 1.5}), "userId"),
+            (json!({"userId": -1}), "userId"),
+            (json!({"userId": true}), "userId"),
+            (json!({"userId": null}), "userId"),
+            (json!({"accountId": "abc", "userId": 1}), "accountId"),
+            (json!({"accountId": [1]}), "accountId"),
+            (json!({"userId": 1, "sessionId": ".."}), "sessionId"),
+            (json!({"userId": 1, "sessionId": "a/b"}), "sessionId"),
+            (json!({"userId": 1, "sessionId": {}}), "sessionId"),
+        ] {
+            let error = target(value.clone()).unwrap_err();
+            assert_eq!(error.field, field, "{value}: {error}");
+            assert!(error.message.contains(field), "{value}: {error}");
         }
+    }
+
+    #[test]
+    fn near_miss_field_names_are_refused_naming_the_field_meant() {
+        for (name, meant) in [
+            ("userID", "userId"),
+            ("userid", "userId"),
+            ("user_id", "userId"),
+            ("UserId", "userId"),
+            ("accountid", "accountId"),
+            ("account_id", "accountId"),
+            ("session_id", "sessionId"),
+            ("SESSIONID", "sessionId"),
+        ] {
+            let error = target(json!({ name: 1, "msg": "x" })).unwrap_err();
+            assert_eq!(error.field, name);
+            assert!(error.message.contains(meant), "{name}: {error}");
+        }
+        assert_eq!(near_miss("user"), None);
+        assert_eq!(near_miss("userId"), None);
+    }
+
+    #[test]
+    fn fields_may_narrow_or_repeat_a_path_target_but_not_contradict_it() {
+        let path = TargetFields::from(&Target::User(u(2)));
+        let narrowed = TargetFields::from_fields(&fields(json!({"accountId": 1})))
+            .unwrap()
+            .merge(path.clone())
+            .unwrap();
+        assert_eq!(
+            narrowed.target(),
+            Ok(Some(Target::UserInAccount(a(1), u(2))))
+        );
+        let repeated = TargetFields::from_fields(&fields(json!({"userId": "2"})))
+            .unwrap()
+            .merge(path.clone())
+            .unwrap();
+        assert_eq!(repeated.target(), Ok(Some(Target::User(u(2)))));
+        let error = TargetFields::from_fields(&fields(json!({"userId": 3})))
+            .unwrap()
+            .merge(path)
+            .unwrap_err();
+        assert_eq!(error.field, "userId");
+        let path = TargetFields::from(&Target::Session(u(2), s("a")));
+        let error = TargetFields::from_fields(&fields(json!({"sessionId": "b"})))
+            .unwrap()
+            .merge(path)
+            .unwrap_err();
+        assert_eq!(error.field, "sessionId");
+    }
+
+    #[test]
+    fn stamping_writes_every_id_the_target_names() {
+        let mut message = Message::new(Fields::new(), || {
+            crate::model::message::MessageId::parse("m").unwrap()
+        })
+        .unwrap();
+        Target::SessionInAccount(a(1), u(2), s("s")).stamp(&mut message);
+        assert_eq!(message.fields()["accountId"], 1);
+        assert_eq!(message.fields()["userId"], 2);
+        assert_eq!(message.fields()["sessionId"], "s");
     }
 }

@@ -1,5 +1,6 @@
-//! Writing user message history: one row per (userId, messageId), written 25 at a time with
-//! unprocessed items retried.
+//! Writing user message history: one row per (userId, messageId), handed to the store 25 at a
+//! time with unprocessed items retried. The store writes a row only when none exists, so a
+//! retried job never turns a read row unread.
 
 use std::fmt;
 use std::sync::Arc;
@@ -167,5 +168,34 @@ mod tests {
         assert_eq!(store.len(), 60);
         let row = &store.rows_of(UserId::try_from(7).unwrap())[0];
         assert_eq!((row.created, row.ttl), (100, 86_500));
+    }
+
+    #[tokio::test]
+    async fn rewriting_a_row_after_it_was_read_leaves_it_read() {
+        let store = Arc::new(MemoryHistory::default());
+        let writer = HistoryWriter::new(store.clone(), 86_400, 1);
+        let user = UserId::try_from(7).unwrap();
+        let job = HistoryJob {
+            message_id: "m".into(),
+            message: "{}".into(),
+            created: 100,
+            user_ids: vec![user],
+        };
+        writer.write(&job).await;
+        let id = crate::model::message::MessageId::parse("m").unwrap();
+        assert!(store.mark_read(user, &id).await.unwrap());
+        let report = writer.write(&job).await;
+        assert_eq!(
+            report,
+            HistoryReport {
+                written: 1,
+                failed: 0
+            }
+        );
+        assert!(
+            store.is_read(user, "m"),
+            "a retried write must not unread the row"
+        );
+        assert_eq!(store.len(), 1);
     }
 }

@@ -132,6 +132,9 @@ impl SessionId {
         if raw.contains('/') {
             return Err(invalid("must not contain '/'"));
         }
+        if raw == "." || raw == ".." {
+            return Err(invalid("must not be '.' or '..' (path segments)"));
+        }
         Ok(Self(raw.to_string()))
     }
 
@@ -219,6 +222,10 @@ mod tests {
             (&too_long, false),
             ("", false),
             ("a/b", false),
+            (".", false),
+            ("..", false),
+            ("...", true),
+            (".a", true),
             ("tab\there", false),
             ("new\nline", false),
             ("grüße", false),
@@ -233,10 +240,32 @@ mod tests {
         }
     }
 
+    fn value_with_ids() -> serde_json::Value {
+        serde_json::from_str(r#"{"u":200,"a":100}"#).unwrap()
+    }
+
     #[test]
     fn ids_deserialize_through_validation() {
         assert!(serde_json::from_str::<UserId>("9007199254740992").is_err());
         assert_eq!(serde_json::from_str::<UserId>("200").unwrap().get(), 200);
         assert!(serde_json::from_str::<SessionId>("\"a/b\"").is_err());
+        // Through a Value too, as ids arrive inside payloads (serde_json's arbitrary_precision
+        // must not break numeric ids).
+        let value: serde_json::Value = serde_json::from_str("{\"u\":200}").unwrap();
+        assert_eq!(
+            serde_json::from_value::<UserId>(value["u"].clone())
+                .unwrap()
+                .get(),
+            200
+        );
+        #[derive(serde::Deserialize)]
+        struct Row {
+            u: UserId,
+            a: AccountId,
+        }
+        let row: Row = serde_json::from_value(value_with_ids()).unwrap();
+        assert_eq!((row.u.get(), row.a.get()), (200, 100));
+        let row: Row = serde_json::from_str(r#"{"u":200,"a":100}"#).unwrap();
+        assert_eq!((row.u.get(), row.a.get()), (200, 100));
     }
 }

@@ -15,6 +15,16 @@ pub type Fields = Map<String, Value>;
 pub const MESSAGE_ID_FIELD: &str = "messageId";
 /// Field that marks a message as SQS-only (no history), as the original stack did.
 pub const SQS_ONLY_FIELD: &str = "_sqs_only";
+/// Field that marks a message without target fields as meant for everyone (Kinesis); stripped
+/// before delivery.
+pub const BROADCAST_FIELD: &str = "_broadcast";
+/// DynamoDB's limit on one item (a history row), in bytes.
+pub const MAX_HISTORY_ITEM_BYTES: usize = 400 * 1024;
+/// What a history row adds to the message text: attribute names, keys, times, flags.
+const HISTORY_ROW_OVERHEAD: usize = 256;
+/// What a sealed SQS message adds beyond the base64 ciphertext: the decimal counter and `|`, the
+/// MAC attribute (name, type, 44 base64 characters).
+const SEALED_OVERHEAD: usize = 40 + 96;
 /// Longest accepted caller-chosen message id, in bytes (a DynamoDB sort key allows 1024).
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
@@ -76,11 +86,64 @@ impl std::fmt::Display for MessageId {
     }
 }
 
+/// Reads a flag field as the original stack's producers write it: `true`, `1`, `"true"`, `"1"`
+/// are true; `false`, `0`, `"false"`, `"0"` are false; anything else is refused, naming the field.
+pub fn parse_flag(field: &'static str, value: &Value) -> Result<bool, IdError> {
+    let text = match value {
+        Value::Bool(flag) => return Ok(*flag),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.clone(),
+        _ => String::new(),
+    };
+    match text.as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(IdError {
+            field,
+            reason: "must be true, 1, \"true\" or \"1\" (or false, 0, \"false\", \"0\")"
+                .to_string(),
+        }),
+    }
+}
+
+/// The limits a message must fit before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// The queues' MaximumMessageSize: the sealed body and its MAC attribute must fit.
+    pub max_sqs_bytes: usize,
+    /// DynamoDB's item limit: the history row must fit unless the message is SQS-only.
+    pub max_history_item_bytes: usize,
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        Self {
+            max_sqs_bytes: 1_048_576,
+            max_history_item_bytes: MAX_HISTORY_ITEM_BYTES,
+        }
+    }
+}
+
+/// A message too large for a limit it has to fit; names the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message too large: {what} would be {size} bytes; {limit_name} is {limit} bytes")]
+pub struct SizeError {
+    /// What was measured.
+    pub what: &'static str,
+    /// Its size.
+    pub size: usize,
+    /// The limit's name.
+    pub limit_name: &'static str,
+    /// The limit.
+    pub limit: usize,
+}
+
 /// A message ready to be encrypted: its fields, including `messageId`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     id: MessageId,
     fields: Fields,
+    sqs_only: bool,
 }
 
 impl Message {
@@ -101,8 +164,16 @@ impl Message {
             }
             None => fallback_id(),
         };
+        let sqs_only = match fields.get(SQS_ONLY_FIELD) {
+            Some(value) => parse_flag(SQS_ONLY_FIELD, value)?,
+            None => false,
+        };
         fields.insert(MESSAGE_ID_FIELD.to_string(), Value::String(id.0.clone()));
-        Ok(Self { id, fields })
+        Ok(Self {
+            id,
+            fields,
+            sqs_only,
+        })
     }
 
     /// Sets a field the target decides (`userId`, `accountId`), overriding the caller's.
@@ -117,12 +188,38 @@ impl Message {
 
     /// True for messages meant only for live sessions (read receipts): no history row.
     pub fn is_sqs_only(&self) -> bool {
-        match self.fields.get(SQS_ONLY_FIELD) {
-            Some(Value::Bool(flag)) => *flag,
-            Some(Value::Number(number)) => number.as_f64() != Some(0.0),
-            Some(Value::String(text)) => !matches!(text.as_str(), "" | "0" | "false"),
-            _ => false,
+        self.sqs_only
+    }
+
+    /// Removes a field (the `_broadcast` marker) before delivery.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.fields.remove(name)
+    }
+
+    /// Checks the message against the limits where they bind: the sealed SQS body (base64 of
+    /// the JSON, counter, MAC attribute) against the queues' MaximumMessageSize, and — unless
+    /// SQS-only — the history row against DynamoDB's item limit.
+    pub fn check_sizes(&self, limits: &SizeLimits) -> Result<(), SizeError> {
+        let json = self.to_json().len();
+        let sealed = json.div_ceil(3) * 4 + SEALED_OVERHEAD;
+        if sealed > limits.max_sqs_bytes {
+            return Err(SizeError {
+                what: "the encrypted SQS message",
+                size: sealed,
+                limit_name: "the queues' MaximumMessageSize",
+                limit: limits.max_sqs_bytes,
+            });
         }
+        let row = json + self.id.as_str().len() + HISTORY_ROW_OVERHEAD;
+        if !self.sqs_only && row > limits.max_history_item_bytes {
+            return Err(SizeError {
+                what: "the history row",
+                size: row,
+                limit_name: "DynamoDB's item limit (send with _sqs_only to skip history)",
+                limit: limits.max_history_item_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// The fields, `messageId` included.
@@ -178,6 +275,66 @@ mod tests {
             let result = Message::new(fields(json!({ "messageId": bad })), MessageId::random);
             assert_eq!(result.unwrap_err().field, "messageId");
         }
+    }
+
+    #[test]
+    fn sqs_only_accepts_the_usual_spellings_and_refuses_anything_else() {
+        let build =
+            |value: Value| Message::new(fields(json!({ "_sqs_only": value })), MessageId::random);
+        for yes in [json!(true), json!(1), json!("true"), json!("1")] {
+            assert!(build(yes).unwrap().is_sqs_only());
+        }
+        for no in [json!(false), json!(0), json!("false"), json!("0")] {
+            assert!(!build(no).unwrap().is_sqs_only());
+        }
+        assert!(
+            !Message::new(Fields::new(), MessageId::random)
+                .unwrap()
+                .is_sqs_only()
+        );
+        for bad in [
+            json!("no"),
+            json!(""),
+            json!(2),
+            json!(null),
+            json!([true]),
+            json!("yes"),
+        ] {
+            assert_eq!(build(bad).unwrap_err().field, "_sqs_only");
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_sealed_body_and_the_history_row() {
+        let limits = SizeLimits::default();
+        let with = |text: usize, extra: Value| {
+            let mut f = fields(json!({ "message": "x".repeat(text) }));
+            f.extend(fields(extra));
+            Message::new(f, MessageId::random).unwrap()
+        };
+        assert_eq!(with(300_000, json!({})).check_sizes(&limits), Ok(()));
+        let error = with(500_000, json!({})).check_sizes(&limits).unwrap_err();
+        assert!(error.to_string().contains("DynamoDB"), "{error}");
+        assert_eq!(
+            with(500_000, json!({"_sqs_only": 1})).check_sizes(&limits),
+            Ok(())
+        );
+        // 780 KB of JSON seals to more than 1 MiB of base64.
+        let error = with(790_000, json!({"_sqs_only": 1}))
+            .check_sizes(&limits)
+            .unwrap_err();
+        assert!(error.to_string().contains("MaximumMessageSize"), "{error}");
+        assert_eq!(error.limit, 1_048_576);
+    }
+
+    #[test]
+    fn big_integers_keep_every_digit() {
+        let big = r#"{"n":123456789012345678901234567890,"m":9007199254740993}"#;
+        let f: Fields = serde_json::from_str(big).unwrap();
+        let message = Message::new(f, || MessageId::parse("i").unwrap()).unwrap();
+        let text = String::from_utf8(message.to_json()).unwrap();
+        assert!(text.contains("123456789012345678901234567890"), "{text}");
+        assert!(text.contains("9007199254740993"), "{text}");
     }
 
     #[test]

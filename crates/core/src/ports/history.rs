@@ -24,7 +24,9 @@ pub struct HistoryRow {
 /// The user history table.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Writes up to 25 rows; returns the rows that were not processed and should be retried.
+    /// Writes up to 25 rows, each only when no row with its key exists (a row already written,
+    /// read or not, is left as it is and counts as written); returns the rows that were not
+    /// processed and should be retried.
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError>;
     /// One page of a user's rows whose `created` lies in the query's range, newest first (a key
     /// condition on the `created` index), leaving out rows whose `ttl` has passed.
@@ -72,6 +74,41 @@ pub struct HistoryQuery {
     pub after: Option<HistoryCursor>,
     /// Rows whose `ttl` is at or before this have expired and are left out.
     pub now: u64,
+}
+
+/// Which message types a history read keeps: a row matches when its message's top-level
+/// `_type` is a string equal to one of the names. Rows without `_type` never match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeFilter {
+    types: Vec<String>,
+}
+
+impl TypeFilter {
+    /// The field of a message that names its type.
+    pub const FIELD: &'static str = "_type";
+
+    /// A filter keeping the given types (already trimmed; an empty name matches nothing).
+    pub fn new(types: Vec<String>) -> Self {
+        Self { types }
+    }
+
+    /// The type names.
+    pub fn types(&self) -> &[String] {
+        &self.types
+    }
+
+    /// Whether a row's message has one of the types.
+    pub fn matches(&self, row: &HistoryRow) -> bool {
+        let Ok(serde_json::Value::Object(message)) = serde_json::from_str(&row.message) else {
+            return false;
+        };
+        match message.get(Self::FIELD) {
+            Some(serde_json::Value::String(kind)) => {
+                !kind.is_empty() && self.types.iter().any(|wanted| wanted == kind)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One page of history, newest first.

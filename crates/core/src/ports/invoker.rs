@@ -48,7 +48,7 @@ pub struct HandOffLimits {
     pub max_bytes: usize,
 }
 
-impl dyn Invoker {
+impl dyn Invoker + '_ {
     /// Cuts `items` into payloads built by `payload` — each within `limits` by its real
     /// serialized size — and hands them all to `function`; returns how many payloads. An item
     /// too large for any payload is refused before anything is handed off.

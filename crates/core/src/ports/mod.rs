@@ -11,7 +11,7 @@ mod sessions;
 
 pub use error::{PortError, PortErrorKind};
 pub use history::{
-    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore,
+    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore, TypeFilter,
 };
 pub use identities::IdentityProvider;
 pub use invoker::{AsyncFunction, HandOffLimits, Invoker};

@@ -18,6 +18,18 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<Session>, PortError>;
     /// Writes the whole row, replacing any previous one.
     async fn put(&self, session: &Session) -> Result<(), PortError>;
+    /// Writes a new row only when none exists for its key or the existing one has expired
+    /// (`ttl <= now`); otherwise a [`crate::PortErrorKind::ConditionFailed`], and the row is
+    /// left as it was.
+    async fn put_new(&self, session: &Session, now: u64) -> Result<(), PortError>;
+    /// Removes a row only while it still holds the queue `queue_url`; a row removed or replaced
+    /// meanwhile is a [`crate::PortErrorKind::ConditionFailed`]. Returns what the row held.
+    async fn delete_if_queue(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+        queue_url: &str,
+    ) -> Result<Session, PortError>;
     /// Removes a row and returns what it held.
     async fn delete(
         &self,

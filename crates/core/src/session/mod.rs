@@ -161,10 +161,30 @@ impl SessionService {
             credentials,
             created: now,
         };
-        if let Err(error) = self.store.put(&session).await {
+        if let Err(error) = self.store.put_new(&session, now).await {
             self.abandon(Some(&session.queue), &session.identity_id)
                 .await;
-            return Err(error.into());
+            if error.kind != PortErrorKind::ConditionFailed {
+                return Err(error.into());
+            }
+            // A concurrent create won: answer with its session, never with the queue just
+            // abandoned.
+            return match self.store.get(session.user_id, &session.session_id).await? {
+                Some(winner) if winner.account_id != session.account_id => {
+                    Err(SessionError::AccountMismatch {
+                        user_id: session.user_id,
+                        session_id: session.session_id,
+                    })
+                }
+                Some(winner) if winner.is_live(now) => Ok(winner),
+                _ => Err(PortError::new(
+                    PortErrorKind::Transient,
+                    "create",
+                    session.session_id.as_str(),
+                    "a concurrent create or destroy changed the session; try again",
+                )
+                .into()),
+            };
         }
         tracing::info!(
             user_id = %session.user_id,
@@ -226,12 +246,22 @@ impl SessionService {
             user_id,
             session_id,
         };
-        match self.store.get(user_id, &session_id).await? {
-            Some(session) if session.account_id == account_id => {}
+        let read = match self.store.get(user_id, &session_id).await? {
+            Some(session) if session.account_id == account_id => session,
             _ => return Err(not_found(session_id)),
-        }
-        let Some(session) = self.store.delete(user_id, &session_id).await? else {
-            return Err(not_found(session_id));
+        };
+        // Only the row that was read (and checked) is removed: a row a concurrent create put in
+        // its place is not this caller's to destroy.
+        let session = match self
+            .store
+            .delete_if_queue(user_id, &session_id, &read.queue.url)
+            .await
+        {
+            Ok(session) => session,
+            Err(error) if error.kind == PortErrorKind::ConditionFailed => {
+                return Err(not_found(session_id));
+            }
+            Err(error) => return Err(error.into()),
         };
         match self.queues.delete_queue(&session.queue.url).await {
             Ok(()) => {}
@@ -566,5 +596,55 @@ mod tests {
         };
         let printed = format!("{credentials:?}");
         assert!(!printed.contains("SECRET") && !printed.contains("very-secret"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_of_one_session_answer_with_the_winner_and_leave_one_queue() {
+        let mut f = fixture();
+        // Latency makes every create read "no row" before any of them writes.
+        let queues = Arc::new(MemoryQueues::with_latency(
+            std::time::Duration::from_millis(2),
+        ));
+        f.service = SessionService::new(
+            f.store.clone(),
+            queues.clone(),
+            f.identities.clone(),
+            f.clock.clone(),
+            f.service.settings().clone(),
+        );
+        let (a, u, s) = ids(1, 2, "tab");
+        let answers =
+            futures::future::join_all((0..10).map(|_| f.service.create(a, u, s.clone(), None)))
+                .await;
+        let answers: Vec<Session> = answers.into_iter().map(Result::unwrap).collect();
+        assert!(answers.iter().all(|answer| answer == &answers[0]));
+        assert_eq!(queues.count(), 1, "the losers deleted their queues");
+        assert_eq!(
+            f.identities.count(),
+            1,
+            "the losers deleted their identities"
+        );
+        assert!(queues.queue(&answers[0].queue.url).is_some());
+        assert_eq!(
+            f.store.get(u, &s).await.unwrap().as_ref(),
+            Some(&answers[0])
+        );
+    }
+
+    #[tokio::test]
+    async fn destroy_does_not_remove_a_row_that_replaced_the_one_it_read() {
+        let f = fixture();
+        let (a, u, s) = ids(1, 2, "tab");
+        let first = f.service.create(a, u, s.clone(), None).await.unwrap();
+        let mut replacement = first.clone();
+        replacement.queue.url = "memory://queues/000000000000/other".into();
+        f.store.put(&replacement).await.unwrap();
+        let error = f
+            .store
+            .delete_if_queue(u, &s, &first.queue.url)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, PortErrorKind::ConditionFailed);
+        assert_eq!(f.store.get(u, &s).await.unwrap(), Some(replacement));
     }
 }

@@ -28,9 +28,28 @@ pub struct MemorySessionStore {
     scan_latency_micros: AtomicU64,
     /// Scan pages read.
     scan_pages: AtomicU64,
+    /// Reads fail with this kind while set (a throttled or broken table).
+    failing_reads: Mutex<Option<PortErrorKind>>,
 }
 
 impl MemorySessionStore {
+    /// Makes every read (get, the session queries, the scan) fail with `kind` until `None`.
+    pub fn fail_reads(&self, kind: Option<PortErrorKind>) {
+        *self.failing_reads.lock().unwrap() = kind;
+    }
+
+    fn read_check(&self, operation: &'static str) -> Result<(), PortError> {
+        match *self.failing_reads.lock().unwrap() {
+            Some(kind) => Err(PortError::new(
+                kind,
+                operation,
+                "memory sessions",
+                "injected",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.rows.lock().unwrap().len()
@@ -75,6 +94,7 @@ impl SessionStore for MemorySessionStore {
         user_id: UserId,
         session_id: &SessionId,
     ) -> Result<Option<Session>, PortError> {
+        self.read_check("get")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows.get(&(user_id, session_id.clone())).cloned())
     }
@@ -83,6 +103,42 @@ impl SessionStore for MemorySessionStore {
         let key = (session.user_id, session.session_id.clone());
         self.rows.lock().unwrap().insert(key, session.clone());
         Ok(())
+    }
+
+    async fn put_new(&self, session: &Session, now: u64) -> Result<(), PortError> {
+        let key = (session.user_id, session.session_id.clone());
+        let mut rows = self.rows.lock().unwrap();
+        match rows.get(&key) {
+            Some(row) if row.ttl > now => Err(PortError::new(
+                PortErrorKind::ConditionFailed,
+                "put_new",
+                session.session_id.as_str(),
+                "a live row exists",
+            )),
+            _ => {
+                rows.insert(key, session.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_if_queue(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+        queue_url: &str,
+    ) -> Result<Session, PortError> {
+        let key = (user_id, session_id.clone());
+        let mut rows = self.rows.lock().unwrap();
+        match rows.get(&key) {
+            Some(row) if row.queue.url == queue_url => Ok(rows.remove(&key).expect("present")),
+            _ => Err(PortError::new(
+                PortErrorKind::ConditionFailed,
+                "delete_if_queue",
+                session_id.as_str(),
+                "the row was removed or replaced",
+            )),
+        }
     }
 
     async fn delete(
@@ -98,6 +154,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
+        self.read_check("sessions_of_user")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows
             .values()
@@ -107,6 +164,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
+        self.read_check("sessions_of_account")?;
         let rows = self.rows.lock().unwrap();
         Ok(rows
             .values()
@@ -116,6 +174,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
+        self.read_check("all_sessions")?;
         Ok(self.rows.lock().unwrap().values().cloned().collect())
     }
 
@@ -552,7 +611,7 @@ impl IdentityProvider for MemoryIdentities {
 pub struct MemoryHistory {
     rows: Mutex<BTreeMap<(UserId, String), HistoryRow>>,
     calls: AtomicU64,
-    /// Keys of the rows marked read; a rewritten row is unread again, as a put is in DynamoDB.
+    /// Keys of the rows marked read; rewriting a row leaves it as it was, read or not.
     read: Mutex<HashSet<(UserId, String)>>,
     /// Rows the next write_batch leaves unprocessed, as DynamoDB does under throttling.
     unprocessed_next: Mutex<usize>,
@@ -621,11 +680,11 @@ impl HistoryStore for MemoryHistory {
         let skip = std::mem::take(&mut *self.unprocessed_next.lock().unwrap()).min(rows.len());
         let (unprocessed, rows) = rows.split_at(skip);
         let mut stored = self.rows.lock().unwrap();
-        let mut read = self.read.lock().unwrap();
         for row in rows {
-            let key = (row.user_id, row.message_id.clone());
-            read.remove(&key);
-            stored.insert(key, row.clone());
+            // Like the conditional PutItem: a row already written (and maybe read) is kept.
+            stored
+                .entry((row.user_id, row.message_id.clone()))
+                .or_insert_with(|| row.clone());
         }
         Ok(unprocessed.to_vec())
     }

@@ -4,15 +4,19 @@ use axum::Json;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use sqs_push_core::dispatch::TargetError;
 use sqs_push_core::model::ids::IdError;
+use sqs_push_core::model::message::SizeError;
 use sqs_push_core::session::SessionError;
 use sqs_push_core::{PortError, PortErrorKind};
 
-/// An error answer: `{"success": false, "error": "..."}`.
+/// An error answer: `{"success": false, "error": "..."}`, plus `"messageId"` when the request
+/// named or was given a message id, so the caller can retry the same message.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    message_id: Option<String>,
 }
 
 impl ApiError {
@@ -21,6 +25,22 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            message_id: None,
+        }
+    }
+
+    /// The same error, answering with the id of the message it concerns.
+    pub fn with_message_id(mut self, message_id: impl Into<String>) -> Self {
+        self.message_id = Some(message_id.into());
+        self
+    }
+
+    /// A 413 with a message naming the limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+            message_id: None,
         }
     }
 
@@ -41,6 +61,18 @@ impl From<IdError> for ApiError {
     }
 }
 
+impl From<TargetError> for ApiError {
+    fn from(error: TargetError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+}
+
+impl From<SizeError> for ApiError {
+    fn from(error: SizeError) -> Self {
+        Self::too_large(error.to_string())
+    }
+}
+
 impl From<PortError> for ApiError {
     fn from(error: PortError) -> Self {
         // The full error (operation, resource, service message) goes to the log; the caller
@@ -48,11 +80,13 @@ impl From<PortError> for ApiError {
         tracing::error!(%error, "backend call failed");
         let status = match error.kind {
             PortErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
+            PortErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_GATEWAY,
         };
         Self {
             status,
             message: format!("{} failed; see the service log", error.operation),
+            message_id: None,
         }
     }
 }
@@ -65,10 +99,12 @@ impl From<SessionError> for ApiError {
             SessionError::AccountMismatch { .. } => Self {
                 status: StatusCode::CONFLICT,
                 message: error.to_string(),
+                message_id: None,
             },
             SessionError::NotFound { .. } => Self {
                 status: StatusCode::NOT_FOUND,
                 message: error.to_string(),
+                message_id: None,
             },
         }
     }
@@ -76,7 +112,11 @@ impl From<SessionError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"success": false, "error": self.message}));
+        let mut body = json!({"success": false, "error": self.message});
+        if let Some(message_id) = self.message_id {
+            body["messageId"] = message_id.into();
+        }
+        let body = Json(body);
         (self.status, body).into_response()
     }
 }
@@ -86,6 +126,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!("no route for {}", uri.path()),
+        message_id: None,
     }
 }
 
@@ -109,5 +150,10 @@ pub async fn json_errors(response: Response) -> Response {
     } else {
         body
     };
-    ApiError { status, message }.into_response()
+    ApiError {
+        status,
+        message,
+        message_id: None,
+    }
+    .into_response()
 }

@@ -2,33 +2,40 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::ports::HistoryEntry;
 
 use super::params::{self, QueryParams};
 use super::{ApiError, ApiState};
 
-/// A row as the caller sees it: the stored message as a JSON object, not a string.
-fn entry_json(entry: HistoryEntry) -> Value {
-    let message = serde_json::from_str::<Value>(&entry.row.message)
-        .unwrap_or(Value::String(entry.row.message));
-    json!({
-        "messageId": entry.row.message_id,
-        "created": entry.row.created,
-        "is_read": u8::from(entry.is_read),
-        "message": message,
-    })
+/// A row as the caller sees it, flat as the original stack returned it: the message's own
+/// fields at the top level, with the row's `messageId`, `created`, `is_read` and `userId`
+/// winning over message fields of the same names. A stored message that is not a JSON object
+/// (never written by this service) is kept under `message`.
+pub fn entry_json(entry: HistoryEntry) -> Value {
+    let mut row = match serde_json::from_str::<Value>(&entry.row.message) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(other) => Map::from_iter([("message".to_string(), other)]),
+        Err(_) => Map::from_iter([("message".to_string(), Value::String(entry.row.message))]),
+    };
+    row.insert("messageId".into(), entry.row.message_id.into());
+    row.insert("created".into(), entry.row.created.into());
+    row.insert("is_read".into(), u8::from(entry.is_read).into());
+    row.insert("userId".into(), entry.row.user_id.get().into());
+    Value::Object(row)
 }
 
-/// `GET /messages/user/{userId}[?start=&end=&limit=&next=]`
+/// `GET /messages/user/{userId}[?start=&end=&limit=&next=&_type=]`
 pub async fn messages(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let request = params::page_request(&QueryParams::parse(query.as_deref())?)?;
+    let query = QueryParams::parse(query.as_deref())?;
+    query.only(params::HISTORY_PARAMS)?;
+    let request = params::page_request(&query)?;
     let page = state.history.page(user_id, &request).await?;
     let messages: Vec<Value> = page.entries.into_iter().map(entry_json).collect();
     Ok(Json(json!({
@@ -36,4 +43,31 @@ pub async fn messages(
         "messages": messages,
         "next": page.next.as_ref().map(params::history_token),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqs_push_core::ports::HistoryRow;
+
+    #[test]
+    fn rows_are_flat_and_the_stored_fields_win() {
+        let entry = HistoryEntry {
+            row: HistoryRow {
+                user_id: UserId::try_from(7).unwrap(),
+                message_id: "m1".into(),
+                created: 100,
+                ttl: 200,
+                message: json!({"messageId": "m1", "msg": "x", "created": "spoof",
+                                "is_read": 1, "userId": 999, "data": {"a": [1, 2]}})
+                .to_string(),
+            },
+            is_read: false,
+        };
+        assert_eq!(
+            entry_json(entry),
+            json!({"messageId": "m1", "created": 100, "is_read": 0, "userId": 7,
+                   "msg": "x", "data": {"a": [1, 2]}})
+        );
+    }
 }

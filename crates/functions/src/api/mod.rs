@@ -84,8 +84,26 @@ pub fn router(state: ApiState) -> Router {
             get(receipts::as_of),
         )
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(refuse_head))
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
+}
+
+/// HEAD is refused on every route: axum's `get` would answer it by running the handler, so
+/// `HEAD /notify` would send and `HEAD /create/...` would create.
+async fn refuse_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.method() == axum::http::Method::HEAD {
+        return (
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "HEAD is not allowed on this API; use GET or POST",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -105,9 +123,13 @@ mod tests {
     use crate::wiring::{Adapters, api_state};
 
     fn memory_router() -> axum::Router {
+        memory_router_with(Arc::new(MemorySessionStore::default()))
+    }
+
+    fn memory_router_with(sessions: Arc<MemorySessionStore>) -> axum::Router {
         let clock = Arc::new(ManualClock::at(1_000_000));
         let adapters = Adapters {
-            sessions: Arc::new(MemorySessionStore::default()),
+            sessions,
             queues: Arc::new(MemoryQueues::default()),
             identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
             history: Arc::new(MemoryHistory::default()),
@@ -157,5 +179,80 @@ mod tests {
         let (status, answer) = answer(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(answer["error"], "message body must be a JSON object");
+    }
+
+    #[tokio::test]
+    async fn a_failed_notify_answers_with_the_message_id_to_retry_with() {
+        let sessions = Arc::new(MemorySessionStore::default());
+        sessions.fail_reads(Some(sqs_push_core::PortErrorKind::Transient));
+        let request = Request::post("/notify/user/1")
+            .body(Body::from(r#"{"message":"x","messageId":"retry-me"}"#))
+            .unwrap();
+        let response = memory_router_with(sessions).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["success"], false);
+        assert_eq!(answer["messageId"], "retry-me", "{answer}");
+    }
+
+    #[tokio::test]
+    async fn head_is_a_405_on_every_route() {
+        for uri in ["/notify?message=x", "/create/1/2/s", "/status", "/nowhere"] {
+            let request = Request::head(uri).body(Body::empty()).unwrap();
+            let response = memory_router().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn notify_refuses_bad_targets_naming_the_field() {
+        for (uri, field) in [
+            ("/notify?userID=5&message=x", "userID"),
+            ("/notify?user_id=5&message=x", "userId"),
+            ("/notify?userId=007&message=x", "userId"),
+            ("/notify?sessionId=s&message=x", "sessionId"),
+            ("/notify/user/1?userId=2&message=x", "userId"),
+            ("/notify/account/1?accountId=2&message=x", "accountId"),
+            ("/notify/user/1/session/a?sessionId=b", "sessionId"),
+            ("/notify/user/1?_sqs_only=no", "_sqs_only"),
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            let (status, answer) = answer(request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+            assert!(
+                answer["error"].as_str().unwrap().contains(field),
+                "{uri}: {answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn notify_accepts_matching_and_narrowing_fields() {
+        for uri in [
+            "/notify?userId=5&message=x",
+            "/notify/user/1?userId=1&message=x",
+            "/notify/user/1?accountId=3&message=x",
+            "/notify/account/1?sessionId=s&message=x",
+            "/notify?message=Hello+Everyone",
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            let (status, answer) = answer(request).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_history_row_would_not_fit_is_a_413_naming_the_limit() {
+        let body = format!("{{\"message\":\"{}\"}}", "x".repeat(500 * 1024));
+        let request = Request::post("/notify/user/1")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, answer) = answer(request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("DynamoDB"),
+            "{answer}"
+        );
     }
 }

@@ -1,11 +1,12 @@
-//! Notify routes: query parameters (GET) or a JSON object body (POST) become the message.
+//! Notify routes: query parameters (GET) or a JSON object body (POST) become the message; its
+//! `accountId`, `userId` and `sessionId` fields target it exactly as a Kinesis record's do.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
-use sqs_push_core::dispatch::Target;
+use sqs_push_core::dispatch::{Target, TargetFields};
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::message::{Fields, Message, MessageId};
 
@@ -15,11 +16,14 @@ use super::{ApiError, ApiState};
 /// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
 const MAX_BODY_BYTES: usize = 700 * 1024;
 
+/// A query string above this is refused: a message that long belongs in a POST body.
+const MAX_QUERY_BYTES: usize = 16 * 1024;
+
 /// The message fields of a request: the query string's pairs for GET, the JSON object for POST.
 fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
     if method == Method::POST {
         if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::bad_request(format!(
+            return Err(ApiError::too_large(format!(
                 "message body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
                 body.len()
             )));
@@ -32,6 +36,12 @@ fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, A
             ))),
         };
     }
+    let query_len = query.map_or(0, str::len);
+    if query_len > MAX_QUERY_BYTES {
+        return Err(ApiError::too_large(format!(
+            "query string is {query_len} bytes; at most {MAX_QUERY_BYTES} are accepted (POST a JSON body instead)"
+        )));
+    }
     let mut fields = Map::new();
     for (name, value) in QueryParams::pairs(query)? {
         fields.insert(name, Value::String(value));
@@ -39,16 +49,33 @@ fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, A
     Ok(fields)
 }
 
+/// The one notify flow: the path's target, narrowed by target fields in the message (never
+/// contradicted), or — on `/notify` — the message's own target fields, everyone when it has none.
 async fn notify(
     state: ApiState,
-    target: Target,
+    path: Option<Target>,
     method: Method,
     query: Option<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let fields = fields(&method, query.as_deref(), &body)?;
-    let message = Message::new(fields, MessageId::random)?;
-    let report = state.dispatcher.dispatch(&target, message).await?;
+    let named = TargetFields::from_fields(&fields)?;
+    let target = match path {
+        Some(path) => named
+            .merge(TargetFields::from(&path))?
+            .target()?
+            .unwrap_or(path),
+        None => named.target()?.unwrap_or(Target::Everyone),
+    };
+    let mut message = Message::new(fields, MessageId::random)?;
+    target.stamp(&mut message);
+    message.check_sizes(&state.dispatcher.settings().limits)?;
+    let message_id = message.id().to_string();
+    let report = state
+        .dispatcher
+        .dispatch(&target, message)
+        .await
+        .map_err(|error| ApiError::from(error).with_message_id(message_id))?;
     if report.accepted {
         // Segmented fan-out: the plan, not the outcome (docs/http-api.md).
         return Ok((
@@ -68,14 +95,15 @@ async fn notify(
     Ok((StatusCode::OK, Json(answer)))
 }
 
-/// `/notify`: every session.
+/// `/notify`: the target the message's fields name; every session when it names none (this route
+/// is the explicit everyone marker).
 pub async fn everyone(
     State(state): State<ApiState>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    notify(state, Target::Everyone, method, query, body).await
+    notify(state, None, method, query, body).await
 }
 
 /// `/notify/account/{accountId}`: every session of an account.
@@ -87,7 +115,7 @@ pub async fn account(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::Account(AccountId::parse(&account_id)?);
-    notify(state, target, method, query, body).await
+    notify(state, Some(target), method, query, body).await
 }
 
 /// `/notify/user/{userId}`: every session of a user.
@@ -99,7 +127,7 @@ pub async fn user(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::User(UserId::parse(&user_id)?);
-    notify(state, target, method, query, body).await
+    notify(state, Some(target), method, query, body).await
 }
 
 /// `/notify/user/{userId}/session/{sessionId}`: one session.
@@ -111,5 +139,5 @@ pub async fn session(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let target = Target::Session(UserId::parse(&user_id)?, SessionId::parse(&session_id)?);
-    notify(state, target, method, query, body).await
+    notify(state, Some(target), method, query, body).await
 }

@@ -12,7 +12,7 @@ use sqs_push_core::history::read::PageRequest;
 use sqs_push_core::history::receipts::{MAX_ASYNC_IDS, MAX_SYNC_IDS};
 use sqs_push_core::model::ids::{IdError, MAX_SAFE_INTEGER, SessionId, UserId};
 use sqs_push_core::model::message::MessageId;
-use sqs_push_core::ports::{HistoryCursor, SessionCursor};
+use sqs_push_core::ports::{HistoryCursor, SessionCursor, TypeFilter};
 use sqs_push_core::session::RETENTION_RANGE;
 
 use super::ApiError;
@@ -64,7 +64,32 @@ impl QueryParams {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
+
+    /// Refuses parameters the route does not know, naming them (sorted) and the ones it does.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let mut unknown: Vec<&str> = self
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !allowed.contains(name))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort_unstable();
+        let plural = if unknown.len() == 1 { "" } else { "s" };
+        Err(ApiError::bad_request(format!(
+            "unknown query parameter{plural} {}; this route takes {}",
+            unknown.join(", "),
+            allowed.join(", ")
+        )))
+    }
 }
+
+/// The query parameters of `GET /messages/user/{userId}`.
+pub const HISTORY_PARAMS: &[&str] = &["start", "end", "limit", "next", "_type"];
+/// The query parameters of the set-read routes.
+pub const SET_READ_PARAMS: &[&str] = &["async"];
 
 /// Page size when the caller names no `limit`, for every paged route.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -152,42 +177,117 @@ pub fn history_cursor(raw: &str) -> Result<HistoryCursor, InvalidParameter> {
     })
 }
 
-/// Epoch seconds: decimal digits without sign or leading zeros, at most 2^53-1.
-pub fn epoch_seconds(name: &'static str, raw: &str) -> Result<u64, InvalidParameter> {
+/// Digits after the point an epoch time may have (microseconds).
+const MAX_FRACTION_DIGITS: usize = 6;
+
+/// An epoch time as a caller writes it: whole seconds and an optional fraction, e.g.
+/// `1795440869.93` (what Python's `time.time()` prints). Stored `created` values are whole
+/// seconds, so a bound is rounded towards the inside of the range it bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EpochTime {
+    /// Whole seconds.
+    pub seconds: u64,
+    /// The fraction, in microseconds.
+    pub micros: u32,
+}
+
+impl EpochTime {
+    /// The latest whole second at or before it: `created <= floor(t)` is `created <= t`.
+    pub fn floor(self) -> u64 {
+        self.seconds
+    }
+
+    /// The earliest whole second at or after it: `created >= ceil(t)` is `created >= t`.
+    pub fn ceil(self) -> u64 {
+        self.seconds + u64::from(self.micros > 0)
+    }
+}
+
+/// Epoch seconds: decimal digits without sign or leading zeros, optionally a point and 1 to 6
+/// more digits; at most 2^53-1. No exponents, signs, spaces, `nan` or `inf`.
+pub fn epoch_time(name: &'static str, raw: &str) -> Result<EpochTime, InvalidParameter> {
     let invalid = |reason: &str| InvalidParameter::new(name, reason);
     if raw.is_empty() {
         return Err(invalid("must not be empty"));
     }
-    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (raw, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !fraction.is_none_or(digits) {
         return Err(invalid(
-            "must be a non-negative integer written in decimal digits",
+            "must be non-negative epoch seconds in decimal digits, optionally with a fraction \
+             (1795440869 or 1795440869.93)",
         ));
     }
-    if raw.len() > 1 && raw.starts_with('0') {
+    if whole.len() > 1 && whole.starts_with('0') {
         return Err(invalid("must not have leading zeros"));
     }
-    match raw.parse::<u64>() {
-        Ok(value) if value <= MAX_SAFE_INTEGER => Ok(value),
-        _ => Err(invalid("must be at most 9007199254740991 (2^53-1)")),
+    let micros = match fraction {
+        Some(fraction) if fraction.len() > MAX_FRACTION_DIGITS => {
+            return Err(invalid("must have at most 6 digits after the point"));
+        }
+        Some(fraction) => {
+            let padded = format!("{fraction:0<6}");
+            padded.parse::<u32>().expect("six digits")
+        }
+        None => 0,
+    };
+    let too_large = || invalid("must be at most 9007199254740991 (2^53-1)");
+    let seconds = whole.parse::<u64>().map_err(|_| too_large())?;
+    if seconds > MAX_SAFE_INTEGER || (seconds == MAX_SAFE_INTEGER && micros > 0) {
+        return Err(too_large());
     }
+    Ok(EpochTime { seconds, micros })
 }
 
-/// A history page request from `start`, `end`, `limit` and `next`. A missing `start` is the
-/// epoch, a missing `end` the far future; a token must belong to the same range.
+/// Most names a `_type` filter may list.
+pub const MAX_TYPES: usize = 100;
+/// Longest type name in a `_type` filter.
+const MAX_TYPE_LEN: usize = 256;
+
+/// The `_type` filter: comma-separated names, each trimmed of surrounding whitespace. An
+/// empty name matches nothing, so `_type=` answers no rows, as the original stack did.
+pub fn type_filter(raw: &str) -> Result<TypeFilter, InvalidParameter> {
+    let types: Vec<String> = raw.split(',').map(|name| name.trim().to_string()).collect();
+    if types.len() > MAX_TYPES {
+        return Err(InvalidParameter::new(
+            "_type",
+            format!(
+                "names {} types; at most {MAX_TYPES} are accepted",
+                types.len()
+            ),
+        ));
+    }
+    if types.iter().any(|name| name.len() > MAX_TYPE_LEN) {
+        return Err(InvalidParameter::new(
+            "_type",
+            format!("each type must be at most {MAX_TYPE_LEN} bytes"),
+        ));
+    }
+    Ok(TypeFilter::new(types))
+}
+
+/// A history page request from `start`, `end`, `limit`, `next` and `_type`. A missing `start`
+/// is the epoch, a missing `end` the far future; both may have a fraction (`start` rounds up,
+/// `end` down, as `created` is whole seconds); a token must belong to the same range.
 pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParameter> {
     let start = params
         .get("start")
-        .map(|raw| epoch_seconds("start", raw))
-        .transpose()?
-        .unwrap_or(0);
+        .map(|raw| epoch_time("start", raw))
+        .transpose()?;
     let end = params
         .get("end")
-        .map(|raw| epoch_seconds("end", raw))
-        .transpose()?
-        .unwrap_or(MAX_SAFE_INTEGER);
-    if start > end {
+        .map(|raw| epoch_time("end", raw))
+        .transpose()?;
+    if let (Some(start), Some(end)) = (start, end)
+        && start > end
+    {
         return Err(InvalidParameter::new("start", "must not be after end"));
     }
+    let start = start.map_or(0, EpochTime::ceil);
+    let end = end.map_or(MAX_SAFE_INTEGER, EpochTime::floor);
     let limit = limit(params.get("limit"))?;
     let after = params.get("next").map(history_cursor).transpose()?;
     if let Some(cursor) = &after
@@ -198,11 +298,13 @@ pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParamete
             "belongs to another time range; pass the same start and end",
         ));
     }
+    let types = params.get("_type").map(type_filter).transpose()?;
     Ok(PageRequest {
         start,
         end,
         limit,
         after,
+        types,
     })
 }
 
@@ -236,12 +338,13 @@ pub fn id_list(raw: &str) -> Result<Vec<MessageId>, IdError> {
     raw.split(',').map(MessageId::parse).collect()
 }
 
-/// The ids of a request body, which must be a JSON list of strings.
+/// The ids of a request body, which must be a JSON list of strings; whole numbers count as
+/// their decimal text (`[123]` names `"123"`), as the original stack read them.
 pub fn id_body(body: &[u8]) -> Result<Vec<MessageId>, ApiError> {
     let not_a_list = || {
         InvalidParameter::new(
             "messageIds",
-            "the body must be a JSON list of message id strings",
+            "the body must be a JSON list of message ids (strings or whole numbers)",
         )
     };
     let values: Vec<Value> = serde_json::from_slice(body).map_err(|_| not_a_list())?;
@@ -249,6 +352,9 @@ pub fn id_body(body: &[u8]) -> Result<Vec<MessageId>, ApiError> {
         .iter()
         .map(|value| match value {
             Value::String(raw) => MessageId::parse(raw).map_err(ApiError::from),
+            Value::Number(number) if number.is_u64() || number.is_i64() => {
+                MessageId::parse(&number.to_string()).map_err(ApiError::from)
+            }
             _ => Err(not_a_list().into()),
         })
         .collect()
@@ -295,7 +401,7 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("start", "-1")], "start"),
             (&[("start", "")], "start"),
-            (&[("end", "1.5")], "end"),
+            (&[("end", "1e5")], "end"),
             (&[("start", "10"), ("end", "9")], "start"),
             (&[("limit", "0")], "limit"),
             (&[("limit", "1001")], "limit"),
@@ -354,7 +460,17 @@ mod tests {
         assert_eq!(id_list("a,b").unwrap(), [id("a"), id("b")]);
         assert_eq!(id_list("a,,b").unwrap_err().field, "messageId");
         assert_eq!(id_body(br#"["a","b"]"#).unwrap(), [id("a"), id("b")]);
-        for bad in [&br#"{"a":1}"#[..], br#"[1]"#, b"not json", br#""a""#] {
+        assert_eq!(
+            id_body(br#"[123, "b", -4]"#).unwrap(),
+            [id("123"), id("b"), id("-4")]
+        );
+        for bad in [
+            &br#"{"a":1}"#[..],
+            br#"[1.5]"#,
+            br#"[null]"#,
+            b"not json",
+            br#""a""#,
+        ] {
             let error = id_body(bad).unwrap_err();
             assert!(
                 error.message().starts_with("invalid messageIds"),
@@ -372,10 +488,76 @@ mod tests {
             "messageIds"
         );
         assert!(check_id_count(MAX_SYNC_IDS + 1, true).is_ok());
-        assert_eq!(epoch_seconds("timestamp", "1700000000"), Ok(1_700_000_000));
+    }
+
+    #[test]
+    fn epoch_times_take_a_fraction_and_round_into_the_range() {
+        let time = |raw| epoch_time("timestamp", raw);
+        assert_eq!(time("1700000000").unwrap().floor(), 1_700_000_000);
+        assert_eq!(time("1700000000").unwrap().ceil(), 1_700_000_000);
+        let t = time("1795440869.93").unwrap();
+        assert_eq!((t.seconds, t.micros), (1_795_440_869, 930_000));
+        assert_eq!((t.floor(), t.ceil()), (1_795_440_869, 1_795_440_870));
+        assert_eq!(time("0.000001").unwrap().ceil(), 1);
+        assert_eq!(time("5.000000").unwrap().ceil(), 5);
+        assert_eq!(time("9007199254740991").unwrap().floor(), MAX_SAFE_INTEGER);
+        for bad in [
+            "",
+            "yesterday",
+            "-1",
+            "+1",
+            "1e9",
+            "1E9",
+            "nan",
+            "inf",
+            "1.2.3",
+            "1.",
+            ".5",
+            " 1",
+            "1.1234567",
+            "01",
+            "9007199254740992",
+            "9007199254740991.5",
+            "1,5",
+            "0x10",
+        ] {
+            assert_eq!(time(bad).unwrap_err().name, "timestamp", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decimal_bounds_round_inwards_and_types_are_trimmed() {
+        let page = request(&[("start", "100.2"), ("end", "105.9")]).unwrap();
+        assert_eq!((page.start, page.end), (101, 105));
+        let page = request(&[("start", "100.2"), ("end", "100.7")]).unwrap();
+        assert!(page.start > page.end, "an empty range, not an error");
         assert_eq!(
-            epoch_seconds("timestamp", "yesterday").unwrap_err().name,
-            "timestamp"
+            request(&[("start", "100.7"), ("end", "100.2")])
+                .unwrap_err()
+                .name,
+            "start"
+        );
+        let page = request(&[("_type", "type1, type2 ,type3")]).unwrap();
+        assert_eq!(page.types.unwrap().types(), ["type1", "type2", "type3"]);
+        assert_eq!(
+            request(&[("_type", "")]).unwrap().types.unwrap().types(),
+            [""]
+        );
+        let many = vec!["t"; MAX_TYPES + 1].join(",");
+        assert_eq!(request(&[("_type", &many)]).unwrap_err().name, "_type");
+        assert_eq!(request(&[]).unwrap().types, None);
+    }
+
+    #[test]
+    fn unknown_parameters_are_named() {
+        let params = QueryParams::parse(Some("start=1&foo=2&bar")).unwrap();
+        let error = params.only(HISTORY_PARAMS).unwrap_err();
+        assert!(error.message().contains("bar, foo"), "{error:?}");
+        assert!(
+            QueryParams::parse(Some("async"))
+                .unwrap()
+                .only(SET_READ_PARAMS)
+                .is_ok()
         );
     }
 }

@@ -11,9 +11,23 @@ use sqs_push_core::model::message::MessageId;
 use super::params::{self, QueryParams};
 use super::{ApiError, ApiState};
 
-/// Whether the query asks for the work to be handed off (`?async`).
+/// Whether the query asks for the work to be handed off (`?async`); any other parameter is a
+/// 400 naming it.
 fn handed_off(query: Option<&str>) -> Result<bool, ApiError> {
-    Ok(params::handed_off(&QueryParams::parse(query)?)?)
+    let query = QueryParams::parse(query)?;
+    query.only(params::SET_READ_PARAMS)?;
+    Ok(params::handed_off(&query)?)
+}
+
+/// The answer of a synchronous set-read: `changed` and `messageIds`, and the same ids as
+/// `messages_receipted`, the original stack's name for them.
+fn changed_json(changed: &[MessageId]) -> Json<Value> {
+    Json(json!({
+        "success": true,
+        "changed": changed.len(),
+        "messageIds": changed,
+        "messages_receipted": changed,
+    }))
 }
 
 /// Marks the ids, or hands them off, and answers.
@@ -31,11 +45,7 @@ async fn receipt(
         ));
     }
     let report = state.receipts.mark_read(user_id, &ids).await?;
-    Ok(Json(json!({
-        "success": true,
-        "changed": report.changed.len(),
-        "messageIds": report.changed,
-    })))
+    Ok(changed_json(&report.changed))
 }
 
 /// `GET /messages/set-read/user/{userId}/message/{messageId}[,{messageId}...][?async]`
@@ -62,14 +72,15 @@ pub async fn listed(
 }
 
 /// `GET /messages/set-read/user/{userId}/asof/{timestamp}[?async]`: every unread message
-/// created at or before `timestamp`.
+/// created at or before `timestamp` (epoch seconds, a fraction allowed).
 pub async fn as_of(
     State(state): State<ApiState>,
     Path((user_id, timestamp)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id)?;
-    let timestamp = params::epoch_seconds("timestamp", &timestamp)?;
+    // `created` is whole seconds, so "created at or before t" is "created <= floor(t)".
+    let timestamp = params::epoch_time("timestamp", &timestamp)?.floor();
     if handed_off(query.as_deref())? {
         let chunks = state.receipts.hand_off_as_of(user_id, timestamp).await?;
         return Ok(Json(
@@ -77,9 +88,5 @@ pub async fn as_of(
         ));
     }
     let report = state.receipts.mark_read_as_of(user_id, timestamp).await?;
-    Ok(Json(json!({
-        "success": true,
-        "changed": report.changed.len(),
-        "messageIds": report.changed,
-    })))
+    Ok(changed_json(&report.changed))
 }

@@ -1,4 +1,5 @@
-//! The sender Lambda: one batch of deliveries per async invoke, stopping before the deadline.
+//! The sender Lambda: one batch of deliveries per async invoke, stopping before the deadline and
+//! handing on what is left.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,13 +24,24 @@ fn stop_at(deadline_ms: u64, safety: Duration) -> Instant {
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = StackConfig::from_env()?;
-    let sender = sender(&config, &Adapters::aws(&config).await);
+    let adapters = Adapters::aws(&config).await;
+    let sender = sender(&config, &adapters);
+    let invoker = adapters.invoker.clone();
     let safety = Duration::from_millis(config.sender_safety_millis);
+    let payload_limit = config.dispatch.payload_limit;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SendJob>| {
-        let sender = sender.clone();
+        let (sender, invoker) = (sender.clone(), invoker.clone());
         async move {
             let deadline = stop_at(event.context.deadline, safety);
-            Ok::<_, Error>(events::handle_send(&sender, event.payload, Some(deadline)).await)
+            events::handle_send(
+                &sender,
+                invoker.as_ref(),
+                event.payload,
+                Some(deadline),
+                payload_limit,
+            )
+            .await
+            .map_err(Error::from)
         }
     }))
     .await

@@ -1,0 +1,560 @@
+//! `redrive`: moves dead-lettered `sender` and `history` payloads back through their function.
+//!
+//! The stage's dead-letter queue `sqs-push-dlq-<stage>` receives Lambda destination records:
+//! `{"requestContext":{"functionArn":…,"condition":…},"requestPayload":…,…}` for failed async
+//! invokes of `sender` and `history`, and batch-info records (no payload) for failed Kinesis and
+//! DynamoDB-stream batches of `dispatcher` and `cleanup`. A dry run (the default) counts records
+//! per function and changes nothing; `--apply` invokes `sender`/`history` again with each record's
+//! `requestPayload` and deletes the record once the invoke was accepted. Every other record is
+//! counted and left in the queue.
+//!
+//! The core, [`redrive`], works on two ports — [`DeadLetters`] and [`Invoker`] — so it runs
+//! against Lambda on AWS, against a [`LocalRunner`] locally, and in tests.
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqs_push_core::dispatch::send::{SendJob, Sender};
+use sqs_push_core::history::HistoryTask;
+use sqs_push_core::history::receipts::ReceiptService;
+use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
+use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::events;
+use sqs_push_functions::wiring::{self, Adapters};
+
+/// Arguments of redrive.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The stage whose dead-letter queue `sqs-push-dlq-<stage>` is read.
+    #[arg(long)]
+    stage: String,
+    /// The region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// `aws`: invoke the stage's Lambda functions; `local`: run the payloads in this process
+    /// against the emulator.
+    #[arg(long, default_value = "aws", value_parser = ["aws", "local"])]
+    env: String,
+    /// The emulator for `--env local`.
+    #[arg(
+        long,
+        env = "SQS_PUSH_EMULATOR",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    emulator: String,
+    /// Invoke again and delete; without it, only count.
+    #[arg(long)]
+    apply: bool,
+    /// Look at most at this many records.
+    #[arg(long)]
+    max: Option<usize>,
+}
+
+/// The dead-letter queue of a stage.
+pub fn dlq_name(stage: &str) -> String {
+    format!("sqs-push-dlq-{stage}")
+}
+
+/// One record read from the dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The queue's message id: the same record read twice has the same id.
+    pub id: String,
+    /// What deletes or releases it.
+    pub receipt: String,
+    /// The record's body.
+    pub body: String,
+}
+
+/// The dead-letter queue, as redrive needs it.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to 10 records, hidden from other readers for `hide`; none when the queue is empty.
+    async fn receive(&self, hide: Duration) -> Result<Vec<DeadLetter>, PortError>;
+    /// Deletes a record that was handled.
+    async fn delete(&self, letter: &DeadLetter) -> Result<(), PortError>;
+    /// Makes a record visible again at once.
+    async fn release(&self, letter: &DeadLetter) -> Result<(), PortError>;
+}
+
+/// [`DeadLetters`] on an SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    /// The queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Looks the queue up by name (GetQueueUrl).
+    pub async fn find(client: aws_sdk_sqs::Client, name: &str) -> Result<Self, PortError> {
+        let output = client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|error| sqs_error("GetQueueUrl", name, error))?;
+        let url = output.queue_url().unwrap_or_default().to_string();
+        Ok(Self::new(client, url))
+    }
+}
+
+fn sqs_error<E>(operation: &'static str, resource: &str, error: E) -> PortError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+{
+    PortError::new(
+        PortErrorKind::Other,
+        operation,
+        resource.to_string(),
+        sqs_push_aws::errors::describe(&error),
+    )
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn receive(&self, hide: Duration) -> Result<Vec<DeadLetter>, PortError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(hide.as_secs().max(1) as i32)
+            // A 1 s long poll asks every SQS server, so an empty answer means an empty queue.
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|error| sqs_error("ReceiveMessage", &self.queue_url, error))?;
+        Ok(output
+            .messages()
+            .iter()
+            .map(|message| DeadLetter {
+                id: message.message_id().unwrap_or_default().to_string(),
+                receipt: message.receipt_handle().unwrap_or_default().to_string(),
+                body: message.body().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&letter.receipt)
+            .send()
+            .await
+            .map_err(|error| sqs_error("DeleteMessage", &self.queue_url, error))?;
+        Ok(())
+    }
+
+    async fn release(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&letter.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|error| sqs_error("ChangeMessageVisibility", &self.queue_url, error))?;
+        Ok(())
+    }
+}
+
+/// What one record is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A failed async invoke of this stage's `sender` or `history`, with its payload.
+    Replayable(AsyncFunction, Vec<u8>),
+    /// A record of another function (a stream trigger's batch info, another stage's function),
+    /// named by its function.
+    Other(String),
+    /// Not a destination record.
+    Unreadable,
+}
+
+/// Reads a destination record: which function failed and, for `sender`/`history` of `stage`,
+/// the payload to invoke it with again.
+pub fn classify(stage: &str, body: &str) -> RecordKind {
+    let Ok(record) = serde_json::from_str::<Value>(body) else {
+        return RecordKind::Unreadable;
+    };
+    let Some(arn) = record
+        .pointer("/requestContext/functionArn")
+        .and_then(Value::as_str)
+    else {
+        return RecordKind::Unreadable;
+    };
+    // arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]
+    let name = arn.split(':').nth(6).unwrap_or(arn).to_string();
+    let prefix = format!("sqs-push-{stage}-");
+    let function = match name.strip_prefix(&prefix) {
+        Some("sender") => AsyncFunction::Sender,
+        Some("history") => AsyncFunction::History,
+        _ => return RecordKind::Other(name),
+    };
+    match record.get("requestPayload") {
+        Some(payload) if !payload.is_null() => RecordKind::Replayable(
+            function,
+            serde_json::to_vec(payload).expect("a JSON value serializes"),
+        ),
+        _ => RecordKind::Other(name),
+    }
+}
+
+/// What redrive should do.
+#[derive(Debug, Clone, Copy)]
+pub struct RedriveOptions {
+    /// Invoke again and delete; otherwise only count.
+    pub apply: bool,
+    /// Look at most at this many records.
+    pub max: Option<usize>,
+    /// How long a read record stays hidden from other readers.
+    pub hide: Duration,
+}
+
+impl Default for RedriveOptions {
+    fn default() -> Self {
+        Self {
+            apply: false,
+            max: None,
+            hide: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What redrive found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveReport {
+    /// Records seen, per function name (`unreadable` for records that are not destination
+    /// records).
+    pub per_function: BTreeMap<String, usize>,
+    /// Records seen in all.
+    pub seen: usize,
+    /// Payloads invoked again and deleted from the queue.
+    pub redriven: usize,
+    /// Records left in the queue (all of them in a dry run).
+    pub left: usize,
+    /// Invokes or deletes that failed (those records are left).
+    pub failed: usize,
+}
+
+/// Reads the dead-letter queue until it is empty (or `max` records were seen); with `apply`,
+/// invokes `sender`/`history` again with each such record's payload and deletes the record.
+/// Records left are made visible again before returning. `progress` gets the report so far after
+/// each batch of records.
+pub async fn redrive(
+    stage: &str,
+    dlq: &dyn DeadLetters,
+    invoker: &dyn Invoker,
+    options: RedriveOptions,
+    progress: &mut (dyn FnMut(&RedriveReport) + Send),
+) -> Result<RedriveReport, PortError> {
+    let mut report = RedriveReport::default();
+    let mut seen = HashSet::new();
+    let mut kept = Vec::new();
+    let result = async {
+        loop {
+            if options.max.is_some_and(|max| report.seen >= max) {
+                break;
+            }
+            let letters = dlq.receive(options.hide).await?;
+            let mut new = 0;
+            for letter in letters {
+                if !seen.insert(letter.id.clone())
+                    || options.max.is_some_and(|max| report.seen >= max)
+                {
+                    kept.push(letter);
+                    continue;
+                }
+                new += 1;
+                report.seen += 1;
+                let kind = classify(stage, &letter.body);
+                let name = match &kind {
+                    RecordKind::Replayable(function, _) => function.name().to_string(),
+                    RecordKind::Other(name) => name.clone(),
+                    RecordKind::Unreadable => "unreadable".to_string(),
+                };
+                *report.per_function.entry(name).or_default() += 1;
+                match kind {
+                    RecordKind::Replayable(function, payload) if options.apply => {
+                        let handled = match invoker.invoke_async(function, payload).await {
+                            Ok(()) => dlq.delete(&letter).await,
+                            Err(error) => Err(error),
+                        };
+                        match handled {
+                            Ok(()) => report.redriven += 1,
+                            Err(error) => {
+                                tracing::warn!(%error, id = %letter.id, "redrive failed");
+                                eprintln!("redrive: record {}: {error}", letter.id);
+                                report.failed += 1;
+                                report.left += 1;
+                                kept.push(letter);
+                            }
+                        }
+                    }
+                    _ => {
+                        report.left += 1;
+                        kept.push(letter);
+                    }
+                }
+            }
+            progress(&report);
+            if new == 0 {
+                break;
+            }
+        }
+        Ok::<(), PortError>(())
+    }
+    .await;
+    // Whatever was left becomes visible again, also after an error.
+    for letter in &kept {
+        if let Err(error) = dlq.release(letter).await {
+            tracing::warn!(%error, id = %letter.id, "could not release a record");
+        }
+    }
+    result.map(|()| report)
+}
+
+/// Runs `sender` and `history` payloads in this process, to completion, against a stack's
+/// adapters: the local env has no Lambda to invoke.
+pub struct LocalRunner {
+    sender: Sender,
+    history: HistoryWriter,
+    receipts: OnceLock<ReceiptService>,
+}
+
+impl LocalRunner {
+    /// A runner on `adapters` (whose invoker it replaces: receipts hand their chunks to it).
+    pub fn new(config: &StackConfig, adapters: &Adapters) -> Arc<Self> {
+        let runner = Arc::new(Self {
+            sender: wiring::sender(config, adapters),
+            history: wiring::history_writer(config, adapters),
+            receipts: OnceLock::new(),
+        });
+        let mut adapters = adapters.clone();
+        adapters.invoker = runner.clone();
+        if runner
+            .receipts
+            .set(wiring::receipts(config, &adapters))
+            .is_err()
+        {
+            unreachable!("the runner was created above");
+        }
+        runner
+    }
+}
+
+fn malformed(function: AsyncFunction, error: serde_json::Error) -> PortError {
+    PortError::new(
+        PortErrorKind::Other,
+        "local invoke",
+        function.name(),
+        format!("payload does not parse: {error}"),
+    )
+}
+
+#[async_trait]
+impl Invoker for LocalRunner {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        match function {
+            AsyncFunction::Sender => {
+                let job: SendJob =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                // Run to the end here and report what did not go: redrive then keeps the record.
+                let report = self.sender.send(&job, None).await;
+                if report.failed > 0 || report.unsent > 0 {
+                    return Err(PortError::new(
+                        PortErrorKind::Transient,
+                        "local invoke",
+                        function.name(),
+                        format!("{report:?}"),
+                    ));
+                }
+            }
+            AsyncFunction::History => {
+                let task: HistoryTask =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                let receipts = self.receipts.get().expect("set in new");
+                events::handle_history(&self.history, receipts, task).await?;
+            }
+            AsyncFunction::Dispatcher => {
+                return Err(PortError::new(
+                    PortErrorKind::Other,
+                    "local invoke",
+                    function.name(),
+                    "segment jobs are replayed by the dispatcher function, not locally",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How to handle records redrive leaves, per function.
+pub fn advice(function: &str) -> &'static str {
+    if function.ends_with("-dispatcher") {
+        "a Kinesis batch the dispatcher gave up on: the record holds the shard and sequence range \
+         (KinesisBatchInfo); read them with GetShardIterator AT_SEQUENCE_NUMBER while the stream \
+         still keeps them, put them again with `sqs-push put-event`, then delete the record"
+    } else if function.ends_with("-cleanup") {
+        "a sessions-stream batch cleanup gave up on (DDBStreamBatchInfo): the sessions' queues and \
+         identities may be left; `/cleanup` removes orphaned queues, then delete the record"
+    } else if function == "unreadable" {
+        "not a Lambda destination record: inspect it with `aws sqs receive-message` and delete it"
+    } else {
+        "a record of another stage or function: run redrive with that --stage, or delete it"
+    }
+}
+
+fn print_progress(report: &RedriveReport, apply: bool) {
+    if apply {
+        eprint!(
+            "\rredrive: {} records read, {} redriven, {} left, {} failed",
+            report.seen, report.redriven, report.left, report.failed
+        );
+    } else {
+        eprint!("\rredrive: {} records read (dry run)", report.seen);
+    }
+}
+
+/// Runs redrive.
+pub async fn run(args: Args) -> ExitCode {
+    let name = dlq_name(&args.stage);
+    let mut config = StackConfig::for_stage(&args.stage, &args.region);
+    if args.env == "local" {
+        config.endpoint_url = Some(args.emulator.clone());
+        config.static_credentials = Some((
+            sqs_push_local::stack::EMULATOR_CREDENTIALS.0.to_string(),
+            sqs_push_local::stack::EMULATOR_CREDENTIALS.1.to_string(),
+        ));
+    }
+    let adapters = Adapters::aws(&config).await;
+    let sqs = if args.env == "local" {
+        aws_sdk_sqs::Client::new(
+            &sqs_push_local::stack::emulator_sdk_config(&args.emulator, &args.region).await,
+        )
+    } else {
+        aws_sdk_sqs::Client::new(
+            &sqs_push_aws::load_sdk_config(&sqs_push_aws::Endpoint {
+                region: args.region.clone(),
+                ..sqs_push_aws::Endpoint::default()
+            })
+            .await,
+        )
+    };
+    let dlq = match SqsDeadLetters::find(sqs, &name).await {
+        Ok(dlq) => dlq,
+        Err(error) => {
+            eprintln!("redrive: cannot find the dead-letter queue {name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let invoker: Arc<dyn Invoker> = if args.env == "local" {
+        LocalRunner::new(&config, &adapters)
+    } else {
+        adapters.invoker.clone()
+    };
+    let options = RedriveOptions {
+        apply: args.apply,
+        max: args.max,
+        ..RedriveOptions::default()
+    };
+    let started = Instant::now();
+    let apply = args.apply;
+    let mut progress = move |report: &RedriveReport| print_progress(report, apply);
+    let result = redrive(&args.stage, &dlq, invoker.as_ref(), options, &mut progress).await;
+    eprintln!();
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("redrive: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{name}: {} records in {:.1}s{}",
+        report.seen,
+        started.elapsed().as_secs_f64(),
+        if apply {
+            ""
+        } else {
+            " (dry run: nothing changed; --apply to redrive)"
+        }
+    );
+    for (function, count) in &report.per_function {
+        let replayable = function == "sender" || function == "history";
+        println!("  {function}: {count}");
+        if !replayable {
+            println!("    left: {}", advice(function));
+        }
+    }
+    if apply {
+        println!(
+            "redriven {}, left {}, failed {}",
+            report.redriven, report.left, report.failed
+        );
+    }
+    if report.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_classified_by_function_and_stage() {
+        let record = |arn: &str| {
+            format!(
+                r#"{{"requestContext":{{"functionArn":"{arn}","condition":"RetriesExhausted"}},"requestPayload":{{"messages":[]}}}}"#
+            )
+        };
+        assert_eq!(
+            classify(
+                "dev",
+                &record("arn:aws:lambda:eu-west-1:1:function:sqs-push-dev-sender:$LATEST")
+            ),
+            RecordKind::Replayable(AsyncFunction::Sender, br#"{"messages":[]}"#.to_vec())
+        );
+        assert!(matches!(
+            classify(
+                "dev",
+                &record("arn:aws:lambda:eu-west-1:1:function:sqs-push-dev-history")
+            ),
+            RecordKind::Replayable(AsyncFunction::History, _)
+        ));
+        assert_eq!(
+            classify(
+                "dev",
+                &record("arn:aws:lambda:eu-west-1:1:function:sqs-push-prod-sender")
+            ),
+            RecordKind::Other("sqs-push-prod-sender".into())
+        );
+        let batch = r#"{"requestContext":{"functionArn":"arn:aws:lambda:eu-west-1:1:function:sqs-push-dev-dispatcher"},"KinesisBatchInfo":{}}"#;
+        assert_eq!(
+            classify("dev", batch),
+            RecordKind::Other("sqs-push-dev-dispatcher".into())
+        );
+        assert_eq!(classify("dev", "not json"), RecordKind::Unreadable);
+        assert_eq!(classify("dev", "{}"), RecordKind::Unreadable);
+    }
+}

@@ -1,0 +1,921 @@
+//! The CloudFormation template that `scripts/package` generates from serverless.yml, checked
+//! against the code it deploys: artifacts, roles, triggers, failure destinations, settings and
+//! routes. Read as data (serde_json), so a check fails when the stack would behave differently,
+//! not when serverless.yml is merely written differently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use sqs_push_core::ports::AsyncFunction;
+use sqs_push_core::session::policy::QUEUE_READER_ACTIONS;
+use sqs_push_functions::config::StackConfig;
+
+const TEMPLATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../.serverless/cloudformation-template-update-stack.json"
+);
+
+/// The generated template; `scripts/test` runs `scripts/package dev` before `cargo test`.
+fn template() -> &'static Value {
+    static TEMPLATE_JSON: OnceLock<Value> = OnceLock::new();
+    TEMPLATE_JSON.get_or_init(|| {
+        let text = std::fs::read_to_string(TEMPLATE).unwrap_or_else(|error| {
+            panic!(
+                "cannot read {TEMPLATE} ({error}): generate it with `scripts/package dev` \
+                 (scripts/test does that before cargo test)"
+            )
+        });
+        serde_json::from_str(&text).expect("the generated template is JSON")
+    })
+}
+
+fn resources() -> &'static serde_json::Map<String, Value> {
+    template()["Resources"]
+        .as_object()
+        .expect("the template has Resources")
+}
+
+fn resource(logical_id: &str) -> &'static Value {
+    resources()
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("the template has no resource {logical_id}"))
+}
+
+fn of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == kind)
+        .map(|(id, resource)| (id.as_str(), resource))
+        .collect()
+}
+
+/// The function binaries in crates/functions/src/bin: every one is a Lambda function.
+fn binaries() -> BTreeSet<String> {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin"))
+        .expect("crates/functions/src/bin exists")
+        .map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.trim_end_matches(".rs").to_string()
+        })
+        .collect()
+}
+
+/// The stage the template was packaged for, from the functions' own setting.
+fn stage() -> String {
+    let (_, api) = function("api");
+    api["Properties"]["Environment"]["Variables"]["SQS_PUSH_STAGE"]
+        .as_str()
+        .expect("SQS_PUSH_STAGE is a plain string")
+        .to_string()
+}
+
+/// `sqs-push-<stage>`, the prefix of every resource name.
+fn prefix() -> String {
+    format!("sqs-push-{}", stage())
+}
+
+/// The Lambda function deployed from binary `name`: (logical id, resource).
+fn function(name: &str) -> (&'static str, &'static Value) {
+    let wanted_suffix = format!("-{name}");
+    let matches: Vec<_> = of_type("AWS::Lambda::Function")
+        .into_iter()
+        .filter(|(_, f)| {
+            f["Properties"]["FunctionName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("sqs-push-") && n.ends_with(&wanted_suffix))
+        })
+        .collect();
+    assert_eq!(matches.len(), 1, "exactly one function named *-{name}");
+    matches[0]
+}
+
+/// The logical id a `Ref`, `Fn::GetAtt` or `Fn::Sub: "${Id.Attr}..."` points at.
+fn referenced_id(value: &Value) -> Option<String> {
+    if let Some(id) = value.get("Ref").and_then(Value::as_str) {
+        return Some(id.to_string());
+    }
+    if let Some(id) = value.pointer("/Fn::GetAtt/0").and_then(Value::as_str) {
+        return Some(id.to_string());
+    }
+    let sub = value.get("Fn::Sub").and_then(Value::as_str)?;
+    let inner = sub.strip_prefix("${")?;
+    let id = inner.split(['.', '}']).next()?;
+    (!id.contains("::")).then(|| id.to_string())
+}
+
+/// A template value as a string: intrinsics become stable placeholders, as config parsing only
+/// needs a non-empty value of the right shape.
+fn placeholder(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => match referenced_id(value).as_deref() {
+            Some("AWS::Partition") => "aws".to_string(),
+            Some("AWS::Region") => "us-east-1".to_string(),
+            Some("AWS::AccountId") => "123456789012".to_string(),
+            Some(id) => format!("placeholder-for-{id}"),
+            None => format!("placeholder-for-{value}"),
+        },
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        other => panic!("expected a string or a list of strings, got {other}"),
+    }
+}
+
+/// Every policy statement in a role's inline policies.
+fn statements(role: &Value) -> Vec<&Value> {
+    role["Properties"]["Policies"]
+        .as_array()
+        .expect("the role has inline policies")
+        .iter()
+        .flat_map(|policy| {
+            policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("a policy has statements")
+        })
+        .collect()
+}
+
+fn allowed_actions(role: &Value) -> BTreeSet<String> {
+    statements(role)
+        .into_iter()
+        .filter(|statement| statement["Effect"] == "Allow")
+        .flat_map(|statement| strings(&statement["Action"]))
+        .collect()
+}
+
+fn role_of(name: &str) -> (String, &'static Value) {
+    let (_, f) = function(name);
+    let id = referenced_id(&f["Properties"]["Role"])
+        .unwrap_or_else(|| panic!("{name}'s Role refers to a role of this template"));
+    let role = resource(&id);
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    (id, role)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// What each function may do; anything more (or less) fails the test, so a change to what a
+/// function calls changes this list on purpose.
+fn allow_lists() -> BTreeMap<&'static str, BTreeSet<String>> {
+    const LOGS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+    let with_logs = |actions: &[&str]| {
+        let mut all = set(actions);
+        all.extend(set(&LOGS));
+        all
+    };
+    BTreeMap::from([
+        (
+            "api",
+            with_logs(&[
+                "sqs:CreateQueue",
+                "sqs:TagQueue",
+                "sqs:DeleteQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+                "sqs:ListQueues",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:Scan",
+                "dynamodb:UpdateItem",
+                "dynamodb:BatchWriteItem",
+                "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
+                "cognito-identity:DeleteIdentities",
+                "lambda:InvokeFunction",
+            ]),
+        ),
+        (
+            "dispatcher",
+            with_logs(&[
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetRecords",
+                "kinesis:GetShardIterator",
+                "kinesis:ListShards",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:Scan",
+                "dynamodb:BatchWriteItem",
+                "sqs:SendMessage",
+                "lambda:InvokeFunction",
+            ]),
+        ),
+        ("sender", with_logs(&["sqs:SendMessage"])),
+        (
+            "history",
+            with_logs(&[
+                "dynamodb:BatchWriteItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "sqs:SendMessage",
+                "lambda:InvokeFunction",
+            ]),
+        ),
+        (
+            "cleanup",
+            with_logs(&[
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+                "sqs:DeleteQueue",
+                "cognito-identity:DeleteIdentities",
+                "sqs:SendMessage",
+            ]),
+        ),
+    ])
+}
+
+/// The configuration a function would read from `environment`.
+fn config_from(
+    environment: &HashMap<String, String>,
+) -> Result<StackConfig, sqs_push_functions::config::ConfigError> {
+    StackConfig::from_lookup(|key| environment.get(key).cloned())
+}
+
+/// The least environment a function starts with, plus `extra`.
+fn minimal_environment(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let stage = stage();
+    [
+        ("SQS_PUSH_STAGE", stage.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("SQS_PUSH_IDENTITY_POOL_ID", "us-east-1:pool"),
+        (
+            "SQS_PUSH_UNAUTH_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/r",
+        ),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(key, value)| (key.to_string(), value.to_string()))
+    .collect()
+}
+
+fn dead_letter_queue_arn() -> Value {
+    json!({ "Fn::GetAtt": ["DeadLetterQueue", "Arn"] })
+}
+
+#[test]
+fn every_function_binary_is_deployed_from_its_own_artifact() {
+    let functions = of_type("AWS::Lambda::Function");
+    assert_eq!(functions.len(), binaries().len(), "one function per binary");
+    let mut keys = BTreeSet::new();
+    for name in binaries() {
+        let (_, f) = function(&name);
+        let key = f["Properties"]["Code"]["S3Key"]
+            .as_str()
+            .expect("Code.S3Key is a string");
+        assert!(
+            key.ends_with(&format!("/{name}.zip")),
+            "{name} is deployed from {key}, not its own dist/{name}.zip"
+        );
+        assert_eq!(f["Properties"]["Runtime"], "provided.al2023");
+        assert_eq!(f["Properties"]["Architectures"], json!(["arm64"]));
+        assert_eq!(f["Properties"]["Handler"], "bootstrap");
+        keys.insert(key.to_string());
+    }
+    assert_eq!(
+        keys.len(),
+        binaries().len(),
+        "artifact keys differ: {keys:?}"
+    );
+}
+
+#[test]
+fn each_function_has_its_own_role_with_exactly_its_allowed_actions() {
+    let lists = allow_lists();
+    assert_eq!(
+        lists
+            .keys()
+            .map(ToString::to_string)
+            .collect::<BTreeSet<_>>(),
+        binaries(),
+        "an allow-list for every function"
+    );
+    let mut roles = BTreeSet::new();
+    for (name, allowed) in &lists {
+        let (id, role) = role_of(name);
+        assert!(roles.insert(id.clone()), "{name} shares role {id}");
+        assert_eq!(
+            &allowed_actions(role),
+            allowed,
+            "{name}'s role {id} allows other actions than its allow-list"
+        );
+        assert_eq!(
+            role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
+            json!({ "Service": "lambda.amazonaws.com" })
+        );
+    }
+    assert!(!resources().contains_key("IamRoleLambdaExecution"));
+}
+
+#[test]
+fn function_roles_reach_only_this_stages_resources() {
+    let prefix = prefix();
+    for name in binaries() {
+        let (id, role) = role_of(&name);
+        for statement in statements(role) {
+            let actions = strings(&statement["Action"]);
+            let targets = match &statement["Resource"] {
+                Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            for target in &targets {
+                if target == "*" {
+                    assert_eq!(actions, ["sqs:ListQueues"], "{id}: only ListQueues on *");
+                    continue;
+                }
+                if let Some(sub) = target.get("Fn::Sub").and_then(Value::as_str)
+                    && sub.starts_with("arn:")
+                {
+                    assert!(
+                        sub.starts_with("arn:${AWS::Partition}:")
+                            && sub.contains(":${AWS::Region}:${AWS::AccountId}:"),
+                        "{id}: {sub} is not scoped to this account and region"
+                    );
+                    assert!(
+                        sub.contains(&format!(":{prefix}-"))
+                            || sub.contains(&format!("/aws/lambda/{prefix}-"))
+                            || sub.ends_with("identitypool/${IdentityPool}"),
+                        "{id}: {sub} reaches past stage {prefix}"
+                    );
+                    continue;
+                }
+                let target_id = referenced_id(target)
+                    .unwrap_or_else(|| panic!("{id}: unexpected resource {target}"));
+                assert!(
+                    resources().contains_key(&target_id),
+                    "{id}: {target} is not a resource of this stack"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_statement_anywhere_allows_a_wildcard_action() {
+    fn walk(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if map.contains_key("Effect") {
+                    assert!(
+                        !map.contains_key("NotAction"),
+                        "{path}: NotAction allows everything else"
+                    );
+                    if map["Effect"] == "Allow" {
+                        for action in strings(&map["Action"]) {
+                            if action.contains('*') {
+                                found.push(format!("{path}: {action}"));
+                            }
+                        }
+                    }
+                }
+                for (key, child) in map {
+                    walk(child, &format!("{path}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    walk(child, &format!("{path}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(template(), "", &mut found);
+    assert!(found.is_empty(), "wildcard actions allowed: {found:?}");
+}
+
+#[test]
+fn stream_triggers_bisect_retry_age_out_and_dead_letter_failed_batches() {
+    let mappings = of_type("AWS::Lambda::EventSourceMapping");
+    let by_function: HashMap<String, &Value> = mappings
+        .iter()
+        .map(|(_, mapping)| {
+            let id = referenced_id(&mapping["Properties"]["FunctionName"]).unwrap();
+            (id, *mapping)
+        })
+        .collect();
+    assert_eq!(
+        by_function.len(),
+        2,
+        "the dispatcher's and cleanup's triggers"
+    );
+    for (name, source) in [
+        (
+            "dispatcher",
+            json!({ "Fn::GetAtt": ["EventsStream", "Arn"] }),
+        ),
+        (
+            "cleanup",
+            json!({ "Fn::GetAtt": ["SessionsTable", "StreamArn"] }),
+        ),
+    ] {
+        let (function_id, _) = function(name);
+        let mapping = &by_function[function_id]["Properties"];
+        assert_eq!(mapping["EventSourceArn"], source, "{name}'s source");
+        assert_eq!(
+            mapping["FunctionResponseTypes"],
+            json!(["ReportBatchItemFailures"])
+        );
+        assert_eq!(
+            mapping["BisectBatchOnFunctionError"], true,
+            "{name} bisects"
+        );
+        let retries = mapping["MaximumRetryAttempts"].as_i64().unwrap();
+        assert!((0..=10_000).contains(&retries), "{name}: finite retries");
+        let age = mapping["MaximumRecordAgeInSeconds"].as_i64().unwrap();
+        assert!((60..=604_800).contains(&age), "{name}: finite record age");
+        assert_eq!(
+            mapping["DestinationConfig"]["OnFailure"]["Destination"],
+            dead_letter_queue_arn(),
+            "{name}'s failed batches go to the dead-letter queue"
+        );
+        assert_eq!(mapping["Enabled"], true);
+    }
+    let (cleanup_id, _) = function("cleanup");
+    let filters = by_function[cleanup_id]["Properties"]["FilterCriteria"]["Filters"]
+        .as_array()
+        .expect("cleanup's trigger is filtered");
+    let events: BTreeSet<String> = filters
+        .iter()
+        .flat_map(|filter| {
+            let pattern: Value = serde_json::from_str(filter["Pattern"].as_str().unwrap()).unwrap();
+            strings(&pattern["eventName"])
+        })
+        .collect();
+    assert_eq!(events, set(&["REMOVE", "MODIFY"]));
+    let (dispatcher_id, _) = function("dispatcher");
+    assert!(
+        by_function[dispatcher_id]["Properties"]
+            .get("FilterCriteria")
+            .is_none(),
+        "every event on the stream is for the dispatcher"
+    );
+}
+
+#[test]
+fn async_functions_retry_then_dead_letter_and_cannot_starve_the_api() {
+    let configs = of_type("AWS::Lambda::EventInvokeConfig");
+    for async_function in [AsyncFunction::Sender, AsyncFunction::History] {
+        let name = async_function.name();
+        let (function_id, f) = function(name);
+        let config = configs
+            .iter()
+            .map(|(_, config)| &config["Properties"])
+            .find(|config| referenced_id(&config["FunctionName"]).as_deref() == Some(function_id))
+            .unwrap_or_else(|| panic!("{name} has an EventInvokeConfig"));
+        let retries = config["MaximumRetryAttempts"].as_i64().unwrap();
+        assert!((0..=2).contains(&retries), "{name}: retry attempts");
+        let age = config["MaximumEventAgeInSeconds"].as_i64().unwrap();
+        assert!((60..=21_600).contains(&age), "{name}: event age");
+        assert_eq!(
+            config["DestinationConfig"]["OnFailure"]["Destination"],
+            dead_letter_queue_arn(),
+            "{name}'s failed payloads go to the dead-letter queue"
+        );
+        let reserved = f["Properties"]["ReservedConcurrentExecutions"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} has reserved concurrency"));
+        assert!(reserved > 0, "{name}: reserved concurrency 0 would stop it");
+    }
+    let (_, api) = function("api");
+    assert!(api["Properties"]["ReservedConcurrentExecutions"].is_null());
+}
+
+#[test]
+fn the_dead_letter_queue_is_encrypted_outside_the_session_queues_and_closed_to_others() {
+    let queue = resource("DeadLetterQueue");
+    let name = queue["Properties"]["QueueName"].as_str().unwrap();
+    assert!(
+        !name.starts_with(&format!("{}-", prefix())),
+        "{name} is inside the session-queue space"
+    );
+    assert_eq!(name, format!("sqs-push-dlq-{}", stage()));
+    assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true);
+
+    let policies: Vec<_> = of_type("AWS::SQS::QueuePolicy")
+        .into_iter()
+        .filter(|(_, p)| p["Properties"]["Queues"] == json!([{ "Ref": "DeadLetterQueue" }]))
+        .collect();
+    assert_eq!(policies.len(), 1, "the dead-letter queue has a policy");
+    let queue_policy = policies[0].1["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let send_deny = queue_policy
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && strings(&s["Action"]) == ["sqs:SendMessage"])
+        .expect("a statement denies sending to everyone else");
+    let senders: BTreeSet<String> = send_deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arn| referenced_id(arn).unwrap())
+        .collect();
+    let roles: BTreeSet<String> = binaries().iter().map(|name| role_of(name).0).collect();
+    assert_eq!(senders, roles, "exactly the function roles may send");
+    let read_deny = queue_policy
+        .iter()
+        .find(|s| {
+            s["Effect"] == "Deny" && strings(&s["Action"]).contains(&"sqs:ReceiveMessage".into())
+        })
+        .expect("a statement denies reading outside the account");
+    assert_eq!(
+        read_deny["Condition"]["StringNotEquals"]["aws:PrincipalAccount"],
+        json!({ "Ref": "AWS::AccountId" })
+    );
+    for name in binaries() {
+        let (_, role) = role_of(&name);
+        assert!(
+            statements(role).iter().any(|s| s["Effect"] == "Allow"
+                && strings(&s["Action"]) == ["sqs:SendMessage"]
+                && s["Resource"] == dead_letter_queue_arn()),
+            "{name}'s role can send to the dead-letter queue"
+        );
+    }
+}
+
+#[test]
+fn every_function_gets_every_setting_its_config_requires() {
+    let stage = stage();
+    for name in binaries() {
+        let (_, f) = function(&name);
+        let variables = f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} has environment variables"));
+        let mut environment: HashMap<String, String> = variables
+            .iter()
+            .map(|(key, value)| (key.clone(), placeholder(value)))
+            .collect();
+        // Set by Lambda itself; a function may not set it.
+        assert!(!environment.contains_key("AWS_REGION"));
+        environment.insert("AWS_REGION".into(), "us-east-1".into());
+        let config = config_from(&environment)
+            .unwrap_or_else(|error| panic!("{name} would not start: {error}"));
+        assert_eq!(config.stage, stage);
+        assert_eq!(
+            variables["SQS_PUSH_PARTITION"],
+            json!({ "Ref": "AWS::Partition" })
+        );
+        assert_eq!(
+            variables["SQS_PUSH_IDENTITY_POOL_ID"],
+            json!({ "Ref": "IdentityPool" })
+        );
+        assert_eq!(
+            variables["SQS_PUSH_UNAUTH_ROLE_ARN"],
+            json!({ "Fn::GetAtt": ["IdentitiesRole", "Arn"] })
+        );
+        assert_eq!(
+            variables["SQS_PUSH_DEVELOPER_PROVIDER"],
+            resource("IdentityPool")["Properties"]["DeveloperProviderName"]
+        );
+        // Each required setting is really needed: without it the function would not start.
+        for required in [
+            "SQS_PUSH_STAGE",
+            "SQS_PUSH_IDENTITY_POOL_ID",
+            "SQS_PUSH_UNAUTH_ROLE_ARN",
+        ] {
+            let mut without = environment.clone();
+            without.remove(required);
+            let error = config_from(&without).expect_err("a required setting");
+            assert_eq!(error.variable, required);
+        }
+    }
+    for name in ["api", "dispatcher", "sender", "history"] {
+        let (_, f) = function(name);
+        assert_eq!(
+            f["Properties"]["Environment"]["Variables"]["SQS_PUSH_DEAD_LETTER_QUEUE_URL"],
+            json!({ "Ref": "DeadLetterQueue" }),
+            "{name} knows the dead-letter queue"
+        );
+    }
+    let (_, api) = function("api");
+    assert_eq!(
+        api["Properties"]["Environment"]["Variables"]["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"],
+        "true",
+        "the Router's paths carry no API Gateway stage"
+    );
+}
+
+#[test]
+fn resource_names_are_the_ones_the_code_derives_from_the_stage() {
+    let config = config_from(&minimal_environment(&[])).unwrap();
+    let name = |id: &str, property: &str| resource(id)["Properties"][property].clone();
+    assert_eq!(name("SessionsTable", "TableName"), config.sessions_table());
+    assert_eq!(name("HistoryTable", "TableName"), config.history_table());
+    assert_eq!(name("EventsStream", "Name"), config.events_stream());
+    assert_eq!(
+        name("IdentityPool", "IdentityPoolName"),
+        config.identity_pool_name()
+    );
+    for binary in binaries() {
+        let (_, f) = function(&binary);
+        assert_eq!(
+            f["Properties"]["FunctionName"],
+            format!("{}-{binary}", config.prefix()),
+            "the invoker finds functions as <prefix>-<name>"
+        );
+    }
+}
+
+#[test]
+fn tables_and_stream_survive_the_stack_and_keep_ttl_streams_and_indexes() {
+    for id in ["SessionsTable", "HistoryTable", "EventsStream"] {
+        let retained = resource(id);
+        assert_eq!(retained["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(retained["UpdateReplacePolicy"], "Retain", "{id}");
+    }
+    let sessions = &resource("SessionsTable")["Properties"];
+    let history = &resource("HistoryTable")["Properties"];
+    for table in [sessions, history] {
+        assert_eq!(
+            table["TimeToLiveSpecification"],
+            json!({ "AttributeName": "ttl", "Enabled": true })
+        );
+    }
+    assert_eq!(
+        sessions["StreamSpecification"]["StreamViewType"],
+        "NEW_AND_OLD_IMAGES"
+    );
+    assert_eq!(
+        sessions["GlobalSecondaryIndexes"][0]["IndexName"],
+        sqs_push_aws::sessions::ACCOUNT_INDEX
+    );
+    assert_eq!(
+        history["LocalSecondaryIndexes"][0]["KeySchema"][1]["AttributeName"],
+        "created"
+    );
+    let hours = resource("EventsStream")["Properties"]["RetentionPeriodHours"]
+        .as_i64()
+        .expect("the stream's retention is set");
+    assert!((24..=8760).contains(&hours));
+}
+
+/// A complete sessions row, as the api writes it.
+fn full_session_row() -> HashMap<String, AttributeValue> {
+    let n = |v: &str| AttributeValue::N(v.to_string());
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    HashMap::from([
+        ("userId".into(), n("200")),
+        (
+            "sessionId".into(),
+            s("cbbd5ab3-46e9-11e7-8d5e-f45c89b63a13"),
+        ),
+        ("accountId".into(), n("100")),
+        (
+            "sqsUrl".into(),
+            s("https://sqs.us-east-1.amazonaws.com/123456789012/sqs-push-dev-q"),
+        ),
+        ("sqsQueueName".into(), s("sqs-push-dev-q")),
+        (
+            "identityId".into(),
+            s("us-east-1:8b24ff4e-61e4-4444-8d40-21e260a88902"),
+        ),
+        (
+            "aesKey".into(),
+            s("IpR6RqjQ8PgEGHdDdZC+zQ7Il/4n7QN9uWbwuMLlJ8U="),
+        ),
+        ("accessKey".into(), s("ASIAEXAMPLE")),
+        ("secretKey".into(), s("secret")),
+        ("sessionToken".into(), s("token")),
+        ("expires".into(), n("1795414332")),
+        ("ttl".into(), n("1795417932")),
+        ("created".into(), n("1795410732")),
+    ])
+}
+
+#[test]
+fn the_account_index_projects_what_an_account_routing_read_parses() {
+    let row = full_session_row();
+    sqs_push_aws::sessions::session_from_item(&row).expect("the sample row is a session");
+    let index = &resource("SessionsTable")["Properties"]["GlobalSecondaryIndexes"][0];
+    let projection = &index["Projection"];
+    let projected = |attribute: &str| -> bool {
+        let table_keys = ["userId", "sessionId", "accountId"];
+        match projection["ProjectionType"].as_str().unwrap() {
+            "ALL" => true,
+            "KEYS_ONLY" => table_keys.contains(&attribute),
+            "INCLUDE" => {
+                table_keys.contains(&attribute)
+                    || strings(&projection["NonKeyAttributes"]).contains(&attribute.to_string())
+            }
+            other => panic!("unknown projection {other}"),
+        }
+    };
+    let through_index: HashMap<_, _> = row
+        .into_iter()
+        .filter(|(attribute, _)| projected(attribute))
+        .collect();
+    if let Err(field) = sqs_push_aws::sessions::session_from_item(&through_index) {
+        panic!("a row read through accountId-index lacks {field}: project it");
+    }
+}
+
+#[test]
+fn identities_read_only_their_own_tagged_queues_for_up_to_the_longest_credential_lifetime() {
+    let role = resource("IdentitiesRole");
+    let allowed = allowed_actions(role);
+    assert_eq!(
+        allowed,
+        set(&QUEUE_READER_ACTIONS),
+        "the reader actions exactly"
+    );
+    let statement = statements(role)[0];
+    let resource_arn = statement["Resource"]["Fn::Sub"].as_str().unwrap();
+    assert_eq!(
+        resource_arn,
+        format!(
+            "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}-*",
+            prefix()
+        )
+    );
+    let owner = &statement["Condition"]["StringEquals"]["aws:ResourceTag/owner"];
+    let joined: String = strings(&owner["Fn::Join"][1]).concat();
+    assert_eq!(joined, "${cognito-identity.amazonaws.com:sub}");
+
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["cognito-identity.amazonaws.com:aud"],
+        json!({ "Ref": "IdentityPool" })
+    );
+    assert_eq!(
+        trust["Condition"]["ForAnyValue:StringLike"]["cognito-identity.amazonaws.com:amr"],
+        "authenticated"
+    );
+
+    // STS refuses a DurationSeconds above the role's maximum: it must cover every value
+    // SQS_PUSH_CREDENTIAL_SECONDS accepts.
+    let accepts = |seconds: u64| {
+        let seconds = seconds.to_string();
+        config_from(&minimal_environment(&[(
+            "SQS_PUSH_CREDENTIAL_SECONDS",
+            &seconds,
+        )]))
+        .is_ok()
+    };
+    let longest = (3600..=86_400).rev().find(|s| accepts(*s)).unwrap();
+    assert_eq!(role["Properties"]["MaxSessionDuration"], longest);
+    let role_name = role["Properties"]["RoleName"]["Fn::Sub"].as_str().unwrap();
+    assert!(role_name.contains("${AWS::Region}"), "{role_name}");
+    assert!(role_name.len() - "${AWS::Region}".len() + "ap-southeast-2".len() <= 64);
+
+    let pool = &resource("IdentityPool")["Properties"];
+    assert_eq!(pool["AllowUnauthenticatedIdentities"], false);
+    assert_eq!(
+        pool["DeveloperProviderName"],
+        format!("sqs-push.{}", stage())
+    );
+    assert_eq!(pool["AllowClassicFlow"], true);
+    let attachment = of_type("AWS::Cognito::IdentityPoolRoleAttachment");
+    assert_eq!(attachment.len(), 1);
+    assert_eq!(
+        attachment[0].1["Properties"]["Roles"],
+        json!({ "authenticated": { "Fn::GetAtt": ["IdentitiesRole", "Arn"] } })
+    );
+}
+
+/// Does API Gateway's resource tree route `path` to a method? Literal parts, `{param}` for one
+/// segment and `{proxy+}` for the rest, as API Gateway matches them.
+fn api_gateway_routes(path: &str) -> Option<&'static Value> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let api_resources = of_type("AWS::ApiGateway::Resource");
+    let methods = of_type("AWS::ApiGateway::Method");
+    let children = |parent: &Value| -> Vec<(&'static str, &'static Value)> {
+        api_resources
+            .iter()
+            .filter(|(_, r)| &r["Properties"]["ParentId"] == parent)
+            .copied()
+            .collect()
+    };
+    let method_on = |id: &str| {
+        methods
+            .iter()
+            .map(|(_, m)| *m)
+            .find(|m| m["Properties"]["ResourceId"] == json!({ "Ref": id }))
+    };
+    let mut parent = json!({ "Fn::GetAtt": ["ApiGatewayRestApi", "RootResourceId"] });
+    for (index, segment) in segments.iter().enumerate() {
+        let candidates = children(&parent);
+        let literal = candidates
+            .iter()
+            .find(|(_, r)| r["Properties"]["PathPart"] == *segment);
+        let param = candidates.iter().find(|(_, r)| {
+            let part = r["Properties"]["PathPart"].as_str().unwrap();
+            part.starts_with('{') && !part.ends_with("+}")
+        });
+        let greedy = candidates.iter().find(|(_, r)| {
+            r["Properties"]["PathPart"]
+                .as_str()
+                .unwrap()
+                .ends_with("+}")
+        });
+        match (literal.or(param), greedy) {
+            (Some((id, _)), _) => {
+                if index == segments.len() - 1 {
+                    return method_on(id);
+                }
+                parent = json!({ "Ref": id });
+            }
+            (None, Some((id, _))) => return method_on(id),
+            (None, None) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn api_gateway_hands_every_route_of_the_router_to_the_api_function_with_iam_auth() {
+    // One request per route of crates/functions/src/api/mod.rs.
+    for path in [
+        "/create/100/200/s1",
+        "/renew/100/200/s1",
+        "/destroy/100/200/s1",
+        "/status/100/200/s1",
+        "/status",
+        "/cleanup",
+        "/notify",
+        "/notify/account/100",
+        "/notify/user/200",
+        "/notify/user/200/session/s1",
+        "/messages/user/200",
+        "/messages/set-read/user/200",
+        "/messages/set-read/user/200/message/m1",
+        "/messages/set-read/user/200/asof/1795410732",
+    ] {
+        let method = api_gateway_routes(path)
+            .unwrap_or_else(|| panic!("API Gateway does not route {path}"))["Properties"]
+            .clone();
+        assert_eq!(method["HttpMethod"], "ANY", "{path}");
+        assert_eq!(method["AuthorizationType"], "AWS_IAM", "{path}");
+        assert_eq!(method["Integration"]["Type"], "AWS_PROXY", "{path}");
+        let uri = method["Integration"]["Uri"].to_string();
+        let (api_id, _) = function("api");
+        assert!(uri.contains(api_id), "{path} goes to {uri}");
+    }
+}
+
+#[test]
+fn alarms_watch_dead_letters_errors_and_iterator_age_and_a_dashboard_shows_them() {
+    let alarms: Vec<&Value> = of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, alarm)| &alarm["Properties"])
+        .collect();
+    let watches = |metric: &str, dimension: &Value| {
+        alarms.iter().any(|alarm| {
+            alarm["MetricName"] == metric
+                && alarm["Dimensions"][0]["Value"] == *dimension
+                && !alarm["AlarmActions"].as_array().unwrap().is_empty()
+        })
+    };
+    assert!(watches(
+        "ApproximateNumberOfMessagesVisible",
+        &json!({ "Fn::GetAtt": ["DeadLetterQueue", "QueueName"] })
+    ));
+    for name in binaries() {
+        let (_, f) = function(&name);
+        let function_name = &f["Properties"]["FunctionName"];
+        assert!(
+            watches("Errors", function_name),
+            "an Errors alarm on {name}"
+        );
+    }
+    for name in ["dispatcher", "cleanup"] {
+        let (_, f) = function(name);
+        assert!(
+            watches("IteratorAge", &f["Properties"]["FunctionName"]),
+            "an IteratorAge alarm on {name}"
+        );
+    }
+    assert_eq!(of_type("AWS::CloudWatch::Dashboard").len(), 1);
+}
+
+#[test]
+fn the_outputs_name_what_clients_and_operators_need() {
+    let outputs = template()["Outputs"].as_object().unwrap();
+    for output in [
+        "ServiceEndpoint",
+        "EventsStreamName",
+        "IdentityPoolId",
+        "DeadLetterQueueUrl",
+    ] {
+        assert!(outputs.contains_key(output), "output {output}");
+    }
+    assert_eq!(
+        outputs["DeadLetterQueueUrl"]["Value"],
+        json!({ "Ref": "DeadLetterQueue" })
+    );
+}
