@@ -404,7 +404,7 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
             let adapters = adapters.clone();
             let name = names.generate();
             async move {
-                let identity_id = adapters.identities.create_identity().await.unwrap();
+                let identity_id = adapters.identities.create_identity("1:s").await.unwrap();
                 let queue = adapters
                     .queues
                     .create_queue(&QueueSpec {

@@ -22,10 +22,10 @@ fn every_lambda_binary_is_deployed_from_its_own_artifact() {
 }
 
 #[test]
-fn the_unauthenticated_role_allows_only_reading_queues_tagged_with_the_callers_identity() {
+fn the_identities_role_allows_only_reading_queues_tagged_with_the_callers_identity() {
     let yml = serverless_yml();
     let role = &yml[yml
-        .find("UnauthenticatedRole:")
+        .find("IdentityRole:")
         .expect("the role is declared")..];
     let role = &role[..role.find("IdentityPoolRoles:").unwrap_or(role.len())];
     for action in QUEUE_READER_ACTIONS {
@@ -42,13 +42,17 @@ fn the_unauthenticated_role_allows_only_reading_queues_tagged_with_the_callers_i
     }
     assert!(role.contains("\"aws:ResourceTag/owner\""));
     assert!(role.contains("{cognito-identity.amazonaws.com:sub}"));
-    assert!(role.contains("unauthenticated"));
+    assert!(role.contains("amr\": authenticated }"));
+    assert!(!role.contains("unauthenticated"));
 }
 
 #[test]
 fn the_identity_pool_keeps_the_classic_flow_and_tables_keep_their_ttl_and_stream() {
     let yml = serverless_yml();
     assert!(yml.contains("AllowClassicFlow: true"));
+    assert!(yml.contains("AllowUnauthenticatedIdentities: false"));
+    assert!(yml.contains("DeveloperProviderName: sqs-push.${self:provider.stage}"));
+    assert!(!yml.contains("cognito-identity:GetId,"));
     assert!(yml.contains("StreamViewType: NEW_AND_OLD_IMAGES"));
     assert_eq!(
         yml.matches("TimeToLiveSpecification: { AttributeName: ttl, Enabled: true }")
