@@ -204,8 +204,16 @@ async fn no_key_credential_or_message_body_reaches_a_log_line_or_an_error_answer
             "/notify/user/900".to_string(),
             format!("[\"{error_body}\"]"),
         ),
-        ("GET", format!("/notify/user/x?message={error_body}"), String::new()),
-        ("GET", format!("/status/1/900/{}", unique_session_id("none")), String::new()),
+        (
+            "GET",
+            format!("/notify/user/x?message={error_body}"),
+            String::new(),
+        ),
+        (
+            "GET",
+            format!("/status/1/900/{}", unique_session_id("none")),
+            String::new(),
+        ),
     ] {
         let (status, answer) = call(&stack, method, &path, &body).await;
         assert!((400..500).contains(&status), "{path}: {status} {answer}");

@@ -24,9 +24,7 @@ fn every_lambda_binary_is_deployed_from_its_own_artifact() {
 #[test]
 fn the_identities_role_allows_only_reading_queues_tagged_with_the_callers_identity() {
     let yml = serverless_yml();
-    let role = &yml[yml
-        .find("IdentityRole:")
-        .expect("the role is declared")..];
+    let role = &yml[yml.find("IdentityRole:").expect("the role is declared")..];
     let role = &role[..role.find("IdentityPoolRoles:").unwrap_or(role.len())];
     for action in QUEUE_READER_ACTIONS {
         assert!(role.contains(action), "the role lacks {action}");

@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn trust_policy_admits_only_authenticated_identities_of_the_pool() {
         let expected = r#"{"Statement":[{"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"ForAnyValue:StringLike":{"cognito-identity.amazonaws.com:amr":"authenticated"},"StringEquals":{"cognito-identity.amazonaws.com:aud":"us-east-1:pool"}},"Effect":"Allow","Principal":{"Federated":"cognito-identity.amazonaws.com"}}],"Version":"2012-10-17"}"#;
-        assert_eq!(identity_trust_policy("us-east-1:pool").to_string(), expected);
+        assert_eq!(
+            identity_trust_policy("us-east-1:pool").to_string(),
+            expected
+        );
         let policy = identity_trust_policy("us-east-1:pool");
         let condition = &policy["Statement"][0]["Condition"];
         assert_eq!(
