@@ -235,7 +235,7 @@ async fn no_key_credential_or_message_body_reaches_a_log_line_or_an_error_answer
     );
     let mut searched = secrets.clone();
     for body in bodies.into_iter().chain([&error_body]) {
-        searched.push(("message body".to_string(), body.to_string()));
+        searched.push(("message body".to_string(), body.clone()));
     }
     assert_absent(&logs, &searched, "a log line");
     for answer in &answers {
