@@ -13,6 +13,26 @@ calls the stack needs and moto 5.2.5 lacks:
                      -> {"IdentityId", "Logins", "CreationDate", "LastModifiedDate"}
                         or HTTP 400 ResourceNotFoundException for an unknown id.
 
+Developer-authenticated identities, as AWS has them (moto only echoes a random token):
+
+  GetOpenIdTokenForDeveloperIdentity  {"IdentityPoolId", "IdentityId"?, "Logins": {provider: user}}
+                     -> {"IdentityId", "Token"}. Signed callers only, and not with credentials
+                        the emulator handed out itself (ASIA… STS keys or Cognito's fixed key):
+                        AWS requires the developer's IAM permission. The provider must be the
+                        pool's DeveloperProviderName. A known login returns its identity; a new
+                        one makes an identity (no IdentityId) or is linked to IdentityId.
+  LookupDeveloperIdentity  {"IdentityPoolId", "IdentityId"? | "DeveloperUserIdentifier"?}
+                     -> {"IdentityId", "DeveloperUserIdentifierList"}; same callers only.
+  GetId / GetOpenIdToken / GetCredentialsForIdentity check logins: a pool with
+                        AllowUnauthenticatedIdentities false answers NotAuthorizedException to a
+                        caller without logins; an identity with a developer login needs
+                        Logins {"cognito-identity.amazonaws.com": <a token issued for it>}.
+  STS AssumeRoleWithWebIdentity accepts only tokens this emulator issued (unexpired, identity
+                        not deleted), and where the role's trust policy has a
+                        cognito-identity.amazonaws.com:amr condition, only a token whose amr
+                        (authenticated / unauthenticated) it names: InvalidIdentityToken and
+                        AccessDenied otherwise.
+
 SetIdentityPoolRoles / GetIdentityPoolRoles are added too (stored, not enforced: moto
 evaluates no IAM), so the local bootstrap attaches the role as serverless.yml does.
 
@@ -23,7 +43,7 @@ moto, too: GetId stamps each identity with CreationDate/LastModifiedDate/Logins
 DeleteIdentityPool drops the pool's identities; GetCredentialsForIdentity and
 GetOpenIdToken answer ResourceNotFoundException for an identity that does not
 exist (e.g. one that was deleted). --lenient-identities keeps moto's original
-behaviour for those last two calls (any id accepted).
+behaviour for those last two calls (any id accepted, no login check).
 
 GET /_emulator/stats answers {"requests": N}, the number of requests served so far
 (benchmarks use it for the emulator's request rate).
@@ -37,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import signal
 import socket
 import sys
@@ -46,8 +67,16 @@ import urllib.error
 import urllib.request
 
 MAX_DELETE_IDENTITIES = 60
+COGNITO_LOGIN = "cognito-identity.amazonaws.com"
+DEFAULT_TOKEN_SECONDS = 900
 
 _identity_lock = threading.RLock()
+
+# Web identity tokens the emulator issued: token -> {"IdentityId", "aud", "amr", "exp"}.
+_tokens: dict[str, dict] = {}
+# Developer logins: (pool, identity) -> (provider, user) and (pool, provider, user) -> identity.
+_developer_by_identity: dict[tuple[str, str], tuple[str, str]] = {}
+_identity_by_developer: dict[tuple[str, str, str], str] = {}
 
 
 def _now() -> float:
@@ -93,6 +122,90 @@ def patch_cognito_identity(strict_identities: bool = True) -> None:
                     if ident.get("IdentityId") == identity_id:
                         return pool, ident
         return None
+
+    def forget_identity(pool_id: str, identity_id: str) -> None:
+        login = _developer_by_identity.pop((pool_id, identity_id), None)
+        if login is not None:
+            _identity_by_developer.pop((pool_id, *login), None)
+        for token in [t for t, v in _tokens.items() if v["IdentityId"] == identity_id]:
+            del _tokens[token]
+
+    def find_pool(account_id: str, pool_id: str):
+        """The pool model for pool_id, or None."""
+        for backend in loaded_backends(account_id, str(pool_id or "")):
+            pool = backend.identity_pools.get(pool_id)
+            if pool is not None:
+                return backend, pool
+        return None
+
+    def not_authorized(message: str) -> JsonRESTError:
+        return JsonRESTError("NotAuthorizedException", message)
+
+    def issue_token(identity_id: str, pool_id: str, amr: str, seconds: int) -> str:
+        token = "emulator-token." + secrets.token_urlsafe(32)
+        _tokens[token] = {
+            "IdentityId": identity_id,
+            "aud": pool_id,
+            "amr": amr,
+            "exp": _now() + seconds,
+        }
+        return token
+
+    def valid_token(token, identity_id=None):
+        entry = _tokens.get(token) if isinstance(token, str) else None
+        if entry is None or entry["exp"] < _now():
+            return None
+        if identity_id is not None and entry["IdentityId"] != identity_id:
+            return None
+        return entry
+
+    def authorize(account_id: str, identity_id: str, logins) -> str:
+        """The amr of a caller naming identity_id with logins, or NotAuthorizedException."""
+        if not strict_identities:
+            return "unauthenticated"
+        found = find_identity(account_id, identity_id)
+        if found is None:
+            raise not_found(identity_id)
+        pool_id = found[0]["IdentityPoolId"]
+        logins = logins if isinstance(logins, dict) else {}
+        if logins:
+            if set(logins) == {COGNITO_LOGIN} and valid_token(
+                logins[COGNITO_LOGIN], identity_id
+            ):
+                return "authenticated"
+            raise not_authorized(
+                "Logins don't match. Please include at least one valid login for this "
+                "identity or identity pool."
+            )
+        located = find_pool(account_id, pool_id)
+        if located is None or not located[1].allow_unauthenticated_identities:
+            raise not_authorized(
+                "Unauthenticated access is not supported for this identity pool."
+            )
+        if (pool_id, identity_id) in _developer_by_identity:
+            raise not_authorized(
+                "Logins don't match. Please include at least one valid login for this "
+                "identity or identity pool."
+            )
+        return "unauthenticated"
+
+    def require_developer_caller(response) -> None:
+        """AWS lets only IAM principals with the permission call the developer APIs: refuse
+        unsigned calls and the credentials the emulator itself hands to browsers."""
+        auth = response.headers.get("Authorization") or ""
+        marker = "Credential="
+        if "AWS4-HMAC-SHA256" not in auth or marker not in auth:
+            raise JsonRESTError(
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token: this call must be signed",
+            )
+        access_key = auth.split(marker, 1)[1].split("/", 1)[0]
+        if access_key.startswith("ASIA") or access_key == "TESTACCESSKEY12345":
+            raise JsonRESTError(
+                "AccessDeniedException",
+                f"User with access key {access_key} is not authorized to perform "
+                "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
+            )
 
     # --- backend methods -------------------------------------------------
 
@@ -150,6 +263,7 @@ def patch_cognito_identity(strict_identities: bool = True) -> None:
                 pool["Identities"] = [
                     i for i in pool["Identities"] if i is not ident
                 ]
+                forget_identity(pool["IdentityPoolId"], identity_id)
             return json.dumps({"UnprocessedIdentityIds": []})
 
     def require_identity(self, identity_id: str) -> None:
@@ -175,7 +289,9 @@ def patch_cognito_identity(strict_identities: bool = True) -> None:
         # moto keeps the pool's identities around; AWS deletes them with it.
         with _identity_lock:
             original_delete_pool(self, identity_pool_id)
-            self.pools_identities.pop(identity_pool_id, None)
+            gone = self.pools_identities.pop(identity_pool_id, None) or {}
+            for ident in gone.get("Identities", []):
+                forget_identity(identity_pool_id, ident.get("IdentityId"))
 
     backend_cls.delete_identity_pool = delete_identity_pool
     backend_cls.get_id = get_id
@@ -239,11 +355,179 @@ def patch_cognito_identity(strict_identities: bool = True) -> None:
         stored = pool_roles.get((self.current_account, pool_id), {"Roles": {}, "RoleMappings": {}})
         return json.dumps({"IdentityPoolId": pool_id, **stored}), dict(json_headers)
 
+    original_r_get_id = response_cls.get_id
+
+    def r_get_id(self) -> str:
+        pool_id = self._get_param("IdentityPoolId")
+        logins = self._get_param("Logins") or {}
+        located = find_pool(self.current_account, pool_id)
+        if strict_identities and located is not None:
+            if logins:
+                token = logins.get(COGNITO_LOGIN) if len(logins) == 1 else None
+                entry = valid_token(token)
+                if entry is None or entry["aud"] != pool_id:
+                    raise not_authorized("Invalid login token.")
+                return json.dumps({"IdentityId": entry["IdentityId"]}), dict(json_headers)
+            if not located[1].allow_unauthenticated_identities:
+                raise not_authorized(
+                    "Unauthenticated access is not supported for this identity pool."
+                )
+        return original_r_get_id(self)
+
+    def r_get_open_id_token(self) -> str:
+        identity_id = self._get_param("IdentityId")
+        with _identity_lock:
+            amr = authorize(self.current_account, identity_id, self._get_param("Logins"))
+            body = self.backend.get_open_id_token(identity_id)
+            if strict_identities:
+                pool_id = find_identity(self.current_account, identity_id)[0]["IdentityPoolId"]
+                token = issue_token(identity_id, pool_id, amr, DEFAULT_TOKEN_SECONDS)
+                body = json.dumps({"IdentityId": identity_id, "Token": token})
+        return body, dict(json_headers)
+
+    def r_get_credentials_for_identity(self) -> str:
+        identity_id = self._get_param("IdentityId")
+        with _identity_lock:
+            authorize(self.current_account, identity_id, self._get_param("Logins"))
+        return self.backend.get_credentials_for_identity(identity_id), dict(json_headers)
+
+    def r_get_open_id_token_for_developer_identity(self) -> str:
+        require_developer_caller(self)
+        pool_id = self._get_param("IdentityPoolId")
+        identity_id = self._get_param("IdentityId")
+        logins = self._get_param("Logins")
+        seconds = self._get_param("TokenDuration") or DEFAULT_TOKEN_SECONDS
+        with _identity_lock:
+            located = find_pool(self.current_account, pool_id)
+            if located is None:
+                raise ResourceNotFoundError(f"IdentityPool '{pool_id}' not found.")
+            backend, pool = located
+            provider = pool.developer_provider_name
+            if not isinstance(logins, dict) or len(logins) != 1:
+                raise validation_error("Logins must name exactly one developer provider")
+            if not provider or provider not in logins:
+                raise not_authorized(
+                    f"Logins don't match the pool's developer provider {provider!r}"
+                )
+            user = logins[provider]
+            if not isinstance(user, str) or not 1 <= len(user) <= 1024:
+                raise validation_error("the developer user identifier must be 1-1024 characters")
+            linked = _identity_by_developer.get((pool_id, provider, user))
+            if identity_id:
+                found = find_identity(self.current_account, identity_id)
+                if found is None or found[0]["IdentityPoolId"] != pool_id:
+                    raise not_found(identity_id)
+                if linked is not None and linked != identity_id:
+                    raise JsonRESTError(
+                        "ResourceConflictException",
+                        "The developer user identifier is linked to another identity.",
+                    )
+                current = _developer_by_identity.get((pool_id, identity_id))
+                if current is not None and current != (provider, user):
+                    raise JsonRESTError(
+                        "ResourceConflictException",
+                        "The identity is linked to another developer user identifier.",
+                    )
+            elif linked is not None:
+                identity_id = linked
+            else:
+                identity_id = json.loads(backend.get_id(pool_id))["IdentityId"]
+            found = find_identity(self.current_account, identity_id)
+            ident = found[1]
+            if provider not in ident.setdefault("Logins", []):
+                ident["Logins"].append(provider)
+            ident["LastModifiedDate"] = _now()
+            _developer_by_identity[(pool_id, identity_id)] = (provider, user)
+            _identity_by_developer[(pool_id, provider, user)] = identity_id
+            token = issue_token(identity_id, pool_id, "authenticated", int(seconds))
+        return json.dumps({"IdentityId": identity_id, "Token": token}), dict(json_headers)
+
+    def r_lookup_developer_identity(self) -> str:
+        require_developer_caller(self)
+        pool_id = self._get_param("IdentityPoolId")
+        identity_id = self._get_param("IdentityId")
+        user = self._get_param("DeveloperUserIdentifier")
+        with _identity_lock:
+            located = find_pool(self.current_account, pool_id)
+            if located is None:
+                raise ResourceNotFoundError(f"IdentityPool '{pool_id}' not found.")
+            provider = located[1].developer_provider_name
+            if not identity_id and user:
+                identity_id = _identity_by_developer.get((pool_id, provider, user))
+            login = _developer_by_identity.get((pool_id, identity_id or ""))
+            if not identity_id or login is None:
+                raise ResourceNotFoundError("No identity is linked to that developer user.")
+        return (
+            json.dumps({"IdentityId": identity_id, "DeveloperUserIdentifierList": [login[1]]}),
+            dict(json_headers),
+        )
+
+    response_cls.get_id = r_get_id
+    response_cls.get_open_id_token = r_get_open_id_token
+    response_cls.get_credentials_for_identity = r_get_credentials_for_identity
+    response_cls.get_open_id_token_for_developer_identity = (
+        r_get_open_id_token_for_developer_identity
+    )
+    response_cls.lookup_developer_identity = r_lookup_developer_identity
+    if strict_identities:
+        patch_sts_web_identity(valid_token)
     response_cls.delete_identities = r_delete_identities
     response_cls.describe_identity = r_describe_identity
     response_cls.set_identity_pool_roles = r_set_identity_pool_roles
     response_cls.get_identity_pool_roles = r_get_identity_pool_roles
     backend_cls._sqs_push_patched = True
+
+
+def patch_sts_web_identity(valid_token) -> None:
+    """AssumeRoleWithWebIdentity: only tokens the emulator issued, and only the amr the role's
+    trust policy admits (the one condition key sqs-push's roles use)."""
+    from moto.iam.models import iam_backends
+    from moto.sts import responses as sts_responses
+    from moto.sts.exceptions import STSClientError
+
+    response_cls = sts_responses.TokenResponse
+    original = response_cls.assume_role_with_web_identity
+
+    def trusted_amrs(policy_document) -> list[str]:
+        try:
+            document = json.loads(policy_document) if isinstance(policy_document, str) else policy_document
+        except ValueError:
+            return []
+        statements = document.get("Statement", []) if isinstance(document, dict) else []
+        if isinstance(statements, dict):
+            statements = [statements]
+        amrs: list[str] = []
+        for statement in statements:
+            for condition in (statement.get("Condition") or {}).values():
+                value = condition.get("cognito-identity.amazonaws.com:amr")
+                if value is not None:
+                    amrs.extend(value if isinstance(value, list) else [value])
+        return amrs
+
+    def assume_role_with_web_identity(self):
+        token = self._get_param("WebIdentityToken")
+        with _identity_lock:
+            entry = valid_token(token)
+        if entry is None:
+            raise STSClientError(
+                "InvalidIdentityToken", "The web identity token was not issued by Cognito or has expired"
+            )
+        role_arn = self._get_param("RoleArn") or ""
+        try:
+            role = iam_backends[self.current_account]["global"].get_role_by_arn(role_arn)
+        except Exception:  # noqa: BLE001 - moto's own answer for an unknown role
+            role = None
+        if role is not None:
+            amrs = trusted_amrs(role.assume_role_policy_document)
+            if amrs and entry["amr"] not in amrs:
+                raise STSClientError(
+                    "AccessDenied",
+                    f"Not authorized to perform sts:AssumeRoleWithWebIdentity "
+                    f"(token amr {entry['amr']!r}, role trusts {amrs})",
+                )
+        return original(self)
+
+    response_cls.assume_role_with_web_identity = assume_role_with_web_identity
 
 
 def port_is_free(port: int) -> bool:

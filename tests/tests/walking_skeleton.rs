@@ -188,4 +188,14 @@ async fn the_enhanced_flow_setting_hands_out_cognito_credentials_for_the_identit
         text(session, "accessKey")
     );
     assert_eq!(session["ttl"].as_u64().unwrap(), expires + 3600);
+    // The developer identity's token is the login GetCredentialsForIdentity needs; the
+    // credentials it hands out read the queue.
+    let browser = session_sqs_client(&emulator, session).await;
+    browser
+        .receive_message()
+        .queue_url(text(session, "sqsUrl"))
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .expect("enhanced-flow credentials read the queue");
 }

@@ -1,5 +1,13 @@
-//! Identities on a Cognito identity pool; credentials from Cognito's classic flow plus STS (the
-//! default, scoped to one queue by a session policy) or from the enhanced flow.
+//! Developer-authenticated identities on a Cognito identity pool that admits no unauthenticated
+//! ones; credentials from the classic flow (the identity's OpenID token plus STS
+//! AssumeRoleWithWebIdentity, the default, scoped to one queue by a session policy) or from the
+//! enhanced flow (GetCredentialsForIdentity with the token as the login).
+//!
+//! Every token comes from GetOpenIdTokenForDeveloperIdentity, which only a caller with the api
+//! function's IAM role may make: an identityId alone mints nothing (docs/security.md).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_cognitoidentity::Client as CognitoClient;
@@ -14,7 +22,8 @@ use crate::errors::{missing, port_error};
 /// How credentials are obtained for an identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialFlow {
-    /// GetOpenIdToken + AssumeRoleWithWebIdentity with an inline policy naming the one queue.
+    /// The developer identity's token + AssumeRoleWithWebIdentity with an inline policy naming
+    /// the one queue.
     Classic,
     /// GetCredentialsForIdentity: Cognito assumes the role itself; no per-queue session policy,
     /// so only the role's owner-tag condition limits what the credentials can read.
@@ -39,8 +48,10 @@ impl std::str::FromStr for CredentialFlow {
 pub struct IdentitySettings {
     /// The identity pool id.
     pub identity_pool_id: String,
-    /// The unauthenticated role, assumed in the classic flow.
+    /// The identities' role (trusting `amr` `authenticated`), assumed in the classic flow.
     pub unauthenticated_role_arn: String,
+    /// The pool's DeveloperProviderName, the key of every identity's login.
+    pub developer_provider_name: String,
     /// Classic (default) or enhanced.
     pub flow: CredentialFlow,
     /// How long classic-flow credentials last (900–43200 s; Cognito's own flow gives one hour).
@@ -51,12 +62,18 @@ pub struct IdentitySettings {
     pub region: String,
 }
 
+/// The login key of the tokens the enhanced flow passes to GetCredentialsForIdentity.
+const COGNITO_LOGIN: &str = "cognito-identity.amazonaws.com";
+
 /// [`IdentityProvider`] on Cognito and STS.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CognitoIdentities {
     cognito: CognitoClient,
     sts: StsClient,
     settings: IdentitySettings,
+    /// Tokens GetOpenIdTokenForDeveloperIdentity returned with a new identity, used once by the
+    /// credentials call that follows in create (saves a second Cognito call). Never logged.
+    fresh_tokens: Mutex<HashMap<String, String>>,
 }
 
 impl CognitoIdentities {
@@ -66,7 +83,65 @@ impl CognitoIdentities {
             cognito,
             sts,
             settings,
+            fresh_tokens: Mutex::default(),
         }
+    }
+
+    /// An OpenID token for the identity: the one its creation returned, or a new one from
+    /// GetOpenIdTokenForDeveloperIdentity for the same identity and its own login (looked up
+    /// with LookupDeveloperIdentity; renew comes here).
+    async fn token(&self, identity_id: &str) -> Result<String, PortError> {
+        let fresh = self
+            .fresh_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(identity_id);
+        if let Some(token) = fresh {
+            return Ok(token);
+        }
+        const LOOKUP: &str = "Cognito LookupDeveloperIdentity";
+        let found = self
+            .cognito
+            .lookup_developer_identity()
+            .identity_pool_id(&self.settings.identity_pool_id)
+            .identity_id(identity_id)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|error| port_error(LOOKUP, identity_id, error))?;
+        let login = found
+            .developer_user_identifier_list()
+            .first()
+            .ok_or_else(|| missing(LOOKUP, identity_id, "DeveloperUserIdentifierList"))?;
+        let (_, token) = self.developer_token(Some(identity_id), login).await?;
+        Ok(token)
+    }
+
+    /// GetOpenIdTokenForDeveloperIdentity: (identity id, token) for `login`, on `identity_id`
+    /// when given, on a new identity otherwise.
+    async fn developer_token(
+        &self,
+        identity_id: Option<&str>,
+        login: &str,
+    ) -> Result<(String, String), PortError> {
+        const OPERATION: &str = "Cognito GetOpenIdTokenForDeveloperIdentity";
+        let subject = identity_id.unwrap_or(&self.settings.identity_pool_id);
+        let output = self
+            .cognito
+            .get_open_id_token_for_developer_identity()
+            .identity_pool_id(&self.settings.identity_pool_id)
+            .set_identity_id(identity_id.map(str::to_string))
+            .logins(&self.settings.developer_provider_name, login)
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, subject, error))?;
+        let id = output
+            .identity_id()
+            .ok_or_else(|| missing(OPERATION, subject, "IdentityId"))?;
+        let token = output
+            .token()
+            .ok_or_else(|| missing(OPERATION, subject, "Token"))?;
+        Ok((id.to_string(), token.to_string()))
     }
 
     async fn classic(&self, identity_id: &str, queue: &QueueRef) -> Result<Credentials, PortError> {
@@ -79,22 +154,13 @@ impl CognitoIdentities {
                     "the queue URL has no account id and name to build an ARN from",
                 )
             })?;
-        let token = self
-            .cognito
-            .get_open_id_token()
-            .identity_id(identity_id)
-            .send()
-            .await
-            .map_err(|error| port_error("Cognito GetOpenIdToken", identity_id, error))?;
-        let token = token
-            .token()
-            .ok_or_else(|| missing("Cognito GetOpenIdToken", identity_id, "Token"))?;
+        let token = self.token(identity_id).await?;
         let output = self
             .sts
             .assume_role_with_web_identity()
             .role_arn(&self.settings.unauthenticated_role_arn)
             .role_session_name(role_session_name(identity_id))
-            .web_identity_token(token)
+            .web_identity_token(&token)
             .policy(session_policy(&arn))
             .duration_seconds(self.settings.credential_seconds)
             .send()
@@ -113,10 +179,12 @@ impl CognitoIdentities {
 
     async fn enhanced(&self, identity_id: &str) -> Result<Credentials, PortError> {
         const OPERATION: &str = "Cognito GetCredentialsForIdentity";
+        let token = self.token(identity_id).await?;
         let output = self
             .cognito
             .get_credentials_for_identity()
             .identity_id(identity_id)
+            .logins(COGNITO_LOGIN, token)
             .send()
             .await
             .map_err(|error| port_error(OPERATION, identity_id, error))?;
@@ -162,23 +230,26 @@ fn role_session_name(identity_id: &str) -> String {
     format!("sqs-push-{cleaned}")
 }
 
+/// `<owner>:<128 random bits in hex>`: a developer user identifier no other session has, so
+/// every create gets a fresh identity (Cognito returns the existing identity for a known login).
+/// Cognito allows 1–1024 characters.
+fn developer_login(owner: &str) -> String {
+    let mut random = [0u8; 16];
+    sqs_push_core::crypto::fill_random(&mut random);
+    let hex: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    let owner: String = owner.chars().take(1024 - 33).collect();
+    format!("{owner}:{hex}")
+}
+
 #[async_trait]
 impl IdentityProvider for CognitoIdentities {
-    async fn create_identity(&self) -> Result<String, PortError> {
-        let output = self
-            .cognito
-            .get_id()
-            .identity_pool_id(&self.settings.identity_pool_id)
-            .send()
-            .await
-            .map_err(|error| port_error("Cognito GetId", &self.settings.identity_pool_id, error))?;
-        output.identity_id().map(str::to_string).ok_or_else(|| {
-            missing(
-                "Cognito GetId",
-                &self.settings.identity_pool_id,
-                "IdentityId",
-            )
-        })
+    async fn create_identity(&self, owner: &str) -> Result<String, PortError> {
+        let (identity_id, token) = self.developer_token(None, &developer_login(owner)).await?;
+        self.fresh_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(identity_id.clone(), token);
+        Ok(identity_id)
     }
 
     async fn credentials(
@@ -195,6 +266,15 @@ impl IdentityProvider for CognitoIdentities {
     async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError> {
         if identity_ids.is_empty() {
             return Ok(Vec::new());
+        }
+        {
+            let mut fresh = self
+                .fresh_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for identity_id in identity_ids {
+                fresh.remove(identity_id);
+            }
         }
         let output = self
             .cognito
@@ -230,6 +310,16 @@ mod tests {
         let long = role_session_name(&format!("r:{}", "x/".repeat(100)));
         assert!(long.len() <= 64);
         assert!(!long.contains('/'));
+    }
+
+    #[test]
+    fn developer_logins_are_unique_per_call_and_name_their_owner() {
+        let first = developer_login("200:tab-1");
+        let second = developer_login("200:tab-1");
+        assert_ne!(first, second);
+        assert!(first.starts_with("200:tab-1:"), "{first}");
+        assert_eq!(first.len(), "200:tab-1:".len() + 32);
+        assert!(developer_login(&"x".repeat(5000)).len() <= 1024);
     }
 
     #[test]

@@ -212,7 +212,7 @@ mod tests {
         let mut records = Vec::new();
         let mut failing_url = String::new();
         for number in 0..3 {
-            let identity = identities.create_identity().await.unwrap();
+            let identity = identities.create_identity("1:s").await.unwrap();
             let queue = queues
                 .create_queue(&QueueSpec {
                     name: format!("q{number}"),

@@ -34,6 +34,9 @@ pub struct StackConfig {
     pub identity_pool_id: String,
     /// The pool's unauthenticated role.
     pub unauthenticated_role_arn: String,
+    /// The identity pool's DeveloperProviderName (`sqs-push.<stage>` unless
+    /// `SQS_PUSH_DEVELOPER_PROVIDER` says otherwise): the key of every session identity's login.
+    pub developer_provider_name: String,
     /// Classic (default) or enhanced credentials.
     pub credential_flow: CredentialFlow,
     /// Lifetime of issued credentials in seconds.
@@ -71,6 +74,7 @@ impl StackConfig {
             static_credentials: None,
             identity_pool_id: String::new(),
             unauthenticated_role_arn: String::new(),
+            developer_provider_name: format!("sqs-push.{stage}"),
             credential_flow: CredentialFlow::Classic,
             credential_seconds: 3600,
             idle_seconds: 3600,
@@ -114,6 +118,22 @@ impl StackConfig {
         config.endpoint_url = lookup("SQS_PUSH_ENDPOINT_URL").filter(|url| !url.is_empty());
         if let Some(partition) = lookup("SQS_PUSH_PARTITION") {
             config.partition = partition;
+        }
+        if let Some(name) = lookup("SQS_PUSH_DEVELOPER_PROVIDER").filter(|name| !name.is_empty()) {
+            // Cognito: 1-100 characters of letters, digits, '_', '.' and '-'.
+            let valid = name.len() <= 100
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !valid {
+                return Err(ConfigError {
+                    variable: "SQS_PUSH_DEVELOPER_PROVIDER",
+                    problem: format!(
+                        "must be 1-100 letters, digits, '_', '.' or '-', not {name:?}"
+                    ),
+                });
+            }
+            config.developer_provider_name = name;
         }
         if let Some(flow) = lookup("SQS_PUSH_CREDENTIAL_FLOW") {
             config.credential_flow = flow.parse().map_err(|problem| ConfigError {
@@ -265,6 +285,20 @@ mod tests {
         assert_eq!(config.credential_seconds, 3600);
         assert_eq!(config.orphan_grace_seconds, 600);
         assert_eq!(config.cleanup_concurrency, 16);
+    }
+
+    #[test]
+    fn the_developer_provider_is_named_after_the_stage_unless_set() {
+        let config = StackConfig::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.developer_provider_name, "sqs-push.prod");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_DEVELOPER_PROVIDER", "login.example.com"));
+        let config = StackConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.developer_provider_name, "login.example.com");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_DEVELOPER_PROVIDER", "has space"));
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_DEVELOPER_PROVIDER");
     }
 
     #[test]

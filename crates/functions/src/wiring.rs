@@ -65,6 +65,7 @@ impl Adapters {
             IdentitySettings {
                 identity_pool_id: config.identity_pool_id.clone(),
                 unauthenticated_role_arn: config.unauthenticated_role_arn.clone(),
+                developer_provider_name: config.developer_provider_name.clone(),
                 flow: config.credential_flow,
                 credential_seconds: config.credential_seconds as i32,
                 partition: config.partition.clone(),

@@ -1,5 +1,6 @@
 //! Creates, idempotently, everything the `local` stage needs in the emulator: the tables, the
-//! event stream, the identity pool and its unauthenticated role.
+//! event stream, the identity pool (developer-authenticated identities only) and its identities'
+//! role.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -8,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use sqs_push_aws::errors::describe;
-use sqs_push_core::session::policy::{unauthenticated_role_policy, unauthenticated_trust_policy};
+use sqs_push_core::session::policy::{identity_role_policy, identity_trust_policy};
 use sqs_push_functions::config::StackConfig;
 
 /// A step of the bootstrap failed.
@@ -48,7 +49,7 @@ pub struct Provisioner {
 pub struct Provisioned {
     /// The identity pool's id.
     pub identity_pool_id: String,
-    /// The unauthenticated role's ARN.
+    /// The identities' role's ARN (the config still calls it the unauthenticated role).
     pub unauthenticated_role_arn: String,
 }
 
@@ -99,7 +100,7 @@ impl Provisioner {
         self.cognito
             .set_identity_pool_roles()
             .identity_pool_id(&identity_pool_id)
-            .roles("unauthenticated", &unauthenticated_role_arn)
+            .roles("authenticated", &unauthenticated_role_arn)
             .send()
             .await
             .map_err(failed("set identity pool roles"))?;
@@ -228,11 +229,11 @@ impl Provisioner {
     }
 
     async fn unauthenticated_role(&self, config: &StackConfig) -> Result<String, BootstrapError> {
-        let role_name = format!("{}-unauthenticated", config.prefix());
-        let policy = unauthenticated_role_policy(&config.partition, &config.prefix()).to_string();
+        let role_name = format!("{}-identities", config.prefix());
+        let policy = identity_role_policy(&config.partition, &config.prefix()).to_string();
         // The trust policy names the pool, which may not exist yet; the emulator does not
         // enforce trust policies, so the pool's name stands in until the pool id is known.
-        let trust = unauthenticated_trust_policy(&config.identity_pool_name()).to_string();
+        let trust = identity_trust_policy(&config.identity_pool_name()).to_string();
         let arn = match self
             .iam
             .create_role()
@@ -243,7 +244,7 @@ impl Provisioner {
         {
             Ok(output) => output.role().map(|role| role.arn().to_string()),
             Err(error) if already_exists(&error) => None,
-            Err(error) => return Err(failed("create unauthenticated role")(error)),
+            Err(error) => return Err(failed("create identities role")(error)),
         };
         let arn = match arn {
             Some(arn) => arn,
@@ -253,11 +254,11 @@ impl Provisioner {
                 .role_name(&role_name)
                 .send()
                 .await
-                .map_err(failed("get unauthenticated role"))?
+                .map_err(failed("get identities role"))?
                 .role()
                 .map(|role| role.arn().to_string())
                 .ok_or(BootstrapError {
-                    step: "get unauthenticated role",
+                    step: "get identities role",
                     message: "no role in the answer".to_string(),
                 })?,
         };
@@ -268,7 +269,7 @@ impl Provisioner {
             .policy_document(policy)
             .send()
             .await
-            .map_err(failed("put unauthenticated role policy"))?;
+            .map_err(failed("put identities role policy"))?;
         Ok(arn)
     }
 
@@ -287,13 +288,25 @@ impl Provisioner {
             .find(|pool| pool.identity_pool_name() == Some(name.as_str()))
             && let Some(id) = pool.identity_pool_id()
         {
+            // A pool an older bootstrap made: bring its settings up to date.
+            self.cognito
+                .update_identity_pool()
+                .identity_pool_id(id)
+                .identity_pool_name(&name)
+                .allow_unauthenticated_identities(false)
+                .developer_provider_name(&config.developer_provider_name)
+                .allow_classic_flow(true)
+                .send()
+                .await
+                .map_err(failed("update identity pool"))?;
             return Ok(id.to_string());
         }
         let created = self
             .cognito
             .create_identity_pool()
             .identity_pool_name(&name)
-            .allow_unauthenticated_identities(true)
+            .allow_unauthenticated_identities(false)
+            .developer_provider_name(&config.developer_provider_name)
             .allow_classic_flow(true)
             .send()
             .await

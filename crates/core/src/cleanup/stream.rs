@@ -276,7 +276,7 @@ mod tests {
     impl Fixture {
         /// A session whose queue and identity exist.
         async fn session(&self, number: u64) -> Session {
-            let identity_id = self.identities.create_identity().await.unwrap();
+            let identity_id = self.identities.create_identity("1:s").await.unwrap();
             let queue = self
                 .queues
                 .create_queue(&QueueSpec {

@@ -147,8 +147,6 @@ pub struct SessionSummary {
     pub session_id: String,
     /// The session's queue.
     pub sqs_queue_name: String,
-    /// The Cognito identity that reads the queue.
-    pub identity_id: String,
     /// When the credentials last handed out stop working.
     pub expires: u64,
     /// When the row may be deleted.
@@ -164,7 +162,6 @@ impl From<&Session> for SessionSummary {
             user_id: session.user_id.get(),
             session_id: session.session_id.to_string(),
             sqs_queue_name: session.queue.name.clone(),
-            identity_id: session.identity_id.clone(),
             expires: session.credentials.expires,
             ttl: session.ttl,
             created: session.created,

@@ -8,8 +8,10 @@ use crate::ports::PortError;
 /// The identity pool and the credentials it hands out.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// A new unauthenticated identity; returns its id.
-    async fn create_identity(&self) -> Result<String, PortError>;
+    /// A new developer-authenticated identity for one session; `owner` (`<userId>:<sessionId>`)
+    /// starts its developer user identifier, which the adapter makes unique per call, so every
+    /// session gets an identity of its own. Returns the identity id.
+    async fn create_identity(&self, owner: &str) -> Result<String, PortError>;
     /// Temporary credentials for `identity_id` that can read `queue`.
     async fn credentials(
         &self,

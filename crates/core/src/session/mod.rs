@@ -127,7 +127,10 @@ impl SessionService {
             // lets cleanup delete the old queue and identity.
         }
 
-        let identity_id = self.identities.create_identity().await?;
+        let identity_id = self
+            .identities
+            .create_identity(&format!("{user_id}:{session_id}"))
+            .await?;
         let queue = match self
             .queues
             .create_queue(&QueueSpec {

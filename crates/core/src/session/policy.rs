@@ -1,7 +1,9 @@
 //! The IAM documents that decide who may read a queue (design.md, "Access to a queue").
 //!
 //! Two layers: the session policy passed to AssumeRoleWithWebIdentity names exactly one queue,
-//! and the unauthenticated role itself only allows queues tagged with the caller's identity.
+//! and the identities' role itself only allows queues tagged with the caller's identity. Session
+//! identities are developer-authenticated (the pool admits no unauthenticated ones), so the role
+//! trusts only `amr` `authenticated` web identity tokens of the one pool.
 
 use serde_json::{Value, json};
 
@@ -31,9 +33,9 @@ pub fn session_policy(queue_arn: &str) -> String {
     .to_string()
 }
 
-/// The unauthenticated role's permissions: reader actions on the stage's queues, and only on a
+/// The identities' role's permissions: reader actions on the stage's queues, and only on a
 /// queue whose `owner` tag is the caller's own identity id.
-pub fn unauthenticated_role_policy(partition: &str, queue_prefix: &str) -> Value {
+pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -50,8 +52,9 @@ pub fn unauthenticated_role_policy(partition: &str, queue_prefix: &str) -> Value
     })
 }
 
-/// Who may assume the unauthenticated role: unauthenticated identities of one identity pool.
-pub fn unauthenticated_trust_policy(identity_pool_id: &str) -> Value {
+/// Who may assume the identities' role: authenticated (developer-authenticated) identities of one
+/// identity pool. An unauthenticated identity's token (`amr` `unauthenticated`) is refused.
+pub fn identity_trust_policy(identity_pool_id: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -60,7 +63,7 @@ pub fn unauthenticated_trust_policy(identity_pool_id: &str) -> Value {
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {
                 "StringEquals": { "cognito-identity.amazonaws.com:aud": identity_pool_id },
-                "ForAnyValue:StringLike": { "cognito-identity.amazonaws.com:amr": "unauthenticated" }
+                "ForAnyValue:StringLike": { "cognito-identity.amazonaws.com:amr": "authenticated" }
             }
         }]
     })
@@ -91,7 +94,7 @@ mod tests {
 
     #[test]
     fn role_policy_requires_the_owner_tag_to_match_the_identity() {
-        let policy = unauthenticated_role_policy("aws", "sqs-push-prod");
+        let policy = identity_role_policy("aws", "sqs-push-prod");
         let statement = &policy["Statement"][0];
         assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-*");
         assert_eq!(
@@ -103,8 +106,13 @@ mod tests {
     }
 
     #[test]
-    fn trust_policy_admits_only_unauthenticated_identities_of_the_pool() {
-        let policy = unauthenticated_trust_policy("us-east-1:pool");
+    fn trust_policy_admits_only_authenticated_identities_of_the_pool() {
+        let expected = r#"{"Statement":[{"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"ForAnyValue:StringLike":{"cognito-identity.amazonaws.com:amr":"authenticated"},"StringEquals":{"cognito-identity.amazonaws.com:aud":"us-east-1:pool"}},"Effect":"Allow","Principal":{"Federated":"cognito-identity.amazonaws.com"}}],"Version":"2012-10-17"}"#;
+        assert_eq!(
+            identity_trust_policy("us-east-1:pool").to_string(),
+            expected
+        );
+        let policy = identity_trust_policy("us-east-1:pool");
         let condition = &policy["Statement"][0]["Condition"];
         assert_eq!(
             condition["StringEquals"]["cognito-identity.amazonaws.com:aud"],
@@ -112,8 +120,9 @@ mod tests {
         );
         assert_eq!(
             condition["ForAnyValue:StringLike"]["cognito-identity.amazonaws.com:amr"],
-            "unauthenticated"
+            "authenticated"
         );
+        assert!(!policy.to_string().contains("unauthenticated"));
     }
 
     #[test]

@@ -553,7 +553,7 @@ impl MemoryIdentities {
 
 #[async_trait]
 impl IdentityProvider for MemoryIdentities {
-    async fn create_identity(&self) -> Result<String, PortError> {
+    async fn create_identity(&self, _owner: &str) -> Result<String, PortError> {
         let number = self.issued.fetch_add(1, Ordering::SeqCst);
         let id = format!("memory:identity-{number}");
         self.identities.lock().unwrap().insert(id.clone());
