@@ -294,15 +294,5 @@ async fn a_broadcast_to_2000_sessions_goes_through_segment_workers_and_reaches_e
 }
 
 async fn seed_sessions(stack: &LocalStack, users: u64) -> Vec<Receiver> {
-    sqs_push_local::seed::seed_sessions(&stack.config, users, 2, 7)
-        .await
-        .into_iter()
-        .map(|seeded| Receiver {
-            account: seeded.account_id,
-            user: seeded.user_id,
-            session: seeded.session_id,
-            queue_url: seeded.queue_url,
-            key: seeded.aes_key,
-        })
-        .collect()
+    seed_receivers(stack, users, 7).await
 }

@@ -293,3 +293,19 @@ pub fn long_poll(
             .await
     })
 }
+
+/// `users` users with two sessions each, spread over `accounts` accounts, made through the
+/// adapters (not create calls: Cognito would only add minutes where the fan-out is under test).
+pub async fn seed_receivers(stack: &LocalStack, users: u64, accounts: u64) -> Vec<Receiver> {
+    sqs_push_local::seed::seed_sessions(&stack.config, users, 2, accounts)
+        .await
+        .into_iter()
+        .map(|seeded| Receiver {
+            account: seeded.account_id,
+            user: seeded.user_id,
+            session: seeded.session_id,
+            queue_url: seeded.queue_url,
+            key: seeded.aes_key,
+        })
+        .collect()
+}

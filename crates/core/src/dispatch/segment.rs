@@ -429,8 +429,9 @@ mod tests {
                 urls.insert(s.queue.url);
             }
         }
-        // One expired session: read, not delivered, its user still gets history.
-        seed_session(&f.store, &f.queues, 1, users, "old", NOW - 1).await;
+        // One session past its ttl: read, not delivered, its user still gets history. (Lapsed
+        // credentials alone do not stop delivery: the session can still renew and read.)
+        seed_session(&f.store, &f.queues, 1, users, "old", NOW - 3_601).await;
         urls
     }
 

@@ -423,8 +423,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn what_the_deadline_left_unsent_is_the_remainder_to_hand_on() {
+    /// Twenty queues that each take 30 ms a call, and a job with one message for each.
+    async fn twenty_slow_queues() -> (Arc<MemoryQueues>, SendJob) {
         let queues = Arc::new(MemoryQueues::with_latency(Duration::from_millis(30)));
         let mut deliveries = Vec::new();
         for i in 0..20 {
@@ -440,6 +440,12 @@ mod tests {
             deliveries,
             attempt: 0,
         };
+        (queues, job)
+    }
+
+    #[tokio::test]
+    async fn what_the_deadline_left_unsent_is_the_remainder_to_hand_on() {
+        let (queues, job) = twenty_slow_queues().await;
         let deadline = Instant::now() + Duration::from_millis(45);
         let report = Sender::new(queues.clone(), 1)
             .send(&job, Some(deadline))
@@ -458,21 +464,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_passed_deadline_leaves_messages_unsent_and_reported() {
-        let queues = Arc::new(MemoryQueues::with_latency(Duration::from_millis(30)));
-        let mut deliveries = Vec::new();
-        for i in 0..20 {
-            let url = queue(&queues, &format!("q{i}")).await;
-            deliveries.push(Delivery {
-                queue_url: url,
-                aes_key: SessionKey::generate().to_base64(),
-                message: 0,
-            });
-        }
-        let job = SendJob {
-            messages: vec!["{}".into()],
-            deliveries,
-            attempt: 0,
-        };
+        let (queues, job) = twenty_slow_queues().await;
         let deadline = Instant::now() + Duration::from_millis(45);
         let report = Sender::new(queues, 1).send(&job, Some(deadline)).await;
         assert!(report.sent >= 1 && report.sent < 20, "{report:?}");

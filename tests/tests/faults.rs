@@ -1,0 +1,204 @@
+//! Nothing lost under injected faults: the local stack talks to the emulator through the fault
+//! proxy (`tests/fault-proxy`), which fails a share of the AWS calls, and each scenario asserts
+//! exact outcomes — every session reached, one history row per user, or the undeliverable work
+//! in the dead-letter queue.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::Value;
+use sqs_push_core::dispatch::DispatchSettings;
+use sqs_push_fault_proxy::{Fault, FaultProxy, Rule};
+use sqs_push_local::LocalStack;
+use support::*;
+
+/// The emulator, the proxy in front of it, and the stack whose every AWS call crosses the proxy.
+async fn stack_behind_proxy(emulator: &Emulator, direct_limit: usize) -> (FaultProxy, LocalStack) {
+    let proxy = FaultProxy::start(&emulator.url)
+        .await
+        .expect("the proxy starts");
+    let mut options = stack_options(emulator);
+    options.emulator_url = proxy.url();
+    options.stack.dispatch = DispatchSettings {
+        direct_limit,
+        sender_batch: 40,
+        ..DispatchSettings::default()
+    };
+    let stack = LocalStack::start(options).await.expect("the stack starts");
+    (proxy, stack)
+}
+
+/// The message ids a queue received, read straight from the emulator (not through the proxy).
+async fn received_ids(sqs: &aws_sdk_sqs::Client, receiver: &Receiver) -> BTreeSet<String> {
+    drain(sqs, receiver, 1)
+        .await
+        .iter()
+        .filter_map(|message| message["messageId"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// History rows of a message, per user, read straight from the emulator.
+async fn history_rows(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    message_id: &str,
+) -> Vec<u64> {
+    let items: Vec<_> = dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression("messageId = :m")
+        .expression_attribute_values(
+            ":m",
+            aws_sdk_dynamodb::types::AttributeValue::S(message_id.to_string()),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    let mut users: Vec<u64> = items
+        .into_iter()
+        .map(|item| {
+            let item = item.expect("the scan succeeds");
+            item["userId"].as_n().unwrap().parse().unwrap()
+        })
+        .collect();
+    users.sort_unstable();
+    users
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_notified_while_10_percent_of_sqs_calls_fail_gets_it_on_every_session_and_one_row() {
+    const USERS: u64 = 60;
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let receivers = seed_receivers(&stack, USERS, 3).await;
+    proxy.set_rules(vec![Rule::new(
+        "SendMessageBatch",
+        Fault::ServerError,
+        0.10,
+    )]);
+
+    let mut message_ids = Vec::new();
+    for user in 0..USERS {
+        let (status, answer) = get(&stack, &format!("/notify/user/{user}?message=hi")).await;
+        assert_eq!(status, 200, "{answer}");
+        message_ids.push(answer["messageId"].as_str().unwrap().to_string());
+    }
+
+    let admin = admin_config(&emulator).await;
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut missing: Vec<&Receiver> = receivers.iter().collect();
+    let mut seen: Vec<(u64, BTreeSet<String>)> = Vec::new();
+    while !missing.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for receiver in missing {
+            let ids = received_ids(&sqs, receiver).await;
+            if ids.is_empty() {
+                still.push(receiver);
+            } else {
+                seen.push((receiver.user, ids));
+            }
+        }
+        missing = still;
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} sessions never got their message",
+        missing.len(),
+        receivers.len()
+    );
+    for (user, ids) in &seen {
+        // After client dedupe (a set of ids), each session holds exactly its user's message.
+        assert_eq!(
+            ids,
+            &BTreeSet::from([message_ids[*user as usize].clone()]),
+            "user {user}"
+        );
+    }
+    let faults = proxy.stats().operation("SendMessageBatch").total_faults();
+    assert!(faults > 0, "the proxy failed no SendMessageBatch call");
+    eprintln!(
+        "{} sessions reached, {faults} SendMessageBatch calls failed on the way",
+        seen.len()
+    );
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
+    for (user, message_id) in message_ids.iter().enumerate() {
+        let rows = history_rows(&dynamodb, &stack.config.history_table(), message_id).await;
+        assert_eq!(rows, vec![user as u64], "history of {message_id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly() {
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let receivers = seed_receivers(&stack, 3, 3).await;
+    let user = receivers[0].user;
+    let queues: BTreeSet<String> = receivers
+        .iter()
+        .filter(|receiver| receiver.user == user)
+        .map(|receiver| receiver.queue_url.clone())
+        .collect();
+    proxy.set_rules(vec![Rule::new("SendMessageBatch", Fault::ServerError, 1.0)]);
+
+    let (status, answer) = get(&stack, &format!("/notify/user/{user}?message=lost")).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let dlq = sqs
+        .get_queue_url()
+        .queue_name("sqs-push-dlq-local")
+        .send()
+        .await
+        .expect("the local stack made its dead-letter queue")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let record: Value = loop {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the dead-letter queue"
+        );
+        let output = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = output.messages().first() {
+            break serde_json::from_str(message.body().unwrap()).unwrap();
+        }
+    };
+    assert!(
+        record["requestContext"]["functionArn"]
+            .as_str()
+            .unwrap()
+            .ends_with("sqs-push-local-sender"),
+        "{record}"
+    );
+    let payload = &record["requestPayload"];
+    assert_eq!(
+        payload["attempt"], 3,
+        "handed on three times first: {record}"
+    );
+    let dead: BTreeSet<String> = payload["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|delivery| delivery["queueUrl"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(dead, queues, "exactly the user's undelivered queues");
+    assert_eq!(
+        payload["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{record}"
+    );
+}
