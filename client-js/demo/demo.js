@@ -99,8 +99,11 @@ async function send(to) {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ message: text, sentAt: Date.now() }),
     });
+    // Everyone is accepted for a segmented fan-out and answered with the plan, not the outcome.
     $('send-result').textContent =
-      `Sent to ${to}: ${answer.sessionsMatched} session(s) matched, message ${answer.messageId}.`;
+      answer.segments !== undefined
+        ? `Sent to ${to}: accepted in ${answer.segments} segment(s), ~${answer.estimatedSessions} session(s), message ${answer.messageId}.`
+        : `Sent to ${to}: ${answer.sessionsMatched} session(s) matched, message ${answer.messageId}.`;
   } catch (err) {
     $('send-result').textContent = `Sending to ${to} failed: ${err.message}`;
     log(`notify failed: ${err.message}`, 'error');
