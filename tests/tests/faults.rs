@@ -8,7 +8,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::Value;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_fault_proxy::{Fault, FaultProxy, Rule};
@@ -76,11 +75,10 @@ async fn a_user_notified_while_10_percent_of_sqs_calls_fail_gets_it_on_every_ses
     let emulator = Emulator::start();
     let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
     let receivers = seed_receivers(&stack, USERS, 3).await;
-    proxy.set_rules(vec![Rule::new(
-        "SendMessageBatch",
-        Fault::ServerError,
-        0.10,
-    )]);
+    proxy.set_rules(vec![
+        Rule::new("SendMessageBatch", Fault::ServerError, 0.10),
+        Rule::new("PutItem", Fault::Throttling, 0.20).service("dynamodb"),
+    ]);
 
     let mut message_ids = Vec::new();
     for user in 0..USERS {
@@ -120,10 +118,14 @@ async fn a_user_notified_while_10_percent_of_sqs_calls_fail_gets_it_on_every_ses
             "user {user}"
         );
     }
-    let faults = proxy.stats().operation("SendMessageBatch").total_faults();
+    let stats = proxy.stats();
+    let faults = stats.operation("SendMessageBatch").total_faults();
+    let throttled = stats.operation("PutItem").total_faults();
     assert!(faults > 0, "the proxy failed no SendMessageBatch call");
+    assert!(throttled > 0, "the proxy throttled no history write");
     eprintln!(
-        "{} sessions reached, {faults} SendMessageBatch calls failed on the way",
+        "{} sessions reached; {faults} SendMessageBatch calls failed and {throttled} history \
+         PutItems were throttled on the way",
         seen.len()
     );
 

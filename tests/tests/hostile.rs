@@ -181,7 +181,8 @@ async fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
         (
             "POST",
             "/messages/set-read/user/2",
-            "[1]",
+            // Whole numbers are ids, as in the original stack; a fraction is not.
+            "[1.5]",
             400,
             "messageIds",
         ),

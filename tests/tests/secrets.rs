@@ -129,7 +129,7 @@ async fn no_key_credential_or_message_body_reaches_a_log_line_or_an_error_answer
         &json!({"message": everyone_body}).to_string(),
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status, 202, "everyone is a segmented fan-out: {answer}");
     let session_body = unique("body-to-session");
     let (_, one) = &sessions[1];
     let (status, answer) = get(

@@ -5,20 +5,31 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde::Deserialize;
+use serde_json::Value;
 use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::{events, telemetry};
 
 /// What invokes the dispatcher: the Kinesis event source mapping, or a broadcast's planner.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum DispatcherEvent {
-    /// One scan segment of a broadcast (tried first: it has required fields a Kinesis event lacks).
+    /// One scan segment of a broadcast.
     Segment(Box<SegmentJob>),
     /// A batch of stream records.
     Kinesis(KinesisEvent),
+}
+
+impl DispatcherEvent {
+    /// Picks the shape by the `Records` field a Kinesis event always has. (Not an untagged serde
+    /// enum: with serde_json's arbitrary_precision, numbers inside buffered untagged content do
+    /// not deserialize, and a Kinesis event carries a numeric timestamp.)
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        if value.get("Records").is_some() {
+            serde_json::from_value(value).map(Self::Kinesis)
+        } else {
+            serde_json::from_value(value).map(|job| Self::Segment(Box::new(job)))
+        }
+    }
 }
 
 #[tokio::main]
@@ -27,11 +38,11 @@ async fn main() -> Result<(), Error> {
     let config = StackConfig::from_env()?;
     let dispatcher = dispatcher(&config, &Adapters::aws(&config).await);
     let worker = dispatcher.segment_worker(Duration::from_millis(config.sender_safety_millis));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<DispatcherEvent>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let dispatcher = dispatcher.clone();
         let worker = worker.clone();
         async move {
-            match event.payload {
+            match DispatcherEvent::from_value(event.payload)? {
                 DispatcherEvent::Kinesis(records) => {
                     let report = events::handle_kinesis(&dispatcher, records).await;
                     Ok::<_, Error>(serde_json::to_value(events::batch_response(&report))?)
