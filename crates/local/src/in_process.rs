@@ -26,7 +26,7 @@ pub struct DeadLetters {
     pub sqs: aws_sdk_sqs::Client,
     /// The queue's URL.
     pub queue_url: String,
-    /// The stage's function-name prefix, `sqs-push-<stage>-`, for the records' function ARNs.
+    /// The stage's function-name prefix, `sqs-push-<stage>`, for the records' function ARNs.
     pub function_prefix: String,
 }
 
@@ -54,7 +54,7 @@ impl DeadLetters {
     async fn record(&self, function: AsyncFunction, payload: Value, error: &PortError) {
         let record = json!({
             "requestContext": {
-                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}{}", self.function_prefix, function.name()),
+                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}-{}", self.function_prefix, function.name()),
                 "condition": "RetriesExhausted",
                 "approximateInvokeCount": 1,
             },

@@ -431,7 +431,11 @@ mod tests {
         }
         // One session past its ttl: read, not delivered, its user still gets history. (Lapsed
         // credentials alone do not stop delivery: the session can still renew and read.)
-        seed_session(&f.store, &f.queues, 1, users, "old", NOW - 3_601).await;
+        let mut old = seed_session(&f.store, &f.queues, 1, users, "old", NOW - 1).await;
+        old.ttl = NOW - 1;
+        crate::ports::SessionStore::put(f.store.as_ref(), &old)
+            .await
+            .unwrap();
         urls
     }
 
