@@ -211,3 +211,70 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
         "{record}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
+    const USERS: u64 = 30;
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let receivers = seed_receivers(&stack, USERS, 3).await;
+    // The SDK retries a 5xx three times, so 10% would almost never get past it; at 40% about
+    // one delete in sixteen fails for good and the stream's own retry has to finish the job.
+    proxy.set_rules(vec![
+        Rule::new("DeleteQueue", Fault::ServerError, 0.40),
+        Rule::new("DeleteIdentities", Fault::ServerError, 0.40),
+    ]);
+
+    // Rows removed behind the API's back, as the TTL does: only the stream tells cleanup.
+    let admin = admin_config(&emulator).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
+    for receiver in &receivers {
+        dynamodb
+            .delete_item()
+            .table_name(stack.config.sessions_table())
+            .key(
+                "userId",
+                aws_sdk_dynamodb::types::AttributeValue::N(receiver.user.to_string()),
+            )
+            .key(
+                "sessionId",
+                aws_sdk_dynamodb::types::AttributeValue::S(receiver.session.clone()),
+            )
+            .send()
+            .await
+            .expect("the row is deleted");
+    }
+
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    let urls: BTreeSet<String> = receivers.iter().map(|r| r.queue_url.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut left = urls.len();
+    while left > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let listed = sqs
+            .list_queues()
+            .queue_name_prefix(stack.config.prefix())
+            .max_results(1000)
+            .send()
+            .await
+            .expect("the queues are listed");
+        left = listed
+            .queue_urls()
+            .iter()
+            .filter(|url| {
+                urls.iter()
+                    .any(|ours| ours.ends_with(url.rsplit('/').next().unwrap_or_default()))
+            })
+            .count();
+    }
+    let failed = proxy.stats().operation("DeleteQueue").total_faults();
+    assert!(failed > 0, "the proxy failed no DeleteQueue call");
+    assert_eq!(
+        left, 0,
+        "queues still there after cleanup ({failed} DeleteQueue calls failed on the way)"
+    );
+    eprintln!(
+        "{} queues removed; {failed} DeleteQueue calls failed on the way",
+        urls.len()
+    );
+}
