@@ -518,3 +518,63 @@ async fn count_identities(admin: &Admin, pool: &str, ids: &HashSet<&str>) -> usi
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_creates_of_one_session_share_one_queue_that_outlives_the_cleanup_stream()
+{
+    let emulator = Emulator::start();
+    let stack = &spawn_stack(&emulator).await;
+    let admin = Admin::new(&emulator).await;
+    let path = format!("/create/5/6/{}", unique_session_id("race"));
+    let answers: Vec<(u16, Value)> = futures::stream::iter(0..50)
+        .map(|_| get(stack, &path))
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    let sessions: Vec<&Value> = answers
+        .iter()
+        .map(|(status, answer)| {
+            assert_eq!(*status, 200, "{answer}");
+            &answer["session"]
+        })
+        .collect();
+    let first = sessions[0];
+    for session in &sessions {
+        for field in ["sqsUrl", "aesKey", "identityId", "accessKey"] {
+            assert_eq!(
+                session[field], first[field],
+                "{field} differs between answers"
+            );
+        }
+    }
+
+    // Only the winner's queue and identity remain, once the losers cleaned up after themselves
+    // and the sessions table's stream has been drained by cleanup.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queues = admin
+        .sqs
+        .list_queues()
+        .queue_name_prefix(stack.config.prefix())
+        .send()
+        .await
+        .expect("ListQueues works");
+    assert_eq!(
+        queues.queue_urls(),
+        [text(first, "sqsUrl").to_string()],
+        "one queue"
+    );
+    let identities = admin
+        .cognito
+        .list_identities()
+        .identity_pool_id(&stack.config.identity_pool_id)
+        .max_results(60)
+        .send()
+        .await
+        .expect("ListIdentities works");
+    let ids: Vec<&str> = identities
+        .identities()
+        .iter()
+        .filter_map(|identity| identity.identity_id())
+        .collect();
+    assert_eq!(ids, [text(first, "identityId")], "one identity");
+}
