@@ -278,3 +278,84 @@ async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
         urls.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_and_doubling_nothing()
+ {
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let receivers = seed_receivers(&stack, 3, 1).await;
+    let session_of = |user: u64| {
+        receivers
+            .iter()
+            .find(|receiver| receiver.user == user)
+            .unwrap()
+    };
+    // Record 1 names a session (GetItem), record 2 a user (Query), record 3 a session again.
+    // Six Query calls fail: the grouped attempt and then record 2 on its own, each after the
+    // SDK's three attempts — so the batch stops at record 2 and the stream retries from there.
+    proxy.set_rules(vec![
+        Rule::new("Query", Fault::ServerError, 1.0)
+            .service("dynamodb")
+            .max_faults(6),
+    ]);
+    let records = [
+        serde_json::json!({"userId": 0, "sessionId": session_of(0).session, "messageId": "k-1"}),
+        serde_json::json!({"userId": 1, "messageId": "k-2"}),
+        serde_json::json!({"userId": 2, "sessionId": session_of(2).session, "messageId": "k-3"}),
+    ];
+    let admin = admin_config(&emulator).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&admin);
+    let entries: Vec<_> = records
+        .iter()
+        .map(|record| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("one-shard")
+                .data(aws_sdk_kinesis::primitives::Blob::new(record.to_string()))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    kinesis
+        .put_records()
+        .stream_name(stack.config.events_stream())
+        .set_records(Some(entries))
+        .send()
+        .await
+        .expect("the records are put");
+
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
+    let table = stack.config.history_table();
+    for (user, message_id) in [(0, "k-1"), (1, "k-2"), (2, "k-3")] {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut rows = history_rows(&dynamodb, &table, message_id).await;
+        while rows.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            rows = history_rows(&dynamodb, &table, message_id).await;
+        }
+        assert_eq!(rows, vec![user], "one history row for {message_id}");
+    }
+    // Each session got its record's message once: nothing skipped, nothing sent twice.
+    for (receiver, expected) in [(session_of(0), vec!["k-1"]), (session_of(2), vec!["k-3"])] {
+        let got: Vec<String> = drain(&sqs, receiver, 2)
+            .await
+            .iter()
+            .map(|message| message["messageId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, expected, "{}", receiver.queue_url);
+    }
+    for receiver in receivers.iter().filter(|receiver| receiver.user == 1) {
+        let got: Vec<String> = drain(&sqs, receiver, 2)
+            .await
+            .iter()
+            .map(|message| message["messageId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, vec!["k-2"], "{}", receiver.queue_url);
+    }
+    assert_eq!(
+        proxy.stats().operation("Query").total_faults(),
+        6,
+        "the downstream call failed as planned"
+    );
+}
