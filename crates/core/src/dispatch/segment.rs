@@ -205,7 +205,7 @@ impl SegmentWorker {
         let total = recipients.len();
         let deliveries: Vec<Delivery> = recipients
             .into_iter()
-            .filter(|recipient| recipient.can_receive(now))
+            .filter(|recipient| recipient.is_live(now))
             .map(|recipient| Delivery {
                 queue_url: recipient.queue_url,
                 aes_key: recipient.aes_key,

@@ -29,9 +29,10 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    /// Whether a message sent now can still be read: the session is within its ttl — its
-    /// credentials may have lapsed, but `/renew` lets it read the backlog (docs/operations.md).
-    pub fn can_receive(&self, now: u64) -> bool {
+    /// Whether a message sent now can still be read: the session is within its ttl, as
+    /// [`crate::model::session::Session::is_live`] — its credentials may have lapsed, but
+    /// `/renew` lets it read the backlog (docs/operations.md).
+    pub fn is_live(&self, now: u64) -> bool {
         self.ttl > now
     }
 }

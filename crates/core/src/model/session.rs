@@ -67,11 +67,6 @@ impl Session {
         self.ttl > now
     }
 
-    /// Whether a message sent now could be read: the credentials still work.
-    pub fn can_receive(&self, now: u64) -> bool {
-        self.credentials.expires > now
-    }
-
     /// What the client receives from create, renew and status.
     pub fn to_client(&self, region: &str) -> ClientSession {
         ClientSession {
