@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use futures::{StreamExt, TryStreamExt};
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::model::recipient::{RecipientPage, ScanPosition};
+use sqs_push_core::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use sqs_push_core::model::session::Session;
 use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::{PortError, PortErrorKind};
@@ -27,16 +26,14 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoSessionStore {
     client: Client,
     table: String,
-    scan_segments: i32,
 }
 
 impl DynamoSessionStore {
-    /// `scan_segments` parallel segments are used to read the whole table for a broadcast.
-    pub fn new(client: Client, table: impl Into<String>, scan_segments: i32) -> Self {
+    /// The store for `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
-            scan_segments: scan_segments.max(1),
         }
     }
 
@@ -70,20 +67,34 @@ impl DynamoSessionStore {
         )
     }
 
-    async fn scan_segment(&self, segment: i32) -> Result<Vec<Session>, PortError> {
-        let items: Vec<Item> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .segment(segment)
-            .total_segments(self.scan_segments)
-            .into_paginator()
-            .items()
-            .send()
+    fn recipients(
+        &self,
+        operation: &'static str,
+        items: &[Item],
+    ) -> Result<Vec<Recipient>, PortError> {
+        items
+            .iter()
+            .map(|item| recipient_from_row(item.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|error| port_error("DynamoDB Scan", &self.table, error))?;
-        self.sessions("DynamoDB Scan", &items)
+            .map_err(|field| self.malformed(operation, field))
+    }
+
+    fn position(
+        &self,
+        operation: &'static str,
+        key: Option<&Item>,
+    ) -> Result<Option<ScanPosition>, PortError> {
+        match key {
+            Some(key) if !key.is_empty() => {
+                let cursor =
+                    cursor_from_key(key).map_err(|field| self.malformed(operation, field))?;
+                Ok(Some(ScanPosition {
+                    user_id: cursor.user_id,
+                    session_id: cursor.session_id,
+                }))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -195,62 +206,55 @@ impl SessionStore for DynamoSessionStore {
         }
     }
 
-    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
+    async fn recipients_of_user(&self, user_id: UserId) -> Result<Vec<Recipient>, PortError> {
         let items: Vec<Item> = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("userId = :user")
             .expression_attribute_values(":user", number(user_id.get()))
+            .projection_expression(RECIPIENT_PROJECTION)
+            .expression_attribute_names("#ttl", "ttl")
             .into_paginator()
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|error| port_error("DynamoDB Query", &self.table, error))?;
-        self.sessions("DynamoDB Query", &items)
+        self.recipients("DynamoDB Query", &items)
     }
 
-    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
-        // The index holds routing attributes only (no credentials): it names the users, and
-        // each user's rows come from the table by key.
-        let items: Vec<Item> = self
+    async fn account_page(
+        &self,
+        account_id: AccountId,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        const OPERATION: &str = "DynamoDB Query";
+        // An index's start key is the index key and the table key together.
+        let start_key = start.map(|position| {
+            let mut key = Self::key(position.user_id, &position.session_id);
+            key.insert("accountId".to_string(), number(account_id.get()));
+            key
+        });
+        let output = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(ACCOUNT_INDEX)
             .key_condition_expression("accountId = :account")
             .expression_attribute_values(":account", number(account_id.get()))
-            .projection_expression("userId")
-            .into_paginator()
-            .items()
+            .projection_expression(RECIPIENT_PROJECTION)
+            .expression_attribute_names("#ttl", "ttl")
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
             .send()
-            .collect::<Result<Vec<_>, _>>()
             .await
-            .map_err(|error| port_error("DynamoDB Query", ACCOUNT_INDEX, error))?;
-        let users: std::collections::BTreeSet<UserId> = items
-            .iter()
-            .filter_map(|item| item.get("userId")?.as_n().ok()?.parse::<u64>().ok())
-            .filter_map(|id| UserId::try_from(id).ok())
-            .collect();
-        let per_user: Vec<Vec<Session>> = futures::stream::iter(users)
-            .map(|user_id| self.sessions_of_user(user_id))
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
-        Ok(per_user
-            .into_iter()
-            .flatten()
-            .filter(|session| session.account_id == account_id)
-            .collect())
-    }
-
-    async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
-        let segments = futures::future::try_join_all(
-            (0..self.scan_segments).map(|segment| self.scan_segment(segment)),
-        )
-        .await?;
-        Ok(segments.into_iter().flatten().collect())
+            .map_err(|error| port_error(OPERATION, ACCOUNT_INDEX, error))?;
+        Ok(RecipientPage {
+            recipients: self.recipients(OPERATION, output.items())?,
+            next: self.position(OPERATION, output.last_evaluated_key())?,
+        })
     }
 
     async fn list(
@@ -316,24 +320,10 @@ impl SessionStore for DynamoSessionStore {
             .send()
             .await
             .map_err(|error| port_error(OPERATION, &self.table, error))?;
-        let recipients = output
-            .items()
-            .iter()
-            .map(|item| recipient_from_row(item.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|field| self.malformed(OPERATION, field))?;
-        let next = match output.last_evaluated_key() {
-            Some(key) if !key.is_empty() => {
-                let cursor =
-                    cursor_from_key(key).map_err(|field| self.malformed(OPERATION, field))?;
-                Some(ScanPosition {
-                    user_id: cursor.user_id,
-                    session_id: cursor.session_id,
-                })
-            }
-            _ => None,
-        };
-        Ok(RecipientPage { recipients, next })
+        Ok(RecipientPage {
+            recipients: self.recipients(OPERATION, output.items())?,
+            next: self.position(OPERATION, output.last_evaluated_key())?,
+        })
     }
 
     async fn estimated_count(&self) -> Result<Option<u64>, PortError> {

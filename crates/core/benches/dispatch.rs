@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
-use sqs_push_core::dispatch::segment::SegmentJob;
+use sqs_push_core::dispatch::segment::{PlannedMessage, Scope, SegmentJob};
 use sqs_push_core::dispatch::send::{Delivery, SendJob, Sender};
 use sqs_push_core::dispatch::{DispatchSettings, Dispatcher};
 use sqs_push_core::history::write::HistoryWriter;
@@ -90,13 +90,17 @@ fn planning(c: &mut Criterion) {
             // worker's: page, deliveries, cut and serialize payloads (one segment, 5,000-row pages).
             let worker = dispatcher.segment_worker(std::time::Duration::ZERO);
             let job = SegmentJob {
-                message: String::from_utf8(hello().to_json()).unwrap(),
-                message_id: "m".into(),
-                created: NOW,
-                segment: 0,
-                total_segments: 1,
+                messages: vec![PlannedMessage {
+                    message: String::from_utf8(hello().to_json()).unwrap(),
+                    message_id: "m".into(),
+                    created: NOW,
+                    history: true,
+                }],
+                scope: Scope::Segment {
+                    segment: 0,
+                    total_segments: 1,
+                },
                 start: None,
-                history: true,
                 generation: 0,
             };
             let report = rt.block_on(worker.run(&job, None)).unwrap();

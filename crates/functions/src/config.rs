@@ -175,6 +175,9 @@ impl StackConfig {
         if let Some(v) = number("SQS_PUSH_SCAN_PAGE", 1, 100_000)? {
             config.dispatch.scan_page = v as usize;
         }
+        if let Some(v) = number("SQS_PUSH_LARGE_ACCOUNT", 0, 100_000)? {
+            config.dispatch.large_account = v as usize;
+        }
         if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
             config.send_concurrency = v as usize;
         }

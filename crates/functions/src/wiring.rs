@@ -76,7 +76,6 @@ impl Adapters {
             sessions: Arc::new(DynamoSessionStore::new(
                 clients.dynamodb.clone(),
                 config.sessions_table(),
-                config.scan_segments as i32,
             )),
             queues: Arc::new(SqsQueues::new(
                 clients.sqs.clone(),
@@ -145,6 +144,7 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             queue_names: config.queue_names()?,
             grace_seconds: config.orphan_grace_seconds,
             concurrency: config.cleanup_concurrency,
+            scan_segments: config.scan_segments,
         },
     );
     Ok(ApiState {

@@ -1,12 +1,13 @@
-//! `/notify` to everyone through the api Router on in-memory adapters: answered 202 with the
-//! plan, and one `dispatcher` payload per segment handed off.
+//! `/notify` to everyone, and to a large account, through the api Router on in-memory adapters:
+//! answered 202 with the plan, and one `dispatcher` payload per scope handed off.
 
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
-use sqs_push_core::dispatch::segment::SegmentJob;
+use sqs_push_core::dispatch::segment::{Scope, SegmentJob};
+use sqs_push_core::model::ids::AccountId;
 use sqs_push_core::ports::AsyncFunction;
 use sqs_push_core::testing::ManualClock;
 use sqs_push_core::testing::memory::{
@@ -62,9 +63,16 @@ async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segme
         .iter()
         .map(|payload| {
             let job: SegmentJob = serde_json::from_slice(payload).unwrap();
-            assert_eq!((job.total_segments, job.start.as_ref()), (5, None));
-            assert_eq!(job.message_id, message_id);
-            job.segment
+            assert_eq!(job.start, None);
+            assert_eq!(job.messages.len(), 1);
+            assert_eq!(job.messages[0].message_id, message_id);
+            match job.scope {
+                Scope::Segment {
+                    segment,
+                    total_segments: 5,
+                } => segment,
+                other => panic!("not a segment of 5: {other:?}"),
+            }
         })
         .collect();
     segments.sort_unstable();
@@ -73,4 +81,59 @@ async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segme
         invoker.payloads(AsyncFunction::Sender).is_empty(),
         "nothing sent by the api"
     );
+}
+
+#[tokio::test]
+async fn notify_to_a_large_account_is_a_202_and_a_small_one_is_sent_at_once() {
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    let store = Arc::new(MemorySessionStore::default());
+    let queues = Arc::new(MemoryQueues::default());
+    for user in 0..12 {
+        seed_session(&store, &queues, 7, user, "a", 2_000_000).await;
+    }
+    for user in 100..103 {
+        seed_session(&store, &queues, 8, user, "a", 2_000_000).await;
+    }
+    let invoker = Arc::new(RecordingInvoker::default());
+    let adapters = Adapters {
+        sessions: store,
+        queues,
+        identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
+        history: Arc::new(MemoryHistory::default()),
+        invoker: invoker.clone(),
+        clock,
+    };
+    let mut config = StackConfig::for_stage("test", "us-east-1");
+    config.dispatch.large_account = 10;
+    let router = sqs_push_functions::api::router(api_state(&config, &adapters).unwrap());
+    let call = |uri: &'static str| {
+        let router = router.clone();
+        async move {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+
+    let (status, answer) = call("/notify/account/7?message=big").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["segments"], 1, "{answer}");
+    let payloads = invoker.payloads(AsyncFunction::Dispatcher);
+    assert_eq!(payloads.len(), 1);
+    let job: SegmentJob = serde_json::from_slice(&payloads[0]).unwrap();
+    assert_eq!(
+        job.scope,
+        Scope::Account {
+            account_id: AccountId::try_from(7).unwrap()
+        }
+    );
+    assert_eq!(job.messages[0].message_id, answer["messageId"]);
+    assert!(invoker.payloads(AsyncFunction::Sender).is_empty());
+
+    let (status, answer) = call("/notify/account/8?message=small").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["sentDirectly"], 3, "{answer}");
+    assert_eq!(invoker.payloads(AsyncFunction::Dispatcher).len(), 1);
 }

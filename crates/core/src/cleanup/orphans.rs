@@ -38,7 +38,12 @@ pub struct OrphanSettings {
     pub grace_seconds: u64,
     /// Queue calls in flight at once.
     pub concurrency: usize,
+    /// The sessions table is read in this many parallel scan segments.
+    pub scan_segments: u32,
 }
+
+/// Rows per scan page while collecting the queue names the sessions hold.
+const SCAN_PAGE: usize = 2_000;
 
 /// Finds and deletes orphan queues.
 #[derive(Clone)]
@@ -47,6 +52,34 @@ pub struct OrphanSweeper {
     queues: Arc<dyn QueueService>,
     clock: Arc<dyn Clock>,
     settings: OrphanSettings,
+}
+
+impl OrphanSweeper {
+    /// The names of the queues the session rows hold, read segment by segment with the routing
+    /// projection (a queue's name is the last part of its URL).
+    async fn named_queues(&self) -> Result<HashSet<String>, PortError> {
+        let total = self.settings.scan_segments.max(1);
+        let segments = (0..total).map(|segment| async move {
+            let mut names = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .store
+                    .scan_page(segment, total, start.as_ref(), SCAN_PAGE)
+                    .await?;
+                names.extend(page.recipients.into_iter().map(|recipient| {
+                    let name = recipient.queue_url.rsplit('/').next().unwrap_or_default();
+                    name.to_string()
+                }));
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => return Ok::<_, PortError>(names),
+                }
+            }
+        });
+        let per_segment = futures::future::try_join_all(segments).await?;
+        Ok(per_segment.into_iter().flatten().collect())
+    }
 }
 
 enum Outcome {
@@ -86,13 +119,7 @@ impl OrphanSweeper {
             .into_iter()
             .filter(|queue| self.settings.queue_names.owns(&queue.name))
             .collect();
-        let named: HashSet<String> = self
-            .store
-            .all_sessions()
-            .await?
-            .into_iter()
-            .map(|session| session.queue.name)
-            .collect();
+        let named = self.named_queues().await?;
         // Owned queues, collected first: a stream of futures borrowing from an iterator's
         // closures is not `Send` for axum.
         let orphans: Vec<QueueRef> = queues
@@ -216,6 +243,7 @@ mod tests {
                 queue_names: names,
                 grace_seconds: 600,
                 concurrency: 4,
+                scan_segments: 3,
             },
         );
         let report = sweeper.sweep().await.unwrap();

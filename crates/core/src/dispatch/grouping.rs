@@ -10,7 +10,7 @@ use crate::dispatch::kinesis::{
     ParseOptions, StreamRecord, StreamReport, dispatch_records, parse_record,
 };
 use crate::dispatch::send::{Delivery, MAX_BATCH_ENTRIES, SendJob};
-use crate::dispatch::{Dispatcher, Target, history_users};
+use crate::dispatch::{Dispatcher, Reach, Target, history_users};
 use crate::history::write::HistoryJob;
 use crate::model::message::Message;
 use crate::ports::{AsyncFunction, HandOffLimits, PortError, PortErrorKind};
@@ -21,10 +21,13 @@ use crate::ports::{AsyncFunction, HandOffLimits, PortError, PortErrorKind};
 pub struct GroupReport {
     /// Messages dispatched.
     pub messages: usize,
-    /// Distinct targets resolved (broadcasts not counted: they are planned, see `broadcasts`).
+    /// Distinct targets.
     pub targets: usize,
-    /// Broadcasts planned as segment jobs.
-    pub broadcasts: usize,
+    /// Of those, targets planned for segment workers (everyone, a large account): all their
+    /// messages share one job per scope, so the table or index is read once for them all.
+    pub segmented_targets: usize,
+    /// Messages planned for segment workers.
+    pub segmented_messages: usize,
     /// Deliveries (queue × message).
     pub deliveries: usize,
     /// Distinct queues.
@@ -43,8 +46,9 @@ pub struct GroupReport {
 
 impl Dispatcher {
     /// Dispatches several messages together: each distinct target resolved once, one send job
-    /// for all of them (deliveries of one queue side by side), history per message. Broadcasts
-    /// are planned one by one. Fails as a whole; the caller may retry message by message.
+    /// for all of them (deliveries of one queue side by side), history per message. Everyone
+    /// and large accounts are planned for segment workers, all of a target's messages in one
+    /// job per scope. Fails as a whole; the caller may retry message by message.
     pub async fn dispatch_many(
         &self,
         items: Vec<(Target, Message)>,
@@ -57,11 +61,6 @@ impl Dispatcher {
         let mut groups: Vec<(Target, Vec<Message>)> = Vec::new();
         for (target, mut message) in items {
             target.stamp(&mut message);
-            if target == Target::Everyone {
-                self.plan_broadcast(&message).await?;
-                report.broadcasts += 1;
-                continue;
-            }
             match groups.iter_mut().find(|(known, _)| *known == target) {
                 Some((_, messages)) => messages.push(message),
                 None => groups.push((target, vec![message])),
@@ -69,21 +68,34 @@ impl Dispatcher {
         }
         report.targets = groups.len();
         let now = self.clock.now();
-        let resolved =
-            futures::future::try_join_all(groups.iter().map(|(target, _)| self.resolve(target)))
+        let reached =
+            futures::future::try_join_all(groups.iter().map(|(target, _)| self.reach(target)))
                 .await?;
         let mut job = SendJob::default();
         let mut histories = Vec::new();
-        for ((target, messages), sessions) in groups.iter().zip(&resolved) {
-            let users = history_users(target, sessions);
+        for ((target, messages), reach) in groups.iter().zip(reached) {
+            let sessions = match reach {
+                Reach::Sessions(sessions) => sessions,
+                Reach::Segmented {
+                    scopes,
+                    estimated_sessions,
+                } => {
+                    self.plan_segments(&scopes, estimated_sessions, messages)
+                        .await?;
+                    report.segmented_targets += 1;
+                    report.segmented_messages += messages.len();
+                    continue;
+                }
+            };
+            let users = history_users(target, &sessions);
             for message in messages {
                 let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
                 let index = job.messages.len();
                 job.deliveries
                     .extend(sessions.iter().filter(|session| session.is_live(now)).map(
                         |session| Delivery {
-                            queue_url: session.queue.url.clone(),
-                            aes_key: session.aes_key.to_base64(),
+                            queue_url: session.queue_url.clone(),
+                            aes_key: session.aes_key.clone(),
                             message: index,
                         },
                     ));
@@ -125,7 +137,8 @@ impl Dispatcher {
         tracing::info!(
             messages = report.messages,
             targets = report.targets,
-            broadcasts = report.broadcasts,
+            segmented_targets = report.segmented_targets,
+            segmented_messages = report.segmented_messages,
             deliveries = report.deliveries,
             queues = report.queues,
             sqs_calls = report.sqs_calls,

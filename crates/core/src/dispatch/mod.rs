@@ -22,8 +22,9 @@ use crate::history::receipts::UserNotifier;
 use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
 use crate::model::ids::UserId;
 use crate::model::message::{Message, SizeLimits};
-use crate::model::session::Session;
+use crate::model::recipient::Recipient;
 use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore};
+use segment::Scope;
 use send::{Delivery, SendJob, SendReport, Sender};
 
 /// Limits that decide how a fan-out is cut; read once from config.
@@ -43,6 +44,9 @@ pub struct DispatchSettings {
     pub broadcast_segments: usize,
     /// Rows per scan page of a segment worker (DynamoDB also cuts a page at 1 MB).
     pub scan_page: usize,
+    /// An account with more sessions than this goes the segmented path (segment workers read
+    /// its index page by page) instead of being read whole by the process that accepted it.
+    pub large_account: usize,
     /// A Kinesis record without target fields goes to everyone even without `"_broadcast":
     /// true` (`SQS_PUSH_IMPLICIT_BROADCAST`, the original stack's behaviour; off by default).
     pub implicit_broadcast: bool,
@@ -60,6 +64,7 @@ impl Default for DispatchSettings {
             report_urls_up_to: 50,
             broadcast_segments: 4,
             scan_page: 2_000,
+            large_account: 2_000,
             implicit_broadcast: false,
             limits: SizeLimits::default(),
         }
@@ -138,42 +143,84 @@ impl Dispatcher {
         &self.settings
     }
 
-    /// The sessions a target names, live or not.
-    pub async fn resolve(&self, target: &Target) -> Result<Vec<Session>, PortError> {
-        match target {
-            Target::Session(user_id, session_id) => Ok(self
-                .store
-                .get(*user_id, session_id)
-                .await?
-                .into_iter()
-                .collect()),
-            Target::SessionInAccount(account_id, user_id, session_id) => Ok(self
-                .store
-                .get(*user_id, session_id)
-                .await?
-                .into_iter()
-                .filter(|session| session.account_id == *account_id)
-                .collect()),
-            Target::User(user_id) => self.store.sessions_of_user(*user_id).await,
-            Target::UserInAccount(account_id, user_id) => {
-                let mut sessions = self.store.sessions_of_user(*user_id).await?;
-                sessions.retain(|session| session.account_id == *account_id);
-                Ok(sessions)
+    /// How far a target reaches: its sessions, live or not, when they are few enough to read
+    /// here; the scopes segment workers read, for everyone and for a large account.
+    pub(crate) async fn reach(&self, target: &Target) -> Result<Reach, PortError> {
+        let sessions = match target {
+            Target::Everyone => {
+                let (scopes, estimated_sessions) = self.broadcast_scopes().await;
+                return Ok(Reach::Segmented {
+                    scopes,
+                    estimated_sessions,
+                });
+            }
+            Target::Account(account_id) => {
+                // One page one row past the threshold tells a large account from a small one.
+                let page = self
+                    .store
+                    .account_page(*account_id, None, self.settings.large_account + 1)
+                    .await?;
+                if page.next.is_some() {
+                    return Ok(Reach::Segmented {
+                        scopes: vec![Scope::Account {
+                            account_id: *account_id,
+                        }],
+                        estimated_sessions: None,
+                    });
+                }
+                page.recipients
             }
             Target::AccountSession(account_id, session_id) => {
-                let mut sessions = self.store.sessions_of_account(*account_id).await?;
-                sessions.retain(|session| session.session_id == *session_id);
-                Ok(sessions)
+                // The index has no session key: read the account page by page, keep the matches.
+                let mut matches = Vec::new();
+                let mut start = None;
+                loop {
+                    let page = self
+                        .store
+                        .account_page(*account_id, start.as_ref(), self.settings.scan_page)
+                        .await?;
+                    matches.extend(
+                        page.recipients
+                            .into_iter()
+                            .filter(|recipient| recipient.session_id == *session_id),
+                    );
+                    match page.next {
+                        Some(next) => start = Some(next),
+                        None => break matches,
+                    }
+                }
             }
-            Target::Account(account_id) => self.store.sessions_of_account(*account_id).await,
-            Target::Everyone => self.store.all_sessions().await,
-        }
+            Target::Session(user_id, session_id) => self
+                .store
+                .get(*user_id, session_id)
+                .await?
+                .iter()
+                .map(Recipient::from)
+                .collect(),
+            Target::SessionInAccount(account_id, user_id, session_id) => self
+                .store
+                .get(*user_id, session_id)
+                .await?
+                .iter()
+                .filter(|session| session.account_id == *account_id)
+                .map(Recipient::from)
+                .collect(),
+            Target::User(user_id) => self.store.recipients_of_user(*user_id).await?,
+            Target::UserInAccount(account_id, user_id) => {
+                let mut sessions = self.store.recipients_of_user(*user_id).await?;
+                sessions.retain(|session| session.account_id == *account_id);
+                sessions
+            }
+        };
+        Ok(Reach::Sessions(sessions))
     }
 
     /// Stamps the target onto the message and delivers it: SQS to sessions within their ttl
-    /// (credentials may have lapsed; `/renew` reads the backlog), history to their users (and to a named user with no live session) unless
-    /// the message is SQS-only. Fails only when work could not be handed off; a retry then
-    /// repeats the same message id, which clients dedupe.
+    /// (credentials may have lapsed; `/renew` reads the backlog), history to their users (and
+    /// to a named user with no live session) unless the message is SQS-only. Everyone and a
+    /// large account are planned for segment workers and answered as `accepted`. Fails only
+    /// when work could not be handed off; a retry then repeats the same message id, which
+    /// clients dedupe.
     pub async fn dispatch(
         &self,
         target: &Target,
@@ -190,10 +237,17 @@ impl Dispatcher {
                     error.to_string(),
                 )
             })?;
-        if *target == Target::Everyone {
-            return self.plan_broadcast(&message).await;
-        }
-        let sessions = self.resolve(target).await?;
+        let sessions = match self.reach(target).await? {
+            Reach::Sessions(sessions) => sessions,
+            Reach::Segmented {
+                scopes,
+                estimated_sessions,
+            } => {
+                return self
+                    .plan_segments(&scopes, estimated_sessions, &[message])
+                    .await;
+            }
+        };
         let now = self.clock.now();
         let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
         let mut report = DispatchReport {
@@ -213,8 +267,8 @@ impl Dispatcher {
             // was sent while its credentials had lapsed.
             .filter(|session| session.is_live(now))
             .map(|session| Delivery {
-                queue_url: session.queue.url.clone(),
-                aes_key: session.aes_key.to_base64(),
+                queue_url: session.queue_url.clone(),
+                aes_key: session.aes_key.clone(),
                 message: 0,
             })
             .collect();
@@ -332,8 +386,19 @@ fn record_direct(report: &mut DispatchReport, sent: SendReport) {
     report.failed = sent.failed + sent.unsent;
 }
 
+/// What a target resolves to.
+pub(crate) enum Reach {
+    /// Its sessions, read here.
+    Sessions(Vec<Recipient>),
+    /// Scopes for segment workers: everyone, or an account too large to read here.
+    Segmented {
+        scopes: Vec<Scope>,
+        estimated_sessions: Option<u64>,
+    },
+}
+
 /// Users whose history gets the message: the named user, or every user the sessions belong to.
-pub(crate) fn history_users(target: &Target, sessions: &[Session]) -> Vec<UserId> {
+pub(crate) fn history_users(target: &Target, sessions: &[Recipient]) -> Vec<UserId> {
     match target.named_user() {
         Some(user_id) => vec![user_id],
         None => sessions
@@ -350,6 +415,7 @@ mod tests {
     use super::*;
     use crate::model::ids::AccountId;
     use crate::model::message::MessageId;
+    use crate::model::session::Session;
     use crate::testing::ManualClock;
     use crate::testing::memory::{
         MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
@@ -515,15 +581,13 @@ mod tests {
         assert_eq!(report.sent_directly, 0);
         assert_eq!(report.sender_batches, 4, "10 deliveries in batches of 3");
         assert_eq!(report.history_batches, 3, "5 users in batches of 2");
+        let mut reported = report.queue_urls.unwrap();
+        reported.sort();
         assert_eq!(
-            report.queue_urls,
-            Some(
-                (0..5)
-                    .flat_map(
-                        |u| ["a", "b"].map(|s| format!("memory://queues/000000000000/q-{u}-{s}"))
-                    )
-                    .collect()
-            )
+            reported,
+            (0..5)
+                .flat_map(|u| ["a", "b"].map(|s| format!("memory://queues/000000000000/q-{u}-{s}")))
+                .collect::<Vec<_>>()
         );
         let jobs: Vec<SendJob> = f
             .invoker

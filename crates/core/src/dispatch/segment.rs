@@ -1,9 +1,12 @@
-//! The broadcast path: a message for everyone is not resolved in the process that accepted it.
-//! [`Dispatcher::dispatch`] plans it — one [`SegmentJob`] per scan segment, async-invoked on the
-//! `dispatcher` function — and answers at once. Each [`SegmentWorker`] pages through its segment
-//! with a projection of routing attributes only, hands every page's deliveries to `sender` and
-//! its users to `history`, and hands the rest of the segment (the scan position) to a fresh
-//! `dispatcher` invocation when its deadline nears. Memory is bounded by one page.
+//! The segmented path: a message for everyone — or for an account too large to read in the
+//! process that accepted it — is not resolved there. [`Dispatcher::dispatch`] plans it — one
+//! [`SegmentJob`] per [`Scope`] (a scan segment of the table, or the account's index), async-
+//! invoked on the `dispatcher` function — and answers at once. Each [`SegmentWorker`] pages
+//! through its scope with a projection of routing attributes only, hands every page's
+//! deliveries to `sender` and its users to `history`, and hands the rest of the scope (the
+//! position) to a fresh `dispatcher` invocation when its deadline nears. Memory is bounded by
+//! one page. Several messages for the same scope (a Kinesis batch) share one job, so the table
+//! is read once for all of them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,14 +15,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::batch::cut;
 use crate::clock::Clock;
 use crate::dispatch::send::{Delivery, SendJob};
 use crate::dispatch::{DispatchReport, DispatchSettings, Dispatcher};
 use crate::history::HistoryTask;
 use crate::history::write::HistoryJob;
-use crate::model::ids::UserId;
+use crate::model::ids::{AccountId, UserId};
 use crate::model::message::Message;
-use crate::model::recipient::{Recipient, ScanPosition};
+use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
 
 /// A broadcast gets at least one segment per this many sessions (by the table's estimate), so
@@ -27,86 +31,122 @@ use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStor
 pub const SESSIONS_PER_SEGMENT: u64 = 500_000;
 /// At most this many segments (DynamoDB allows up to 1,000,000; each is a Lambda invocation).
 pub const MAX_SEGMENTS: u64 = 256;
+/// At most this many messages share one segment job.
+pub const MAX_MESSAGES_PER_JOB: usize = 100;
 
 fn yes() -> bool {
     true
 }
 
-/// One scan segment of a broadcast: the `dispatcher` function's async payload.
+/// What a segment job reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Scope {
+    /// One segment of a parallel scan of the whole table: a broadcast.
+    Segment {
+        /// This worker's segment, `0..total_segments`.
+        segment: u32,
+        /// How many segments the scan is cut into.
+        total_segments: u32,
+    },
+    /// Every session of one account, from the account index.
+    Account {
+        /// The account.
+        account_id: AccountId,
+    },
+}
+
+impl Scope {
+    /// The segments of a broadcast, `0..total`.
+    pub fn segments(total: u32) -> Vec<Self> {
+        (0..total)
+            .map(|segment| Self::Segment {
+                segment,
+                total_segments: total,
+            })
+            .collect()
+    }
+}
+
+/// One message of a segment job, stamped and final.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SegmentJob {
-    /// The message's JSON text, stamped and final.
+pub struct PlannedMessage {
+    /// The message's JSON text.
     pub message: String,
     /// Its id, for history rows.
     pub message_id: String,
     /// When it was accepted, epoch seconds (history's `created`).
     pub created: u64,
-    /// This worker's segment, `0..total_segments`.
-    pub segment: u32,
-    /// How many segments the scan is cut into.
-    pub total_segments: u32,
-    /// Where to resume (the last key an earlier worker read); absent at the segment's start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<ScanPosition>,
     /// Whether users' history gets the message (false for `_sqs_only`).
     #[serde(default = "yes")]
     pub history: bool,
-    /// How many workers handed this segment on before this one.
-    #[serde(default)]
-    pub generation: u32,
 }
 
-impl std::fmt::Debug for SegmentJob {
+impl std::fmt::Debug for PlannedMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SegmentJob")
+        f.debug_struct("PlannedMessage")
             .field("message_id", &self.message_id)
-            .field("segment", &self.segment)
-            .field("total_segments", &self.total_segments)
-            .field("start", &self.start)
-            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
 
+/// One scope of a segmented dispatch: the `dispatcher` function's async payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentJob {
+    /// The messages every session of the scope gets, in order.
+    pub messages: Vec<PlannedMessage>,
+    /// What to read.
+    pub scope: Scope,
+    /// Where to resume (the last key an earlier worker read); absent at the scope's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<ScanPosition>,
+    /// How many workers handed this scope on before this one.
+    #[serde(default)]
+    pub generation: u32,
+}
+
 /// What one segment worker did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentReport {
-    /// The message.
+    /// The first message's id (the log line names the job by it).
     pub message_id: String,
-    /// The segment.
-    pub segment: u32,
-    /// Scan pages read.
+    /// Messages in the job.
+    pub messages: usize,
+    /// What was read.
+    pub scope: Scope,
+    /// Pages read.
     pub pages: usize,
     /// Rows read.
     pub rows: usize,
-    /// Deliveries handed to `sender`.
+    /// Deliveries handed to `sender` (session × message).
     pub deliveries: usize,
-    /// Rows skipped because their credentials had expired.
+    /// Rows skipped because their session's ttl had passed.
     pub skipped_expired: usize,
     /// `sender` invocations.
     pub sender_batches: usize,
     /// `history` invocations.
     pub history_batches: usize,
-    /// Set when the rest of the segment was handed to a fresh `dispatcher` invocation.
+    /// Set when the rest of the scope was handed to a fresh `dispatcher` invocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handed_on_at: Option<ScanPosition>,
 }
 
-/// Pages through one segment of a broadcast.
+/// Pages through one scope of a segmented dispatch.
 #[derive(Clone)]
 pub struct SegmentWorker {
     store: Arc<dyn SessionStore>,
     invoker: Arc<dyn Invoker>,
     clock: Arc<dyn Clock>,
     settings: DispatchSettings,
-    /// The rest of the segment is handed on once the deadline is this close.
+    /// The rest of the scope is handed on once the deadline is this close.
     margin: Duration,
 }
 
 impl SegmentWorker {
-    /// Wires a worker; `margin` before its deadline it hands the rest of its segment on.
+    /// Wires a worker; `margin` before its deadline it hands the rest of its scope on.
     pub fn new(
         store: Arc<dyn SessionStore>,
         invoker: Arc<dyn Invoker>,
@@ -123,7 +163,7 @@ impl SegmentWorker {
         }
     }
 
-    /// Runs one job: page by page until the segment ends, or until `deadline` (less the margin)
+    /// Runs one job: page by page until the scope ends, or until `deadline` (less the margin)
     /// nears, when the position is handed to a fresh `dispatcher` invocation. At least one page
     /// is read per invocation, so a chain of workers always makes progress. A failure is
     /// returned (Lambda retries the job; pages sent again are deduped by message id).
@@ -133,21 +173,24 @@ impl SegmentWorker {
         deadline: Option<Instant>,
     ) -> Result<SegmentReport, PortError> {
         let mut report = SegmentReport {
-            message_id: job.message_id.clone(),
-            segment: job.segment,
-            ..SegmentReport::default()
+            message_id: job
+                .messages
+                .first()
+                .map(|message| message.message_id.clone())
+                .unwrap_or_default(),
+            messages: job.messages.len(),
+            scope: job.scope,
+            pages: 0,
+            rows: 0,
+            deliveries: 0,
+            skipped_expired: 0,
+            sender_batches: 0,
+            history_batches: 0,
+            handed_on_at: None,
         };
         let mut position = job.start.clone();
         loop {
-            let page = self
-                .store
-                .scan_page(
-                    job.segment,
-                    job.total_segments,
-                    position.as_ref(),
-                    self.settings.scan_page,
-                )
-                .await?;
+            let page = self.read_page(job.scope, position.as_ref()).await?;
             report.pages += 1;
             report.rows += page.recipients.len();
             self.hand_off_page(job, page.recipients, &mut report)
@@ -170,7 +213,8 @@ impl SegmentWorker {
         }
         tracing::info!(
             message_id = %report.message_id,
-            segment = report.segment,
+            messages = report.messages,
+            scope = ?report.scope,
             generation = job.generation,
             pages = report.pages,
             rows = report.rows,
@@ -184,7 +228,29 @@ impl SegmentWorker {
         Ok(report)
     }
 
-    /// Hands one page on: its live sessions to `sender`, its users to `history`.
+    async fn read_page(
+        &self,
+        scope: Scope,
+        position: Option<&ScanPosition>,
+    ) -> Result<RecipientPage, PortError> {
+        let limit = self.settings.scan_page;
+        match scope {
+            Scope::Segment {
+                segment,
+                total_segments,
+            } => {
+                self.store
+                    .scan_page(segment, total_segments, position, limit)
+                    .await
+            }
+            Scope::Account { account_id } => {
+                self.store.account_page(account_id, position, limit).await
+            }
+        }
+    }
+
+    /// Hands one page on: its live sessions to `sender` (every message of the job for each, so
+    /// a queue's entries share SendMessageBatch calls), its users to `history`.
     async fn hand_off_page(
         &self,
         job: &SegmentJob,
@@ -192,7 +258,7 @@ impl SegmentWorker {
         report: &mut SegmentReport,
     ) -> Result<(), PortError> {
         let now = self.clock.now();
-        let users: Vec<UserId> = if job.history {
+        let users: Vec<UserId> = if job.messages.iter().any(|message| message.history) {
             recipients
                 .iter()
                 .map(|recipient| recipient.user_id)
@@ -203,51 +269,85 @@ impl SegmentWorker {
             Vec::new()
         };
         let total = recipients.len();
-        let deliveries: Vec<Delivery> = recipients
+        let live: Vec<Recipient> = recipients
             .into_iter()
             .filter(|recipient| recipient.is_live(now))
+            .collect();
+        report.skipped_expired += total - live.len();
+        let deliveries = deliveries_of(live, job.messages.len());
+        report.deliveries += deliveries.len();
+        let texts: Vec<String> = job
+            .messages
+            .iter()
+            .map(|message| message.message.clone())
+            .collect();
+        let sends = self.invoker.hand_off(
+            AsyncFunction::Sender,
+            deliveries,
+            HandOffLimits {
+                // Whole recipients per payload, so a cut by count splits no queue's entries.
+                max_items: (self.settings.sender_batch / job.messages.len().max(1)).max(1)
+                    * job.messages.len().max(1),
+                max_bytes: self.settings.payload_limit,
+            },
+            |deliveries| SendJob {
+                messages: texts.clone(),
+                deliveries,
+                attempt: 0,
+            },
+        );
+        let histories = job
+            .messages
+            .iter()
+            .filter(|message| message.history)
+            .map(|message| {
+                self.invoker.hand_off(
+                    AsyncFunction::History,
+                    users.clone(),
+                    HandOffLimits {
+                        max_items: self.settings.history_batch,
+                        max_bytes: self.settings.payload_limit,
+                    },
+                    |user_ids| {
+                        HistoryTask::Write(HistoryJob {
+                            message_id: message.message_id.clone(),
+                            message: message.message.clone(),
+                            created: message.created,
+                            user_ids,
+                        })
+                    },
+                )
+            });
+        let (sender_batches, history_batches) =
+            futures::try_join!(sends, futures::future::try_join_all(histories))?;
+        report.sender_batches += sender_batches;
+        report.history_batches += history_batches.iter().sum::<usize>();
+        Ok(())
+    }
+}
+
+/// Every message for every recipient, a recipient's deliveries side by side.
+fn deliveries_of(live: Vec<Recipient>, messages: usize) -> Vec<Delivery> {
+    if messages == 1 {
+        // The common case moves the strings instead of copying them.
+        return live
+            .into_iter()
             .map(|recipient| Delivery {
                 queue_url: recipient.queue_url,
                 aes_key: recipient.aes_key,
                 message: 0,
             })
             .collect();
-        report.deliveries += deliveries.len();
-        report.skipped_expired += total - deliveries.len();
-        let sends = self.invoker.hand_off(
-            AsyncFunction::Sender,
-            deliveries,
-            HandOffLimits {
-                max_items: self.settings.sender_batch,
-                max_bytes: self.settings.payload_limit,
-            },
-            |deliveries| SendJob {
-                messages: vec![job.message.clone()],
-                deliveries,
-                attempt: 0,
-            },
-        );
-        let history = self.invoker.hand_off(
-            AsyncFunction::History,
-            users,
-            HandOffLimits {
-                max_items: self.settings.history_batch,
-                max_bytes: self.settings.payload_limit,
-            },
-            |user_ids| {
-                HistoryTask::Write(HistoryJob {
-                    message_id: job.message_id.clone(),
-                    message: job.message.clone(),
-                    created: job.created,
-                    user_ids,
-                })
-            },
-        );
-        let (sender_batches, history_batches) = futures::try_join!(sends, history)?;
-        report.sender_batches += sender_batches;
-        report.history_batches += history_batches;
-        Ok(())
     }
+    live.iter()
+        .flat_map(|recipient| {
+            (0..messages).map(|message| Delivery {
+                queue_url: recipient.queue_url.clone(),
+                aes_key: recipient.aes_key.clone(),
+                message,
+            })
+        })
+        .collect()
 }
 
 impl Dispatcher {
@@ -262,12 +362,8 @@ impl Dispatcher {
         )
     }
 
-    /// Plans a broadcast: one [`SegmentJob`] per segment, async-invoked on `dispatcher`; answers
-    /// with the plan (`accepted`), not with what was sent.
-    pub(super) async fn plan_broadcast(
-        &self,
-        message: &Message,
-    ) -> Result<DispatchReport, PortError> {
+    /// The scopes a broadcast is cut into, and the table's size estimate they were cut by.
+    pub(super) async fn broadcast_scopes(&self) -> (Vec<Scope>, Option<u64>) {
         let estimated = match self.store.estimated_count().await {
             Ok(count) => count,
             Err(error) => {
@@ -276,39 +372,70 @@ impl Dispatcher {
             }
         };
         let segments = segment_count(self.settings.broadcast_segments, estimated);
-        let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
-        let template = SegmentJob {
-            message: text,
-            message_id: message.id().to_string(),
-            created: self.clock.now(),
-            segment: 0,
-            total_segments: segments,
-            start: None,
-            history: !message.is_sqs_only(),
-            generation: 0,
-        };
-        let invocations = (0..segments).map(|segment| {
-            let job = SegmentJob {
-                segment,
-                ..template.clone()
-            };
-            let payload = serde_json::to_vec(&job).expect("a segment job serializes");
+        (Scope::segments(segments), estimated)
+    }
+
+    /// Plans `messages` (stamped) for every scope: jobs of up to [`MAX_MESSAGES_PER_JOB`]
+    /// messages and a quarter of the payload limit in message text (the rest of a `sender`
+    /// payload is for deliveries), one per scope, async-invoked on `dispatcher`. Answers with
+    /// the plan, not with what was sent.
+    pub(super) async fn plan_segments(
+        &self,
+        scopes: &[Scope],
+        estimated_sessions: Option<u64>,
+        messages: &[Message],
+    ) -> Result<DispatchReport, PortError> {
+        let created = self.clock.now();
+        let planned: Vec<PlannedMessage> = messages
+            .iter()
+            .map(|message| PlannedMessage {
+                message: String::from_utf8(message.to_json()).expect("serde_json writes UTF-8"),
+                message_id: message.id().to_string(),
+                created,
+                history: !message.is_sqs_only(),
+            })
+            .collect();
+        let chunks = cut(
+            planned,
+            MAX_MESSAGES_PER_JOB,
+            self.settings.payload_limit / 4,
+            0,
+            |message| message.message.len(),
+        );
+        let jobs: Vec<SegmentJob> = chunks
+            .iter()
+            .flat_map(|chunk| {
+                scopes.iter().map(|scope| SegmentJob {
+                    messages: chunk.clone(),
+                    scope: *scope,
+                    start: None,
+                    generation: 0,
+                })
+            })
+            .collect();
+        let invocations = jobs.iter().map(|job| {
+            let payload = serde_json::to_vec(job).expect("a segment job serializes");
             self.invoker
                 .invoke_async(AsyncFunction::Dispatcher, payload)
         });
         futures::future::try_join_all(invocations).await?;
         let report = DispatchReport {
-            message_id: template.message_id,
+            message_id: messages
+                .first()
+                .map(|message| message.id().to_string())
+                .unwrap_or_default(),
             accepted: true,
-            segments: Some(segments as usize),
-            estimated_sessions: estimated,
+            segments: Some(scopes.len()),
+            estimated_sessions,
             ..DispatchReport::default()
         };
         tracing::info!(
             message_id = %report.message_id,
-            segments,
-            estimated_sessions = estimated,
-            "broadcast planned"
+            messages = messages.len(),
+            scopes = scopes.len(),
+            jobs = jobs.len(),
+            estimated_sessions,
+            "segmented dispatch planned"
         );
         Ok(report)
     }
@@ -328,6 +455,7 @@ mod tests {
     use crate::dispatch::Target;
     use crate::dispatch::send::Sender;
     use crate::history::write::HistoryWriter;
+    use crate::model::ids::AccountId;
     use crate::model::message::MessageId;
     use crate::testing::ManualClock;
     use crate::testing::memory::{
@@ -386,6 +514,11 @@ mod tests {
             .await
             .unwrap();
         assert!(report.accepted);
+        run_workers(f, deadline).await
+    }
+
+    /// Runs every `dispatcher` payload, hand-ons included, until none is left.
+    async fn run_workers(f: &Fixture, deadline: Option<Instant>) -> usize {
         let worker = f.dispatcher.segment_worker(Duration::from_millis(50));
         let mut ran = 0;
         while let Some(payload) = f.invoker.payloads(AsyncFunction::Dispatcher).get(ran) {
@@ -397,14 +530,14 @@ mod tests {
         ran
     }
 
-    /// Queue URL → how many deliveries the `sender` payloads carry for it.
-    fn deliveries(f: &Fixture) -> BTreeMap<String, usize> {
+    /// (queue URL, message) → how many deliveries the `sender` payloads carry for it.
+    fn deliveries(f: &Fixture) -> BTreeMap<(String, String), usize> {
         let mut seen = BTreeMap::new();
         for payload in f.invoker.payloads(AsyncFunction::Sender) {
             let job: SendJob = serde_json::from_slice(&payload).unwrap();
-            assert_eq!(job.messages.len(), 1);
             for delivery in job.deliveries {
-                *seen.entry(delivery.queue_url).or_insert(0) += 1;
+                let message = job.messages[delivery.message].clone();
+                *seen.entry((delivery.queue_url, message)).or_insert(0) += 1;
             }
         }
         seen
@@ -446,7 +579,8 @@ mod tests {
             let urls = seed(&f, 101).await;
             let runs = broadcast(&f, deadline).await;
             let seen = deliveries(&f);
-            assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), urls);
+            let queues: BTreeSet<String> = seen.keys().map(|(url, _)| url.clone()).collect();
+            assert_eq!(queues, urls);
             assert!(seen.values().all(|n| *n == 1), "a queue got it twice");
             assert_eq!(
                 history_users(&f).len(),
@@ -470,13 +604,17 @@ mod tests {
         let f = fixture(5, 1);
         seed(&f, 10).await;
         let job = SegmentJob {
-            message: "{}".into(),
-            message_id: "m".into(),
-            created: NOW,
-            segment: 0,
-            total_segments: 1,
+            messages: vec![PlannedMessage {
+                message: "{}".into(),
+                message_id: "m".into(),
+                created: NOW,
+                history: true,
+            }],
+            scope: Scope::Segment {
+                segment: 0,
+                total_segments: 1,
+            },
             start: None,
-            history: true,
             generation: 0,
         };
         let worker = f.dispatcher.segment_worker(Duration::from_secs(2));
@@ -491,10 +629,8 @@ mod tests {
         assert_eq!(payloads.len(), 1);
         let rest: SegmentJob = serde_json::from_slice(&payloads[0]).unwrap();
         assert_eq!(rest.start, Some(position));
-        assert_eq!(
-            (rest.generation, rest.segment, rest.message_id.as_str()),
-            (1, 0, "m")
-        );
+        assert_eq!((rest.generation, rest.scope), (1, job.scope));
+        assert_eq!(rest.messages, job.messages);
         // A far deadline: the worker finishes the segment itself.
         let report = worker
             .run(&rest, Some(Instant::now() + Duration::from_secs(60)))
@@ -523,6 +659,103 @@ mod tests {
         }
         assert_eq!(deliveries(&f).len(), 10);
         assert!(f.invoker.payloads(AsyncFunction::History).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_account_is_read_by_a_segment_worker_a_small_one_at_once() {
+        let f = fixture(7, 4);
+        let urls = seed(&f, 30).await; // account 1: 61 sessions
+        let other = seed_session(&f.store, &f.queues, 2, 500, "x", NOW + 60).await;
+        let account = AccountId::try_from(1).unwrap();
+        let mut f = f;
+        f.dispatcher.settings.large_account = 60;
+        let report = f
+            .dispatcher
+            .dispatch(&Target::Account(account), message("acct"))
+            .await
+            .unwrap();
+        assert!(report.accepted, "61 sessions > 60: segmented");
+        assert_eq!(report.segments, Some(1));
+        let jobs = f.invoker.payloads(AsyncFunction::Dispatcher);
+        let job: SegmentJob = serde_json::from_slice(&jobs[0]).unwrap();
+        assert_eq!(
+            job.scope,
+            Scope::Account {
+                account_id: account
+            }
+        );
+        run_workers(&f, Some(Instant::now())).await;
+        let seen = deliveries(&f);
+        let queues: BTreeSet<String> = seen.keys().map(|(url, _)| url.clone()).collect();
+        assert_eq!(
+            queues, urls,
+            "every session of the account, none of another"
+        );
+        assert!(!queues.contains(&other.queue.url));
+        assert!(seen.values().all(|n| *n == 1), "a queue got it twice");
+        assert_eq!(history_users(&f).len(), 31);
+
+        // At the threshold the account is read here and sent at once.
+        f.dispatcher.settings.large_account = 61;
+        let report = f
+            .dispatcher
+            .dispatch(&Target::Account(account), message("small"))
+            .await
+            .unwrap();
+        assert!(!report.accepted);
+        assert_eq!(report.sessions_matched, 61);
+    }
+
+    #[tokio::test]
+    async fn broadcasts_dispatched_together_share_one_scan_and_one_batch_call_per_queue() {
+        let f = fixture(7, 2);
+        let urls = seed(&f, 20).await;
+        let texts = ["one", "two", "three"];
+        let items = texts
+            .iter()
+            .map(|text| {
+                let fields = serde_json::json!({"message": text});
+                let message =
+                    Message::new(fields.as_object().unwrap().clone(), MessageId::random).unwrap();
+                (Target::Everyone, message)
+            })
+            .collect();
+        let report = f.dispatcher.dispatch_many(items).await.unwrap();
+        assert_eq!(
+            (report.segmented_targets, report.segmented_messages),
+            (1, 3)
+        );
+        let jobs = f.invoker.payloads(AsyncFunction::Dispatcher);
+        assert_eq!(
+            jobs.len(),
+            2,
+            "one job per segment, carrying all three messages"
+        );
+        run_workers(&f, None).await;
+        let pages_for_all_three = f.store.scan_pages();
+        let seen = deliveries(&f);
+        assert_eq!(seen.len(), urls.len() * 3, "every queue, every message");
+        assert!(seen.values().all(|n| *n == 1));
+        // Through the real sender: one SendMessageBatch per queue for the three messages.
+        let sender = Sender::new(f.queues.clone(), 4);
+        let before = f.queues.calls();
+        for payload in f.invoker.payloads(AsyncFunction::Sender) {
+            sender
+                .send(&serde_json::from_slice(&payload).unwrap(), None)
+                .await;
+        }
+        assert_eq!(f.queues.calls() - before, urls.len() as u64);
+        // Three broadcasts one by one read the table three times.
+        let g = fixture(7, 2);
+        seed(&g, 20).await;
+        for text in texts {
+            g.dispatcher
+                .dispatch(&Target::Everyone, message(text))
+                .await
+                .unwrap();
+        }
+        run_workers(&g, None).await;
+        assert_eq!(g.store.scan_pages(), 3 * pages_for_all_three);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::model::ids::{AccountId, SessionId, UserId};
-use crate::model::recipient::{RecipientPage, ScanPosition};
+use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::model::session::Session;
 use crate::ports::PortError;
 
@@ -36,12 +36,17 @@ pub trait SessionStore: Send + Sync {
         user_id: UserId,
         session_id: &SessionId,
     ) -> Result<Option<Session>, PortError>;
-    /// Every session of a user (a key query).
-    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError>;
-    /// Every session of an account (the accountId index).
-    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError>;
-    /// Every session (a parallel scan).
-    async fn all_sessions(&self) -> Result<Vec<Session>, PortError>;
+    /// Every session of a user (a key query), as routing attributes only — no credentials.
+    async fn recipients_of_user(&self, user_id: UserId) -> Result<Vec<Recipient>, PortError>;
+    /// One page of an account's sessions (the accountId index, which projects routing
+    /// attributes only), resuming after `start`, with at most `limit` rows; `next` is absent on
+    /// the last page. A large account is read page by page by segment workers, never at once.
+    async fn account_page(
+        &self,
+        account_id: AccountId,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError>;
     /// Up to `limit` rows in the store's own order, resuming after `after`. `next` is absent
     /// on the last page (a page may also come back short, or empty, with a `next`).
     async fn list(

@@ -20,10 +20,39 @@ use crate::ports::{
 use crate::ports::{HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery};
 use crate::ports::{PortError, PortErrorKind};
 
-/// Sessions in a sorted map, keyed like the table.
+/// A row's place in the store: the key's hash first, as DynamoDB orders a scan (and cuts its
+/// segments as ranges of that hash), then the key itself (`None` sorts first: where a hash
+/// range starts).
+type RowKey = (u64, Option<(UserId, SessionId)>);
+
+fn row_key(user_id: UserId, session_id: &SessionId) -> RowKey {
+    (
+        key_hash(user_id, session_id),
+        Some((user_id, session_id.clone())),
+    )
+}
+
+/// A stored row: the session, and the routing projection a scan or an index query reads
+/// (kept ready, as DynamoDB keeps the index, so a scan costs what reading a page costs).
+#[derive(Debug, Clone)]
+struct Row {
+    session: Session,
+    recipient: Recipient,
+}
+
+impl From<&Session> for Row {
+    fn from(session: &Session) -> Self {
+        Self {
+            session: session.clone(),
+            recipient: Recipient::from(session),
+        }
+    }
+}
+
+/// Sessions in a sorted map, in the order a DynamoDB scan reads them.
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
-    rows: Mutex<BTreeMap<(UserId, SessionId), Session>>,
+    rows: Mutex<BTreeMap<RowKey, Row>>,
     /// A delay per scan page, to imitate DynamoDB's latency in benchmarks.
     scan_latency_micros: AtomicU64,
     /// Scan pages read.
@@ -72,8 +101,8 @@ impl MemorySessionStore {
     }
 }
 
-/// The scan segment a row falls in, as DynamoDB spreads keys: a stable hash of the key.
-pub fn memory_segment(user_id: UserId, session_id: &SessionId, total_segments: u32) -> u32 {
+/// A stable hash of a row's key (FNV-1a), standing in for DynamoDB's partition hash.
+fn key_hash(user_id: UserId, session_id: &SessionId) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in user_id
         .get()
@@ -84,7 +113,42 @@ pub fn memory_segment(user_id: UserId, session_id: &SessionId, total_segments: u
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (hash % u64::from(total_segments.max(1))) as u32
+    hash
+}
+
+/// Where segment `segment` of `total` starts in hash order: segments are equal hash ranges.
+fn segment_start(segment: u32, total: u32) -> u128 {
+    (u128::from(segment) << 64).div_ceil(u128::from(total.max(1)))
+}
+
+/// The scan segment a row falls in (of `total_segments`), as [`SessionStore::scan_page`] cuts them.
+pub fn memory_segment(user_id: UserId, session_id: &SessionId, total_segments: u32) -> u32 {
+    let hash = u128::from(key_hash(user_id, session_id));
+    ((hash * u128::from(total_segments.max(1))) >> 64) as u32
+}
+
+/// Up to `limit` (at least one) rows from `rows` that `keep` accepts, and where to resume: like
+/// DynamoDB, a full page carries its last key even if nothing is left.
+fn page<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    keep: impl Fn(&Recipient) -> bool,
+    limit: usize,
+) -> RecipientPage {
+    let limit = limit.max(1);
+    let recipients: Vec<Recipient> = rows
+        .map(|row| &row.recipient)
+        .filter(|recipient| keep(recipient))
+        .take(limit)
+        .cloned()
+        .collect();
+    let next = match recipients.last() {
+        Some(last) if recipients.len() == limit => Some(ScanPosition {
+            user_id: last.user_id,
+            session_id: last.session_id.clone(),
+        }),
+        _ => None,
+    };
+    RecipientPage { recipients, next }
 }
 
 #[async_trait]
@@ -96,27 +160,29 @@ impl SessionStore for MemorySessionStore {
     ) -> Result<Option<Session>, PortError> {
         self.read_check("get")?;
         let rows = self.rows.lock().unwrap();
-        Ok(rows.get(&(user_id, session_id.clone())).cloned())
+        Ok(rows
+            .get(&row_key(user_id, session_id))
+            .map(|row| row.session.clone()))
     }
 
     async fn put(&self, session: &Session) -> Result<(), PortError> {
-        let key = (session.user_id, session.session_id.clone());
-        self.rows.lock().unwrap().insert(key, session.clone());
+        let key = row_key(session.user_id, &session.session_id);
+        self.rows.lock().unwrap().insert(key, Row::from(session));
         Ok(())
     }
 
     async fn put_new(&self, session: &Session, now: u64) -> Result<(), PortError> {
-        let key = (session.user_id, session.session_id.clone());
+        let key = row_key(session.user_id, &session.session_id);
         let mut rows = self.rows.lock().unwrap();
         match rows.get(&key) {
-            Some(row) if row.ttl > now => Err(PortError::new(
+            Some(row) if row.session.ttl > now => Err(PortError::new(
                 PortErrorKind::ConditionFailed,
                 "put_new",
                 session.session_id.as_str(),
                 "a live row exists",
             )),
             _ => {
-                rows.insert(key, session.clone());
+                rows.insert(key, Row::from(session));
                 Ok(())
             }
         }
@@ -128,10 +194,12 @@ impl SessionStore for MemorySessionStore {
         session_id: &SessionId,
         queue_url: &str,
     ) -> Result<Session, PortError> {
-        let key = (user_id, session_id.clone());
+        let key = row_key(user_id, session_id);
         let mut rows = self.rows.lock().unwrap();
         match rows.get(&key) {
-            Some(row) if row.queue.url == queue_url => Ok(rows.remove(&key).expect("present")),
+            Some(row) if row.session.queue.url == queue_url => {
+                Ok(rows.remove(&key).expect("present").session)
+            }
             _ => Err(PortError::new(
                 PortErrorKind::ConditionFailed,
                 "delete_if_queue",
@@ -150,32 +218,41 @@ impl SessionStore for MemorySessionStore {
             .rows
             .lock()
             .unwrap()
-            .remove(&(user_id, session_id.clone())))
+            .remove(&row_key(user_id, session_id))
+            .map(|row| row.session))
     }
 
-    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<Session>, PortError> {
-        self.read_check("sessions_of_user")?;
+    async fn recipients_of_user(&self, user_id: UserId) -> Result<Vec<Recipient>, PortError> {
+        self.read_check("recipients_of_user")?;
         let rows = self.rows.lock().unwrap();
-        Ok(rows
+        let mut recipients: Vec<Recipient> = rows
             .values()
-            .filter(|session| session.user_id == user_id)
-            .cloned()
-            .collect())
+            .filter(|row| row.session.user_id == user_id)
+            .map(|row| row.recipient.clone())
+            .collect();
+        // A key query reads in sort-key order.
+        recipients.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        Ok(recipients)
     }
 
-    async fn sessions_of_account(&self, account_id: AccountId) -> Result<Vec<Session>, PortError> {
-        self.read_check("sessions_of_account")?;
+    async fn account_page(
+        &self,
+        account_id: AccountId,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        use std::ops::Bound;
+        self.read_check("account_page")?;
         let rows = self.rows.lock().unwrap();
-        Ok(rows
-            .values()
-            .filter(|session| session.account_id == account_id)
-            .cloned()
-            .collect())
-    }
-
-    async fn all_sessions(&self) -> Result<Vec<Session>, PortError> {
-        self.read_check("all_sessions")?;
-        Ok(self.rows.lock().unwrap().values().cloned().collect())
+        let from = match start {
+            Some(position) => Bound::Excluded(row_key(position.user_id, &position.session_id)),
+            None => Bound::Unbounded,
+        };
+        Ok(page(
+            rows.range((from, Bound::Unbounded)).map(|(_, row)| row),
+            |recipient| recipient.account_id == account_id,
+            limit,
+        ))
     }
 
     async fn list(
@@ -186,14 +263,14 @@ impl SessionStore for MemorySessionStore {
         use std::ops::Bound;
         let rows = self.rows.lock().unwrap();
         let start = match after {
-            Some(cursor) => Bound::Excluded((cursor.user_id, cursor.session_id.clone())),
+            Some(cursor) => Bound::Excluded(row_key(cursor.user_id, &cursor.session_id)),
             None => Bound::Unbounded,
         };
         let mut remaining = rows.range((start, Bound::Unbounded));
         let sessions: Vec<Session> = remaining
             .by_ref()
             .take(limit)
-            .map(|(_, s)| s.clone())
+            .map(|(_, row)| row.session.clone())
             .collect();
         let next = match (remaining.next(), sessions.last()) {
             (Some(_), Some(last)) => Some(SessionCursor {
@@ -206,11 +283,11 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn replace(&self, session: &Session) -> Result<(), PortError> {
-        let key = (session.user_id, session.session_id.clone());
+        let key = row_key(session.user_id, &session.session_id);
         let mut rows = self.rows.lock().unwrap();
         match rows.get_mut(&key) {
-            Some(row) if row.queue.url == session.queue.url => {
-                *row = session.clone();
+            Some(row) if row.session.queue.url == session.queue.url => {
+                *row = Row::from(session);
                 Ok(())
             }
             _ => Err(PortError::new(
@@ -230,33 +307,26 @@ impl SessionStore for MemorySessionStore {
         limit: usize,
     ) -> Result<RecipientPage, PortError> {
         use std::ops::Bound;
+        self.read_check("scan_page")?;
         self.scan_pages.fetch_add(1, Ordering::Relaxed);
         let latency = self.scan_latency_micros.load(Ordering::Relaxed);
         if latency > 0 {
             tokio::time::sleep(Duration::from_micros(latency)).await;
         }
         let rows = self.rows.lock().unwrap();
+        // The segment is a hash range: read from its start (or the resume point) to its end.
+        let low = segment_start(segment, total_segments);
+        let high = segment_start(segment + 1, total_segments);
         let from = match start {
-            Some(position) => Bound::Excluded((position.user_id, position.session_id.clone())),
-            None => Bound::Unbounded,
+            Some(position) => Bound::Excluded(row_key(position.user_id, &position.session_id)),
+            None if low > u128::from(u64::MAX) => return Ok(RecipientPage::default()),
+            None => Bound::Included((low as u64, None)),
         };
-        let recipients: Vec<Recipient> = rows
+        let in_segment = rows
             .range((from, Bound::Unbounded))
-            .filter(|((user_id, session_id), _)| {
-                memory_segment(*user_id, session_id, total_segments) == segment
-            })
-            .take(limit.max(1))
-            .map(|(_, session)| Recipient::from(session))
-            .collect();
-        // Like DynamoDB: a full page carries where to resume, even if nothing is left.
-        let next = match recipients.last() {
-            Some(last) if recipients.len() == limit.max(1) => Some(ScanPosition {
-                user_id: last.user_id,
-                session_id: last.session_id.clone(),
-            }),
-            _ => None,
-        };
-        Ok(RecipientPage { recipients, next })
+            .take_while(|((hash, _), _)| u128::from(*hash) < high)
+            .map(|(_, row)| row);
+        Ok(page(in_segment, |_| true, limit))
     }
 
     async fn estimated_count(&self) -> Result<Option<u64>, PortError> {
