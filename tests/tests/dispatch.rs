@@ -69,7 +69,14 @@ fn indexes(receivers: &[Receiver], pick: impl Fn(&Receiver) -> bool) -> BTreeSet
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_kinesis() {
     let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = spawn_stack_with(&emulator, |options| {
+        // An account of 6 sessions is large: it goes to a segment worker that reads the account
+        // index 2 rows a page, resuming from each page's key (as does an account + session
+        // target, which reads the account's pages for the session).
+        options.stack.dispatch.large_account = 4;
+        options.stack.dispatch.scan_page = 2;
+    })
+    .await;
     let mut receivers = Vec::new();
     for account in 1..=3u64 {
         for k in 1..=3u64 {
@@ -140,6 +147,10 @@ async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_ki
             // Everyone: accepted for segmented fan-out, answered with the plan.
             assert_eq!(status, 202, "{answer}");
             assert_eq!(answer["segments"], 4, "{answer}");
+        } else if path == "/notify/account/3" {
+            // A large account: one segment worker pages through its index.
+            assert_eq!(status, 202, "{answer}");
+            assert_eq!(answer["segments"], 1, "{answer}");
         } else {
             assert_eq!(status, 200, "{answer}");
             assert_eq!(
