@@ -45,8 +45,9 @@ GetOpenIdToken answer ResourceNotFoundException for an identity that does not
 exist (e.g. one that was deleted). --lenient-identities keeps moto's original
 behaviour for those last two calls (any id accepted, no login check).
 
-GET /_emulator/stats answers {"requests": N}, the number of requests served so far
-(benchmarks use it for the emulator's request rate).
+GET /_emulator/stats answers {"requests": N, "byTarget": {...}}, the number of requests served
+so far, in all and by X-Amz-Target (benchmarks use it for the emulator's request rate and the
+SQS requests per delivered message).
 
 Prints "emulator listening on http://127.0.0.1:PORT" once the server answers
 HTTP, then runs until SIGTERM or SIGINT and exits 0.
@@ -559,13 +560,16 @@ STATS_PATH = "/_emulator/stats"
 
 
 def install_request_counter() -> None:
-    """Count every request the emulator serves; GET /_emulator/stats answers {"requests": N}.
+    """Count every request the emulator serves; GET /_emulator/stats answers
+    {"requests": N, "byTarget": {"AmazonSQS.SendMessageBatch": n, ...}} (requests of the JSON
+    protocols by their X-Amz-Target; others under their service's path, e.g. "query /").
 
-    Benchmarks read it before and after a run to report the emulator's request rate."""
+    Benchmarks read it before and after a run to report the emulator's request rate and the
+    requests of each kind."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     lock = threading.Lock()
-    counted = {"requests": 0}
+    counted = {"requests": 0, "byTarget": {}}
     original_call = DomainDispatcherApplication.__call__
 
     def counting_call(self, environ, start_response):
@@ -574,8 +578,11 @@ def install_request_counter() -> None:
                 body = json.dumps(counted).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
+        target = environ.get("HTTP_X_AMZ_TARGET") or f"query {environ.get('PATH_INFO', '')}"
         with lock:
             counted["requests"] += 1
+            by_target = counted["byTarget"]
+            by_target[target] = by_target.get(target, 0) + 1
         return original_call(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = counting_call

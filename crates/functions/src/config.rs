@@ -47,7 +47,7 @@ pub struct StackConfig {
     pub refresh_margin_seconds: u64,
     /// MaximumMessageSize set on every new queue.
     pub max_message_bytes: u32,
-    /// Parallel segments for a broadcast's table scan.
+    /// Parallel scan segments the orphan sweep (`/cleanup`) reads the sessions table in.
     pub scan_segments: u32,
     /// SQS calls in flight at once in one process.
     pub send_concurrency: usize,

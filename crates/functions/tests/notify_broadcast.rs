@@ -18,13 +18,17 @@ use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::{Adapters, api_state};
 use tower::ServiceExt;
 
-#[tokio::test]
-async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segment() {
+/// The api Router on in-memory adapters with `sessions` seeded ((account, user) each, one
+/// session "a"), and the invoker that records what it hands off.
+async fn api(
+    sessions: impl IntoIterator<Item = (u64, u64)>,
+    configure: impl FnOnce(&mut StackConfig),
+) -> (axum::Router, Arc<RecordingInvoker>) {
     let clock = Arc::new(ManualClock::at(1_000_000));
     let store = Arc::new(MemorySessionStore::default());
     let queues = Arc::new(MemoryQueues::default());
-    for user in 0..30 {
-        seed_session(&store, &queues, 1, user, "a", 2_000_000).await;
+    for (account, user) in sessions {
+        seed_session(&store, &queues, account, user, "a", 2_000_000).await;
     }
     let invoker = Arc::new(RecordingInvoker::default());
     let adapters = Adapters {
@@ -36,16 +40,26 @@ async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segme
         clock,
     };
     let mut config = StackConfig::for_stage("test", "us-east-1");
-    config.dispatch.broadcast_segments = 5;
+    configure(&mut config);
     let router = sqs_push_functions::api::router(api_state(&config, &adapters).unwrap());
+    (router, invoker)
+}
 
-    let request = Request::get("/notify?message=hi")
-        .body(Body::empty())
-        .unwrap();
-    let response = router.oneshot(request).await.unwrap();
+async fn get(router: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let request = Request::get(uri).body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    let answer: Value = serde_json::from_slice(&body).unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segment() {
+    let (router, invoker) = api((0..30).map(|user| (1, user)), |config| {
+        config.dispatch.broadcast_segments = 5;
+    })
+    .await;
+    let (status, answer) = get(&router, "/notify?message=hi").await;
 
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let message_id = answer["messageId"].as_str().unwrap().to_string();
@@ -85,39 +99,12 @@ async fn notify_to_everyone_is_a_202_with_the_plan_and_one_segment_job_per_segme
 
 #[tokio::test]
 async fn notify_to_a_large_account_is_a_202_and_a_small_one_is_sent_at_once() {
-    let clock = Arc::new(ManualClock::at(1_000_000));
-    let store = Arc::new(MemorySessionStore::default());
-    let queues = Arc::new(MemoryQueues::default());
-    for user in 0..12 {
-        seed_session(&store, &queues, 7, user, "a", 2_000_000).await;
-    }
-    for user in 100..103 {
-        seed_session(&store, &queues, 8, user, "a", 2_000_000).await;
-    }
-    let invoker = Arc::new(RecordingInvoker::default());
-    let adapters = Adapters {
-        sessions: store,
-        queues,
-        identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
-        history: Arc::new(MemoryHistory::default()),
-        invoker: invoker.clone(),
-        clock,
-    };
-    let mut config = StackConfig::for_stage("test", "us-east-1");
-    config.dispatch.large_account = 10;
-    let router = sqs_push_functions::api::router(api_state(&config, &adapters).unwrap());
-    let call = |uri: &'static str| {
-        let router = router.clone();
-        async move {
-            let request = Request::get(uri).body(Body::empty()).unwrap();
-            let response = router.oneshot(request).await.unwrap();
-            let status = response.status();
-            let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-            (status, serde_json::from_slice::<Value>(&body).unwrap())
-        }
-    };
+    let accounts = (0..12)
+        .map(|user| (7, user))
+        .chain((100..103).map(|user| (8, user)));
+    let (router, invoker) = api(accounts, |config| config.dispatch.large_account = 10).await;
 
-    let (status, answer) = call("/notify/account/7?message=big").await;
+    let (status, answer) = get(&router, "/notify/account/7?message=big").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["segments"], 1, "{answer}");
     let payloads = invoker.payloads(AsyncFunction::Dispatcher);
@@ -132,7 +119,7 @@ async fn notify_to_a_large_account_is_a_202_and_a_small_one_is_sent_at_once() {
     assert_eq!(job.messages[0].message_id, answer["messageId"]);
     assert!(invoker.payloads(AsyncFunction::Sender).is_empty());
 
-    let (status, answer) = call("/notify/account/8?message=small").await;
+    let (status, answer) = get(&router, "/notify/account/8?message=small").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["sentDirectly"], 3, "{answer}");
     assert_eq!(invoker.payloads(AsyncFunction::Dispatcher).len(), 1);

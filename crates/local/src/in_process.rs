@@ -3,8 +3,12 @@
 //! same handlers the functions run. A job whose handler fails goes, as on AWS after Lambda's
 //! retries, to the dead-letter queue (`sqs-push-dlq-local` in the emulator) as a Lambda
 //! destination record — so a failure is something `sqs-push redrive` can replay, never only a
-//! log line.
+//! log line. Like a function's reserved concurrency on Lambda, at most
+//! [`LOCAL_FUNCTION_CONCURRENCY`] invocations of each function run at once; the rest wait their
+//! turn (Lambda's async queue), so a large fan-out does not open more connections than one
+//! emulator process can accept.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
@@ -18,6 +22,11 @@ use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::events;
 use sqs_push_functions::wiring::{self, Adapters};
+use tokio::sync::Semaphore;
+
+/// Invocations of one function that run at once locally (the others wait, as async invokes
+/// beyond a function's reserved concurrency wait in Lambda's queue).
+pub const LOCAL_FUNCTION_CONCURRENCY: usize = 4;
 
 /// The dead-letter queue of the local stage, and how to reach it.
 #[derive(Debug, Clone)]
@@ -96,6 +105,8 @@ pub struct InProcessInvoker {
     receipts: OnceLock<ReceiptService>,
     /// Set with the receipts: a broadcast's segment workers hand pages on through this invoker.
     segments: OnceLock<SegmentWorker>,
+    /// Per function, the invocations that may run at once.
+    running: HashMap<AsyncFunction, Arc<Semaphore>>,
 }
 
 /// Makes `adapters` hand `sender` and `history` work to this process instead of Lambda.
@@ -108,6 +119,17 @@ pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig, dead_letter
         this: OnceLock::new(),
         receipts: OnceLock::new(),
         segments: OnceLock::new(),
+        running: [
+            AsyncFunction::Sender,
+            AsyncFunction::History,
+            AsyncFunction::Dispatcher,
+        ]
+        .into_iter()
+        .map(|function| {
+            let permits = Arc::new(Semaphore::new(LOCAL_FUNCTION_CONCURRENCY));
+            (function, permits)
+        })
+        .collect(),
     });
     let _ = invoker.this.set(Arc::downgrade(&invoker));
     adapters.invoker = invoker.clone();
@@ -152,11 +174,13 @@ impl Invoker for InProcessInvoker {
         // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
         let raw: Value = serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
         let this = self.this();
+        let permits = self.running[&function].clone();
         match function {
             AsyncFunction::Sender => {
                 let job: SendJob =
                     serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
                 tokio::spawn(async move {
+                    let _running = permits.acquire_owned().await;
                     let outcome = events::handle_send(
                         &this.sender,
                         this.as_ref(),
@@ -179,6 +203,7 @@ impl Invoker for InProcessInvoker {
                     .cloned()
                     .expect("run_in_process sets the segment worker");
                 tokio::spawn(async move {
+                    let _running = permits.acquire_owned().await;
                     if let Err(error) = worker.run(&job, None).await {
                         this.dead_letters.record(function, raw, &error).await;
                     }
@@ -193,6 +218,7 @@ impl Invoker for InProcessInvoker {
                     .cloned()
                     .expect("run_in_process sets the receipt service");
                 tokio::spawn(async move {
+                    let _running = permits.acquire_owned().await;
                     let outcome = events::handle_history(&this.history, &receipts, task).await;
                     if let Err(error) = outcome {
                         this.dead_letters.record(function, raw, &error).await;
