@@ -98,30 +98,28 @@ async fn broadcast(args: &Args) -> Result<String, String> {
     }
     // The benchmark's own requests, so the stack's can be told from them.
     let own_requests = AtomicU64::new(0);
-    // Per session: when its first receive returned, and how many messages that receive held.
-    let arrivals: Vec<Option<(Duration, usize)>> = futures::stream::iter(sessions.iter())
+    // Per session: when its first receive returned. Messages stay visible (visibility 0), so a
+    // receive whose answer is lost to a busy emulator loses nothing; copies are told apart by
+    // their SQS message ids in the second pass.
+    let arrivals: Vec<Option<Duration>> = futures::stream::iter(sessions.iter())
         .map(|session| {
             let sqs = sqs.clone();
             let own_requests = &own_requests;
             async move {
                 // Poll until the message is there: a queue late in the fan-out may need more
-                // than one long poll. The message is left in flight (not deleted), so the
-                // second pass below sees only what came twice.
+                // than one poll (5 s each, within the SDK's 10 s attempt timeout).
                 while started.elapsed() < GIVE_UP_AFTER {
                     own_requests.fetch_add(1, Ordering::Relaxed);
                     let received = sqs
                         .receive_message()
                         .queue_url(&session.queue_url)
-                        .max_number_of_messages(10)
-                        .visibility_timeout(3600)
-                        .wait_time_seconds(20)
+                        .visibility_timeout(0)
+                        .wait_time_seconds(5)
                         .send()
                         .await;
                     // A busy emulator may refuse a connection: ask again, it is not a miss.
-                    let Ok(output) = received else { continue };
-                    match output.messages().len() {
-                        0 => continue,
-                        n => return Some((started.elapsed(), n)),
+                    if received.is_ok_and(|output| !output.messages().is_empty()) {
+                        return Some(started.elapsed());
                     }
                 }
                 None
@@ -132,40 +130,42 @@ async fn broadcast(args: &Args) -> Result<String, String> {
         .await;
     let elapsed = started.elapsed();
     let after = emulator_requests(&args.emulator).await?;
-    // Anything still visible in a queue now came more than once.
-    let later: u64 = futures::stream::iter(sessions.iter())
+    // Copies per queue: the distinct SQS message ids among everything visible now (a few
+    // receives each, as SQS may answer with a subset of a queue's messages).
+    let copies: Vec<usize> = futures::stream::iter(sessions.iter())
         .map(|session| {
             let sqs = sqs.clone();
             async move {
-                loop {
+                let mut ids = std::collections::BTreeSet::new();
+                let mut answers = 0;
+                while answers < 3 {
                     let received = sqs
                         .receive_message()
                         .queue_url(&session.queue_url)
                         .max_number_of_messages(10)
+                        .visibility_timeout(0)
+                        .wait_time_seconds(0)
                         .send()
                         .await;
                     if let Ok(output) = received {
-                        break output.messages().len() as u64;
+                        answers += 1;
+                        ids.extend(
+                            output
+                                .messages()
+                                .iter()
+                                .filter_map(|message| message.message_id().map(str::to_string)),
+                        );
                     }
                 }
+                ids.len()
             }
         })
-        .buffer_unordered(64)
-        .fold(0, |sum, n| async move { sum + n })
+        .buffer_unordered(16)
+        .collect()
         .await;
-    let at_first: u64 = arrivals
-        .iter()
-        .flatten()
-        .map(|(_, count)| *count as u64 - 1)
-        .sum();
-    let duplicates = at_first + later;
+    let duplicates: usize = copies.iter().map(|n| n.saturating_sub(1)).sum();
     let received = arrivals.iter().flatten().count();
-    let last = arrivals
-        .iter()
-        .flatten()
-        .map(|(at, _)| *at)
-        .max()
-        .unwrap_or_default();
+    let last = arrivals.iter().flatten().max().copied().unwrap_or_default();
     stack.stop().await;
     let requests = after.0 - before.0;
     let batches = after.1 - before.1;
