@@ -121,12 +121,6 @@ fn segment_start(segment: u32, total: u32) -> u128 {
     (u128::from(segment) << 64).div_ceil(u128::from(total.max(1)))
 }
 
-/// The scan segment a row falls in (of `total_segments`), as [`SessionStore::scan_page`] cuts them.
-pub fn memory_segment(user_id: UserId, session_id: &SessionId, total_segments: u32) -> u32 {
-    let hash = u128::from(key_hash(user_id, session_id));
-    ((hash * u128::from(total_segments.max(1))) >> 64) as u32
-}
-
 /// Up to `limit` (at least one) rows from `rows` that `keep` accepts, and where to resume: like
 /// DynamoDB, a full page carries its last key even if nothing is left.
 fn page<'a>(
