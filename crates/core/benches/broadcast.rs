@@ -137,6 +137,22 @@ struct ModelInvoker {
 
 #[async_trait]
 impl Invoker for ModelInvoker {
+    /// The model's queues never refuse, so nothing is ever dead-lettered; if something were,
+    /// the run would fail loudly rather than count a loss as done.
+    async fn dead_letter(
+        &self,
+        function: AsyncFunction,
+        _: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        Err(PortError::new(
+            sqs_push_core::PortErrorKind::Other,
+            "model dead-letter",
+            function.name(),
+            format!("the model has no dead-letter queue ({reason})"),
+        ))
+    }
+
     async fn invoke_async(
         &self,
         function: AsyncFunction,
@@ -327,6 +343,11 @@ struct RecordingDiscard {
 #[async_trait]
 impl Invoker for RecordingDiscard {
     async fn invoke_async(&self, _: AsyncFunction, _payload: Vec<u8>) -> Result<(), PortError> {
+        self.payloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn dead_letter(&self, _: AsyncFunction, _: Vec<u8>, _: &str) -> Result<(), PortError> {
         self.payloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -2,23 +2,19 @@
 //! each distinct target once and go out as ONE [`SendJob`] — so the entries for one queue share
 //! SendMessageBatch calls (≤ 10 per call) instead of one call per message per queue.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::Serialize;
 
+use crate::dispatch::Dispatcher;
 use crate::dispatch::kinesis::{
     ParseOptions, StreamRecord, StreamReport, dispatch_records, parse_record,
 };
-use crate::dispatch::send::{Delivery, MAX_BATCH_ENTRIES, SendJob};
-use crate::dispatch::{Dispatcher, Reach, Target, history_users};
-use crate::history::write::HistoryJob;
-use crate::model::message::Message;
-use crate::ports::{AsyncFunction, HandOffLimits, PortError, PortErrorKind};
 
 /// What a grouped dispatch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupReport {
+    /// The first message's id (a one-message dispatch's message id).
+    pub message_id: String,
     /// Messages dispatched.
     pub messages: usize,
     /// Distinct targets.
@@ -34,166 +30,37 @@ pub struct GroupReport {
     pub queues: usize,
     /// SendMessageBatch calls planned (by entry count; the 1 MiB cap may add a few).
     pub sqs_calls: usize,
+    /// Sessions the targets matched (read here, not by segment workers).
+    pub sessions_matched: usize,
+    /// Of those, sessions skipped because their ttl had passed.
+    pub skipped_expired: usize,
     /// Deliveries sent from this process.
     pub sent_directly: usize,
-    /// Direct sends that failed or were not attempted.
+    /// Deliveries for queues that no longer exist (sessions that ended), on the direct path.
+    pub queues_gone: usize,
+    /// Direct sends that failed or were not attempted (then handed on or dead-lettered).
     pub failed: usize,
+    /// Deliveries that failed here and were handed on to a fresh `sender` invocation.
+    pub handed_on: usize,
+    /// Deliveries SQS refused for good, put in the dead-letter queue.
+    pub dead_lettered: usize,
     /// `sender` invocations.
     pub sender_batches: usize,
+    /// History rows to write (users × messages).
+    pub history_users: usize,
     /// `history` invocations.
     pub history_batches: usize,
-}
-
-impl Dispatcher {
-    /// Dispatches several messages together: each distinct target resolved once, one send job
-    /// for all of them (deliveries of one queue side by side), history per message. Everyone
-    /// and large accounts are planned for segment workers, all of a target's messages in one
-    /// job per scope. Fails as a whole; the caller may retry message by message.
-    pub async fn dispatch_many(
-        &self,
-        items: Vec<(Target, Message)>,
-    ) -> Result<GroupReport, PortError> {
-        let mut report = GroupReport {
-            messages: items.len(),
-            ..GroupReport::default()
-        };
-        // Distinct targets, in first-seen order, with the messages for each.
-        let mut groups: Vec<(Target, Vec<Message>)> = Vec::new();
-        for (target, mut message) in items {
-            target.stamp(&mut message);
-            match groups.iter_mut().find(|(known, _)| *known == target) {
-                Some((_, messages)) => messages.push(message),
-                None => groups.push((target, vec![message])),
-            }
-        }
-        report.targets = groups.len();
-        let now = self.clock.now();
-        let reached =
-            futures::future::try_join_all(groups.iter().map(|(target, _)| self.reach(target)))
-                .await?;
-        let mut job = SendJob::default();
-        let mut histories = Vec::new();
-        for ((target, messages), reach) in groups.iter().zip(reached) {
-            let sessions = match reach {
-                Reach::Sessions(sessions) => sessions,
-                Reach::Segmented {
-                    scopes,
-                    estimated_sessions,
-                } => {
-                    self.plan_segments(&scopes, estimated_sessions, messages)
-                        .await?;
-                    report.segmented_targets += 1;
-                    report.segmented_messages += messages.len();
-                    continue;
-                }
-            };
-            let users = history_users(target, &sessions);
-            for message in messages {
-                let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
-                let index = job.messages.len();
-                job.deliveries
-                    .extend(sessions.iter().filter(|session| session.is_live(now)).map(
-                        |session| Delivery {
-                            queue_url: session.queue_url.clone(),
-                            aes_key: session.aes_key.clone(),
-                            message: index,
-                        },
-                    ));
-                if !message.is_sqs_only() {
-                    histories.push(HistoryJob {
-                        message_id: message.id().to_string(),
-                        message: text.clone(),
-                        created: now,
-                        user_ids: users.clone(),
-                    });
-                }
-                job.messages.push(text);
-            }
-        }
-        // A queue's deliveries side by side, so a cut between payloads splits few queues.
-        job.deliveries.sort_by(|a, b| a.queue_url.cmp(&b.queue_url));
-        let mut per_queue: BTreeMap<&str, usize> = BTreeMap::new();
-        for delivery in &job.deliveries {
-            *per_queue.entry(delivery.queue_url.as_str()).or_default() += 1;
-        }
-        report.deliveries = job.deliveries.len();
-        report.queues = per_queue.len();
-        report.sqs_calls = per_queue
-            .values()
-            .map(|n| n.div_ceil(MAX_BATCH_ENTRIES))
-            .sum();
-        drop(per_queue);
-
-        if job.deliveries.len() <= self.settings.direct_limit {
-            let sent = self.sender.send(&job, None).await;
-            report.sent_directly = sent.sent;
-            report.failed = sent.failed + sent.unsent;
-        } else {
-            report.sender_batches = self.hand_off_grouped(job).await?;
-        }
-        for history in histories {
-            report.history_batches += self.write_history(history).await?;
-        }
-        tracing::info!(
-            messages = report.messages,
-            targets = report.targets,
-            segmented_targets = report.segmented_targets,
-            segmented_messages = report.segmented_messages,
-            deliveries = report.deliveries,
-            queues = report.queues,
-            sqs_calls = report.sqs_calls,
-            sent_directly = report.sent_directly,
-            sender_batches = report.sender_batches,
-            history_batches = report.history_batches,
-            "dispatched together"
-        );
-        Ok(report)
-    }
-
-    /// Hands a grouped job to `sender` in payloads that each carry only the messages they use.
-    async fn hand_off_grouped(&self, job: SendJob) -> Result<usize, PortError> {
-        let messages_bytes: usize = job.messages.iter().map(|m| m.len() + 3).sum();
-        // Every payload may carry every message: what is left of the limit is for deliveries.
-        let room = self.settings.payload_limit.saturating_sub(messages_bytes);
-        if room < self.settings.payload_limit / 4 {
-            return Err(PortError::new(
-                PortErrorKind::TooLarge,
-                "grouped hand-off",
-                AsyncFunction::Sender.name(),
-                format!("{messages_bytes} bytes of messages leave too little room per payload"),
-            ));
-        }
-        let messages = job.messages;
-        self.invoker
-            .hand_off(
-                AsyncFunction::Sender,
-                job.deliveries,
-                HandOffLimits {
-                    max_items: self.settings.sender_batch,
-                    max_bytes: room,
-                },
-                |deliveries: Vec<Delivery>| {
-                    let used: BTreeSet<usize> = deliveries.iter().map(|d| d.message).collect();
-                    let renumber: BTreeMap<usize, usize> = used
-                        .iter()
-                        .enumerate()
-                        .map(|(new, old)| (*old, new))
-                        .collect();
-                    SendJob {
-                        messages: used.iter().map(|i| messages[*i].clone()).collect(),
-                        deliveries: deliveries
-                            .into_iter()
-                            .map(|d| Delivery {
-                                message: renumber[&d.message],
-                                ..d
-                            })
-                            .collect(),
-                        attempt: 0,
-                    }
-                },
-            )
-            .await
-    }
+    /// History rows that failed here and were handed to the `history` function.
+    pub history_handed_on: usize,
+    /// The queues sent to, when there are few.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_urls: Option<Vec<String>>,
+    /// Scopes planned for segment workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
+    /// The table's approximate size when a broadcast was planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_sessions: Option<u64>,
 }
 
 /// Dispatches a batch of records together ([`Dispatcher::dispatch_many`]); if that fails, falls
@@ -238,7 +105,13 @@ pub async fn dispatch_records_grouped(
 mod tests {
     use std::sync::Arc;
 
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::dispatch::Target;
+    use crate::dispatch::send::SendJob;
+    use crate::model::message::Message;
+    use crate::ports::AsyncFunction;
     use crate::dispatch::DispatchSettings;
     use crate::dispatch::send::Sender;
     use crate::history::write::HistoryWriter;

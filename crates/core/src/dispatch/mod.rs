@@ -2,30 +2,20 @@
 //! small fan-outs, through batches handed to the `sender` and `history` functions for large ones.
 //! Also: sealing and sending ([`send`]) and Kinesis records ([`kinesis`]).
 
+mod dispatcher;
 pub mod grouping;
 pub mod kinesis;
 pub mod segment;
 pub mod send;
 mod target;
 
+pub use dispatcher::Dispatcher;
 pub use target::{Target, TargetError, TargetFields};
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::clock::Clock;
-use crate::history::HistoryTask;
-use crate::history::receipts::UserNotifier;
-use crate::history::write::{HistoryJob, HistoryReport, HistoryWriter};
-use crate::model::ids::UserId;
-use crate::model::message::{Message, SizeLimits};
-use crate::model::recipient::Recipient;
-use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, PortErrorKind, SessionStore};
-use segment::Scope;
-use send::{Delivery, SendJob, SendReport, Sender};
+use crate::model::message::SizeLimits;
+use grouping::GroupReport;
 
 /// Limits that decide how a fan-out is cut; read once from config.
 #[derive(Debug, Clone)]
@@ -85,14 +75,24 @@ pub struct DispatchReport {
     pub sent_directly: usize,
     /// Queues that no longer existed (sessions that ended), on the direct path.
     pub queues_gone: usize,
-    /// Direct sends that failed.
+    /// Direct sends that failed here (then handed on or dead-lettered, never dropped).
     pub failed: usize,
+    /// Of those, deliveries handed on to a fresh `sender` invocation to try again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handed_on: usize,
+    /// Of those, deliveries SQS refused for good, put in the dead-letter queue for
+    /// `sqs-push redrive`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dead_lettered: usize,
     /// Batches handed to the `sender` function.
     pub sender_batches: usize,
     /// Users whose history got the message.
     pub history_users: usize,
     /// Batches handed to the `history` function.
     pub history_batches: usize,
+    /// Users whose history row failed here and was handed to the `history` function.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub history_handed_on: usize,
     /// The queues sent to, for small fan-outs only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_urls: Option<Vec<String>>,
@@ -107,312 +107,45 @@ pub struct DispatchReport {
     pub estimated_sessions: Option<u64>,
 }
 
-/// Routes messages to sessions.
-#[derive(Clone)]
-pub struct Dispatcher {
-    store: Arc<dyn SessionStore>,
-    sender: Sender,
-    history: HistoryWriter,
-    invoker: Arc<dyn Invoker>,
-    clock: Arc<dyn Clock>,
-    settings: DispatchSettings,
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
-impl Dispatcher {
-    /// Wires the dispatcher.
-    pub fn new(
-        store: Arc<dyn SessionStore>,
-        sender: Sender,
-        history: HistoryWriter,
-        invoker: Arc<dyn Invoker>,
-        clock: Arc<dyn Clock>,
-        settings: DispatchSettings,
-    ) -> Self {
+impl DispatchReport {
+    /// The report of a one-message dispatch, from its group report.
+    pub(crate) fn of_one(group: GroupReport) -> Self {
         Self {
-            store,
-            sender,
-            history,
-            invoker,
-            clock,
-            settings,
+            message_id: group.message_id,
+            sessions_matched: group.sessions_matched,
+            skipped_expired: group.skipped_expired,
+            sent_directly: group.sent_directly,
+            queues_gone: group.queues_gone,
+            failed: group.failed,
+            handed_on: group.handed_on,
+            dead_lettered: group.dead_lettered,
+            sender_batches: group.sender_batches,
+            history_users: group.history_users,
+            history_batches: group.history_batches,
+            history_handed_on: group.history_handed_on,
+            queue_urls: group.queue_urls,
+            accepted: group.segmented_messages > 0,
+            segments: group.segments,
+            estimated_sessions: group.estimated_sessions,
         }
-    }
-
-    /// The settings it was wired with.
-    pub fn settings(&self) -> &DispatchSettings {
-        &self.settings
-    }
-
-    /// How far a target reaches: its sessions, live or not, when they are few enough to read
-    /// here; the scopes segment workers read, for everyone and for a large account.
-    pub(crate) async fn reach(&self, target: &Target) -> Result<Reach, PortError> {
-        let sessions = match target {
-            Target::Everyone => {
-                let (scopes, estimated_sessions) = self.broadcast_scopes().await;
-                return Ok(Reach::Segmented {
-                    scopes,
-                    estimated_sessions,
-                });
-            }
-            Target::Account(account_id) => {
-                // One page one row past the threshold tells a large account from a small one.
-                let page = self
-                    .store
-                    .account_page(*account_id, None, self.settings.large_account + 1)
-                    .await?;
-                if page.next.is_some() {
-                    return Ok(Reach::Segmented {
-                        scopes: vec![Scope::Account {
-                            account_id: *account_id,
-                        }],
-                        estimated_sessions: None,
-                    });
-                }
-                page.recipients
-            }
-            Target::AccountSession(account_id, session_id) => {
-                // The index has no session key: read the account page by page, keep the matches.
-                let mut matches = Vec::new();
-                let mut start = None;
-                loop {
-                    let page = self
-                        .store
-                        .account_page(*account_id, start.as_ref(), self.settings.scan_page)
-                        .await?;
-                    matches.extend(
-                        page.recipients
-                            .into_iter()
-                            .filter(|recipient| recipient.session_id == *session_id),
-                    );
-                    match page.next {
-                        Some(next) => start = Some(next),
-                        None => break matches,
-                    }
-                }
-            }
-            Target::Session(user_id, session_id) => self
-                .store
-                .get(*user_id, session_id)
-                .await?
-                .iter()
-                .map(Recipient::from)
-                .collect(),
-            Target::SessionInAccount(account_id, user_id, session_id) => self
-                .store
-                .get(*user_id, session_id)
-                .await?
-                .iter()
-                .filter(|session| session.account_id == *account_id)
-                .map(Recipient::from)
-                .collect(),
-            Target::User(user_id) => self.store.recipients_of_user(*user_id).await?,
-            Target::UserInAccount(account_id, user_id) => {
-                let mut sessions = self.store.recipients_of_user(*user_id).await?;
-                sessions.retain(|session| session.account_id == *account_id);
-                sessions
-            }
-        };
-        Ok(Reach::Sessions(sessions))
-    }
-
-    /// Stamps the target onto the message and delivers it: SQS to sessions within their ttl
-    /// (credentials may have lapsed; `/renew` reads the backlog), history to their users (and
-    /// to a named user with no live session) unless the message is SQS-only. Everyone and a
-    /// large account are planned for segment workers and answered as `accepted`. Fails only
-    /// when work could not be handed off; a retry then repeats the same message id, which
-    /// clients dedupe.
-    pub async fn dispatch(
-        &self,
-        target: &Target,
-        mut message: Message,
-    ) -> Result<DispatchReport, PortError> {
-        target.stamp(&mut message);
-        message
-            .check_sizes(&self.settings.limits)
-            .map_err(|error| {
-                PortError::new(
-                    PortErrorKind::TooLarge,
-                    "dispatch",
-                    message.id().as_str(),
-                    error.to_string(),
-                )
-            })?;
-        let sessions = match self.reach(target).await? {
-            Reach::Sessions(sessions) => sessions,
-            Reach::Segmented {
-                scopes,
-                estimated_sessions,
-            } => {
-                return self
-                    .plan_segments(&scopes, estimated_sessions, &[message])
-                    .await;
-            }
-        };
-        let now = self.clock.now();
-        let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
-        let mut report = DispatchReport {
-            message_id: message.id().to_string(),
-            sessions_matched: sessions.len(),
-            ..DispatchReport::default()
-        };
-
-        let users = if message.is_sqs_only() {
-            Vec::new()
-        } else {
-            history_users(target, &sessions)
-        };
-        let deliveries: Vec<Delivery> = sessions
-            .iter()
-            // Within its ttl a session can still be renewed, and renew-after-sleep reads what
-            // was sent while its credentials had lapsed.
-            .filter(|session| session.is_live(now))
-            .map(|session| Delivery {
-                queue_url: session.queue_url.clone(),
-                aes_key: session.aes_key.clone(),
-                message: 0,
-            })
-            .collect();
-        report.skipped_expired = sessions.len() - deliveries.len();
-        if deliveries.len() <= self.settings.report_urls_up_to {
-            report.queue_urls = Some(deliveries.iter().map(|d| d.queue_url.clone()).collect());
-        }
-
-        let history = HistoryJob {
-            message_id: report.message_id.clone(),
-            message: text.clone(),
-            created: now,
-            user_ids: users,
-        };
-        report.history_users = history.user_ids.len();
-        if deliveries.len() <= self.settings.direct_limit {
-            let job = SendJob {
-                messages: vec![text],
-                deliveries,
-                attempt: 0,
-            };
-            let (sent, written) =
-                futures::join!(self.sender.send(&job, None), self.write_history(history));
-            report.history_batches = written?;
-            record_direct(&mut report, sent);
-        } else {
-            report.sender_batches = self.hand_off_sends(&text, deliveries).await?;
-            report.history_batches = self.write_history(history).await?;
-        }
-        tracing::info!(
-            message_id = %report.message_id,
-            matched = report.sessions_matched,
-            expired = report.skipped_expired,
-            direct = report.sent_directly,
-            gone = report.queues_gone,
-            failed = report.failed,
-            sender_batches = report.sender_batches,
-            history_users = report.history_users,
-            history_batches = report.history_batches,
-            "dispatched"
-        );
-        Ok(report)
-    }
-
-    /// Hands deliveries to `sender` in payloads cut by count and serialized size; returns how
-    /// many payloads.
-    async fn hand_off_sends(
-        &self,
-        text: &str,
-        deliveries: Vec<Delivery>,
-    ) -> Result<usize, PortError> {
-        let limits = HandOffLimits {
-            max_items: self.settings.sender_batch,
-            max_bytes: self.settings.payload_limit,
-        };
-        self.invoker
-            .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
-                SendJob {
-                    messages: vec![text.to_string()],
-                    deliveries,
-                    attempt: 0,
-                }
-            })
-            .await
-    }
-
-    /// Writes history directly for few users, through `history` invocations for many; returns
-    /// how many invocations were made.
-    async fn write_history(&self, job: HistoryJob) -> Result<usize, PortError> {
-        if job.user_ids.is_empty() {
-            return Ok(0);
-        }
-        if job.user_ids.len() <= self.settings.direct_limit {
-            let report: HistoryReport = self.history.write(&job).await;
-            if report.failed > 0 {
-                tracing::warn!(message_id = %job.message_id, failed = report.failed, "history rows not written");
-            }
-            return Ok(0);
-        }
-        let limits = HandOffLimits {
-            max_items: self.settings.history_batch,
-            max_bytes: self.settings.payload_limit,
-        };
-        let HistoryJob {
-            message_id,
-            message,
-            created,
-            user_ids,
-        } = job;
-        self.invoker
-            .hand_off(AsyncFunction::History, user_ids, limits, |user_ids| {
-                HistoryTask::Write(HistoryJob {
-                    message_id: message_id.clone(),
-                    message: message.clone(),
-                    created,
-                    user_ids,
-                })
-            })
-            .await
-    }
-}
-
-#[async_trait]
-impl UserNotifier for Dispatcher {
-    async fn notify_user(&self, user_id: UserId, message: Message) -> Result<(), PortError> {
-        self.dispatch(&Target::User(user_id), message)
-            .await
-            .map(|_| ())
-    }
-}
-
-fn record_direct(report: &mut DispatchReport, sent: SendReport) {
-    report.sent_directly = sent.sent;
-    report.queues_gone = sent.queues_gone;
-    report.failed = sent.failed + sent.unsent;
-}
-
-/// What a target resolves to.
-pub(crate) enum Reach {
-    /// Its sessions, read here.
-    Sessions(Vec<Recipient>),
-    /// Scopes for segment workers: everyone, or an account too large to read here.
-    Segmented {
-        scopes: Vec<Scope>,
-        estimated_sessions: Option<u64>,
-    },
-}
-
-/// Users whose history gets the message: the named user, or every user the sessions belong to.
-pub(crate) fn history_users(target: &Target, sessions: &[Recipient]) -> Vec<UserId> {
-    match target.named_user() {
-        Some(user_id) => vec![user_id],
-        None => sessions
-            .iter()
-            .map(|session| session.user_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
     use super::*;
+    use crate::dispatch::send::{SendJob, Sender};
+    use crate::history::write::{HistoryJob, HistoryWriter};
+    use crate::model::ids::UserId;
+    use crate::model::message::Message;
+    use crate::ports::{AsyncFunction, PortErrorKind, SessionStore};
     use crate::model::ids::AccountId;
     use crate::model::message::MessageId;
     use crate::model::session::Session;
@@ -611,6 +344,139 @@ mod tests {
             })
             .collect();
         assert_eq!(users, (0..5).map(user).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn direct_sends_that_still_fail_are_handed_on_to_sender_not_dropped() {
+        let f = fixture(50);
+        let sessions = [
+            session(&f, 1, 7, "a", NOW + 60).await,
+            session(&f, 1, 7, "b", NOW + 60).await,
+        ];
+        f.queues.fail_sends(Some(PortErrorKind::Transient));
+        let report = f
+            .dispatcher
+            .dispatch(
+                &Target::User(user(7)),
+                message(serde_json::json!({"message": "x"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.sent_directly, report.failed, report.handed_on),
+            (0, 2, 2)
+        );
+        let jobs: Vec<SendJob> = f
+            .invoker
+            .payloads(AsyncFunction::Sender)
+            .iter()
+            .map(|payload| serde_json::from_slice(payload).unwrap())
+            .collect();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].attempt, 1, "one attempt further on");
+        let mut handed: Vec<&str> = jobs[0]
+            .deliveries
+            .iter()
+            .map(|d| d.queue_url.as_str())
+            .collect();
+        handed.sort_unstable();
+        assert_eq!(
+            handed,
+            sessions
+                .iter()
+                .map(|s| s.queue.url.as_str())
+                .collect::<Vec<_>>()
+        );
+        // The handed-on job delivers once SQS recovers.
+        f.queues.fail_sends(None);
+        let sent = f.dispatcher.sender.send(&jobs[0], None).await;
+        assert_eq!(sent.sent, 2);
+        for session in &sessions {
+            assert_eq!(received(&f, session).len(), 1);
+        }
+        assert!(f.invoker.dead_letters(AsyncFunction::Sender).is_empty());
+    }
+
+    #[tokio::test]
+    async fn deliveries_sqs_refuses_for_good_are_dead_lettered_as_a_replayable_job() {
+        let f = fixture(50);
+        let refused = session(&f, 1, 7, "a", NOW + 60).await;
+        // Not transient: what SQS answers for a message above the queue's MaximumMessageSize.
+        f.queues.fail_sends(Some(PortErrorKind::Other));
+        let report = f
+            .dispatcher
+            .dispatch(
+                &Target::User(user(7)),
+                message(serde_json::json!({"message": "x"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!((report.dead_lettered, report.handed_on), (1, 0));
+        assert!(f.invoker.payloads(AsyncFunction::Sender).is_empty());
+        let letters = f.invoker.dead_letters(AsyncFunction::Sender);
+        assert_eq!(letters.len(), 1);
+        let job: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
+        assert_eq!(job.deliveries.len(), 1);
+        assert!(
+            !letters[0].1.contains(&refused.aes_key.to_base64()),
+            "the reason carries no key"
+        );
+        // Replayed once the cause is fixed, it delivers.
+        f.queues.fail_sends(None);
+        assert_eq!(f.dispatcher.sender.send(&job, None).await.sent, 1);
+        assert_eq!(received(&f, &refused).len(), 1);
+    }
+
+    // Paused time: the last hand-on's 16 s wait passes at once.
+    #[tokio::test(start_paused = true)]
+    async fn deliveries_still_failing_after_the_last_hand_on_are_dead_lettered() {
+        let f = fixture(50);
+        let s = session(&f, 1, 7, "a", NOW + 60).await;
+        f.queues.fail_sends(Some(PortErrorKind::Transient));
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![send::Delivery {
+                queue_url: s.queue.url.clone(),
+                aes_key: s.aes_key.to_base64(),
+                message: 0,
+            }],
+            attempt: send::MAX_HAND_ONS,
+        };
+        let outcome = f
+            .dispatcher
+            .sender
+            .send_or_hand_on(&job, None, f.invoker.as_ref(), 1_048_576)
+            .await
+            .unwrap();
+        assert_eq!((outcome.handed_on, outcome.dead_lettered), (0, 1));
+        let letters = f.invoker.dead_letters(AsyncFunction::Sender);
+        let replay: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
+        assert_eq!(replay.attempt, 0, "a replay starts with hand-ons of its own");
+    }
+
+    #[tokio::test]
+    async fn direct_history_rows_that_still_fail_are_handed_to_the_history_function() {
+        let f = fixture(50);
+        f.history.fail_writes(true);
+        let report = f
+            .dispatcher
+            .dispatch(
+                &Target::User(user(9)),
+                message(serde_json::json!({"message": "x"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.history_handed_on, 1);
+        let tasks = f.invoker.payloads(AsyncFunction::History);
+        assert_eq!(tasks.len(), 1);
+        let task: crate::history::HistoryTask = serde_json::from_slice(&tasks[0]).unwrap();
+        let crate::history::HistoryTask::Write(job) = task else {
+            panic!("a write task");
+        };
+        assert_eq!(job.user_ids, vec![user(9)]);
+        f.history.fail_writes(false);
+        f.dispatcher.history.write(&job).await;
+        assert_eq!(f.history.rows_of(user(9)).len(), 1);
     }
 
     #[tokio::test]

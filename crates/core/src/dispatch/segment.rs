@@ -15,14 +15,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::batch::cut;
 use crate::clock::Clock;
 use crate::dispatch::send::{Delivery, SendJob};
-use crate::dispatch::{DispatchReport, DispatchSettings, Dispatcher};
+use crate::dispatch::DispatchSettings;
 use crate::history::HistoryTask;
 use crate::history::write::HistoryJob;
 use crate::model::ids::{AccountId, UserId};
-use crate::model::message::Message;
 use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
 
@@ -350,97 +348,6 @@ fn deliveries_of(live: Vec<Recipient>, messages: usize) -> Vec<Delivery> {
         .collect()
 }
 
-impl Dispatcher {
-    /// A worker for this dispatcher's store, invoker and settings.
-    pub fn segment_worker(&self, margin: Duration) -> SegmentWorker {
-        SegmentWorker::new(
-            self.store.clone(),
-            self.invoker.clone(),
-            self.clock.clone(),
-            self.settings.clone(),
-            margin,
-        )
-    }
-
-    /// The scopes a broadcast is cut into, and the table's size estimate they were cut by.
-    pub(super) async fn broadcast_scopes(&self) -> (Vec<Scope>, Option<u64>) {
-        let estimated = match self.store.estimated_count().await {
-            Ok(count) => count,
-            Err(error) => {
-                tracing::warn!(%error, "no table size estimate; planning the configured segments");
-                None
-            }
-        };
-        let segments = segment_count(self.settings.broadcast_segments, estimated);
-        (Scope::segments(segments), estimated)
-    }
-
-    /// Plans `messages` (stamped) for every scope: jobs of up to [`MAX_MESSAGES_PER_JOB`]
-    /// messages and a quarter of the payload limit in message text (the rest of a `sender`
-    /// payload is for deliveries), one per scope, async-invoked on `dispatcher`. Answers with
-    /// the plan, not with what was sent.
-    pub(super) async fn plan_segments(
-        &self,
-        scopes: &[Scope],
-        estimated_sessions: Option<u64>,
-        messages: &[Message],
-    ) -> Result<DispatchReport, PortError> {
-        let created = self.clock.now();
-        let planned: Vec<PlannedMessage> = messages
-            .iter()
-            .map(|message| PlannedMessage {
-                message: String::from_utf8(message.to_json()).expect("serde_json writes UTF-8"),
-                message_id: message.id().to_string(),
-                created,
-                history: !message.is_sqs_only(),
-            })
-            .collect();
-        let chunks = cut(
-            planned,
-            MAX_MESSAGES_PER_JOB,
-            self.settings.payload_limit / 4,
-            0,
-            |message| message.message.len(),
-        );
-        let jobs: Vec<SegmentJob> = chunks
-            .iter()
-            .flat_map(|chunk| {
-                scopes.iter().map(|scope| SegmentJob {
-                    messages: chunk.clone(),
-                    scope: *scope,
-                    start: None,
-                    generation: 0,
-                })
-            })
-            .collect();
-        let invocations = jobs.iter().map(|job| {
-            let payload = serde_json::to_vec(job).expect("a segment job serializes");
-            self.invoker
-                .invoke_async(AsyncFunction::Dispatcher, payload)
-        });
-        futures::future::try_join_all(invocations).await?;
-        let report = DispatchReport {
-            message_id: messages
-                .first()
-                .map(|message| message.id().to_string())
-                .unwrap_or_default(),
-            accepted: true,
-            segments: Some(scopes.len()),
-            estimated_sessions,
-            ..DispatchReport::default()
-        };
-        tracing::info!(
-            message_id = %report.message_id,
-            messages = messages.len(),
-            scopes = scopes.len(),
-            jobs = jobs.len(),
-            estimated_sessions,
-            "segmented dispatch planned"
-        );
-        Ok(report)
-    }
-}
-
 /// The configured segment count, raised for a large table, within [1, MAX_SEGMENTS].
 pub fn segment_count(configured: usize, estimated: Option<u64>) -> u32 {
     let by_size = estimated.map_or(0, |count| count.div_ceil(SESSIONS_PER_SEGMENT));
@@ -452,6 +359,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::dispatch::Dispatcher;
+    use crate::model::message::Message;
     use crate::dispatch::Target;
     use crate::dispatch::send::Sender;
     use crate::history::write::HistoryWriter;

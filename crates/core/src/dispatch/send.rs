@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::batch::cut;
 use crate::crypto::{SessionCipher, SessionKey};
-use crate::ports::{BatchEntry, QueueService};
+use crate::ports::{AsyncFunction, BatchEntry, HandOffLimits, Invoker, QueueService};
 use crate::ports::{PortError, PortErrorKind};
 use crate::retry::{Stop, retry_leftovers};
 
@@ -85,10 +86,17 @@ pub struct SendReport {
     /// Messages not attempted because the deadline came first.
     pub unsent: usize,
     /// Indexes into [`SendJob::deliveries`] worth another attempt later: unsent at the
-    /// deadline, or still failing for a transient reason after the retries. The `sender`
-    /// function hands these on, so they are never only counted.
+    /// deadline, or still failing for a transient reason after the retries.
+    /// [`Sender::send_or_hand_on`] hands these on, so they are never only counted.
     #[serde(skip)]
     pub retry_later: Vec<usize>,
+    /// Indexes into [`SendJob::deliveries`] SQS refused for good as they are: entries it
+    /// failed for the sender's fault, calls it refused for a reason a retry cannot fix (a
+    /// message above the queue's MaximumMessageSize, access denied), a malformed key.
+    /// [`Sender::send_or_hand_on`] dead-letters these, so a person can replay them once the
+    /// cause is fixed. Counted in `failed` too.
+    #[serde(skip)]
+    pub refused: Vec<usize>,
 }
 
 impl SendReport {
@@ -99,11 +107,34 @@ impl SendReport {
         self.failed += other.failed;
         self.unsent += other.unsent;
         self.retry_later.extend(other.retry_later);
+        self.refused.extend(other.refused);
     }
 }
 
-/// How many times a job's leftovers are handed on to a fresh `sender` before the job fails, so
-/// that Lambda's own retries and then its on-failure destination (the dead-letter queue) take it.
+/// What [`Sender::send_or_hand_on`] did: the send, and where what it left went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The send itself.
+    pub report: SendReport,
+    /// Deliveries handed on to a fresh `sender` invocation to try again.
+    pub handed_on: usize,
+    /// Deliveries put in the dead-letter queue (refused by SQS, or still failing after
+    /// [`MAX_HAND_ONS`] hand-ons), replayable with `sqs-push redrive`.
+    pub dead_lettered: usize,
+}
+
+/// How long a handed-on job waits before it sends: a job is handed on because SQS kept
+/// failing, so the next try gives it time to recover (1 s, 4 s, 16 s for the three hand-ons);
+/// a first attempt does not wait.
+pub fn hand_on_delay(attempt: u32) -> Duration {
+    match attempt {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1 << (2 * (n - 1).min(2))),
+    }
+}
+
+/// How many times a job's leftovers are handed on to a fresh `sender`; what still fails after
+/// that goes to the dead-letter queue.
 pub const MAX_HAND_ONS: u32 = 3;
 
 impl SendJob {
@@ -161,10 +192,106 @@ impl Sender {
         report
     }
 
+    /// Sends `job` (after [`hand_on_delay`] when it was handed on) and settles what the send
+    /// left, so nothing is only counted: deliveries worth another try go to a fresh `sender`
+    /// invocation one attempt further on (at most [`MAX_HAND_ONS`] times); deliveries SQS
+    /// refused for good, and those still failing after the last hand-on, go to the dead-letter
+    /// queue as a `sender` payload that `sqs-push redrive` replays. Fails only when that
+    /// hand-on or dead-lettering fails, so the caller's retry (Lambda's, the stream's, the
+    /// API client's) repeats the work; clients dedupe by message id.
+    pub async fn send_or_hand_on(
+        &self,
+        job: &SendJob,
+        deadline: Option<Instant>,
+        invoker: &dyn Invoker,
+        payload_limit: usize,
+    ) -> Result<SendOutcome, PortError> {
+        let delay = hand_on_delay(job.attempt);
+        if !delay.is_zero() {
+            // Never past half the time left: the send and its report must still fit.
+            let delay = match deadline {
+                Some(deadline) => delay.min(deadline.saturating_duration_since(Instant::now()) / 2),
+                None => delay,
+            };
+            tokio::time::sleep(delay).await;
+        }
+        let report = self.send(job, deadline).await;
+        let mut outcome = SendOutcome::default();
+        let limits = HandOffLimits {
+            max_items: job.deliveries.len().max(1),
+            max_bytes: payload_limit,
+        };
+        let (retry, mut give_up) = if job.attempt >= MAX_HAND_ONS {
+            (Vec::new(), report.retry_later.clone())
+        } else {
+            (report.retry_later.clone(), Vec::new())
+        };
+        let exhausted = give_up.len();
+        give_up.extend(report.refused.iter().copied());
+        if !retry.is_empty() {
+            let SendJob {
+                messages,
+                deliveries,
+                attempt,
+            } = job.remainder(&retry);
+            let payloads = invoker
+                .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
+                    SendJob {
+                        messages: messages.clone(),
+                        deliveries,
+                        attempt,
+                    }
+                })
+                .await?;
+            outcome.handed_on = retry.len();
+            tracing::warn!(
+                deliveries = retry.len(),
+                attempt = job.attempt + 1,
+                payloads,
+                "undelivered deliveries handed on to a fresh sender"
+            );
+        }
+        if !give_up.is_empty() {
+            let reason = if exhausted == 0 {
+                "SQS refused the deliveries".to_string()
+            } else {
+                format!(
+                    "{exhausted} deliveries still failing after {MAX_HAND_ONS} hand-ons, {} refused by SQS",
+                    give_up.len() - exhausted
+                )
+            };
+            let SendJob {
+                messages,
+                deliveries,
+                ..
+            } = job.remainder(&give_up);
+            let records = invoker
+                .dead_letter_all(AsyncFunction::Sender, deliveries, limits, &reason, |deliveries| {
+                    SendJob {
+                        messages: messages.clone(),
+                        deliveries,
+                        // A replay starts afresh, with hand-ons of its own.
+                        attempt: 0,
+                    }
+                })
+                .await?;
+            outcome.dead_lettered = give_up.len();
+            tracing::error!(
+                deliveries = give_up.len(),
+                records,
+                %reason,
+                "deliveries dead-lettered; replay them with sqs-push redrive"
+            );
+        }
+        outcome.report = report;
+        Ok(outcome)
+    }
+
     async fn send_call(&self, call: QueueCall, deadline: Option<Instant>) -> SendReport {
         let mut report = SendReport::default();
         let total = call.entries.len();
-        let refused = AtomicUsize::new(0);
+        // Entry ids are the deliveries' indexes in the job (see `plan_calls`).
+        let refused: Mutex<Vec<usize>> = Mutex::new(Vec::new());
         let queue_url = call.queue_url.as_str();
         let refused_ref = &refused;
         let left = retry_leftovers(call.entries, deadline, |pending| {
@@ -175,7 +302,10 @@ impl Sender {
                 for entry in &hopeless {
                     tracing::warn!(queue = %queue_url, code = %entry.code, "entry refused");
                 }
-                refused_ref.fetch_add(hopeless.len(), Ordering::Relaxed);
+                refused_ref
+                    .lock()
+                    .expect("no panic while holding the lock")
+                    .extend(hopeless.iter().filter_map(|entry| entry.id.parse::<usize>().ok()));
                 Ok(pending
                     .into_iter()
                     .filter(|entry| retryable.iter().any(|failed| failed.id == entry.id))
@@ -183,32 +313,38 @@ impl Sender {
             })
         })
         .await;
-        report.failed += refused.into_inner();
+        report.refused = refused.into_inner().expect("no panic while holding the lock");
+        report.failed += report.refused.len();
         let unsettled = left.items.len();
-        let worth_retrying = match &left.stop {
-            Stop::Deadline | Stop::Exhausted => true,
-            Stop::Failed(error) => error.kind == PortErrorKind::Transient,
-            Stop::Done => false,
-        };
-        if worth_retrying {
-            // Entry ids are the deliveries' indexes in the job (see `plan_calls`).
-            report.retry_later = left
-                .items
+        let left_ids = || -> Vec<usize> {
+            left.items
                 .iter()
                 .filter_map(|entry| entry.id.parse().ok())
-                .collect();
-        }
-        match left.stop {
+                .collect()
+        };
+        match &left.stop {
             Stop::Done => {}
-            Stop::Deadline => report.unsent += unsettled,
+            Stop::Deadline => {
+                report.unsent += unsettled;
+                report.retry_later = left_ids();
+            }
             Stop::Failed(error) if error.is_not_found() => report.queues_gone += unsettled,
-            Stop::Failed(error) => {
-                log_failure(&error, queue_url, unsettled);
+            Stop::Failed(error) if error.kind == PortErrorKind::Transient => {
+                log_failure(error, queue_url, unsettled);
                 report.failed += unsettled;
+                report.retry_later = left_ids();
+            }
+            Stop::Failed(error) => {
+                // Refused as a whole for a reason a retry cannot fix: the queue's
+                // MaximumMessageSize below the message, access denied.
+                log_failure(error, queue_url, unsettled);
+                report.failed += unsettled;
+                report.refused.extend(left_ids());
             }
             Stop::Exhausted => {
                 tracing::warn!(queue = %queue_url, entries = unsettled, "entries still failing after retries");
                 report.failed += unsettled;
+                report.retry_later = left_ids();
             }
         }
         report.sent = total - report.failed - report.unsent - report.queues_gone;
@@ -228,7 +364,9 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
     let mut ciphers: HashMap<&str, Option<SessionCipher>> = HashMap::new();
     for (index, delivery) in job.deliveries.iter().enumerate() {
         let Some(message) = job.messages.get(delivery.message) else {
+            tracing::warn!(queue = %delivery.queue_url, "delivery names no message of its job");
             report.failed += 1;
+            report.refused.push(index);
             continue;
         };
         let cipher = ciphers.entry(delivery.aes_key.as_str()).or_insert_with(|| {
@@ -239,6 +377,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
         let Some(cipher) = cipher else {
             tracing::warn!(queue = %delivery.queue_url, "delivery has a malformed key");
             report.failed += 1;
+            report.refused.push(index);
             continue;
         };
         let entries = per_queue
@@ -373,6 +512,7 @@ mod tests {
             SendReport {
                 sent: 3,
                 failed: 2,
+                refused: vec![0, 1],
                 ..SendReport::default()
             }
         );
@@ -419,6 +559,7 @@ mod tests {
                 failed: 2,
                 unsent: 0,
                 retry_later: vec![],
+                refused: vec![2, 3],
             }
         );
     }

@@ -39,13 +39,16 @@ impl fmt::Debug for HistoryJob {
 }
 
 /// What a history write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryReport {
     /// Rows written.
     pub written: usize,
     /// Rows that could not be written after retries.
     pub failed: usize,
+    /// The users whose rows those are: the part of the job to hand on.
+    #[serde(skip)]
+    pub unwritten: Vec<UserId>,
 }
 
 /// Writes history rows.
@@ -90,6 +93,7 @@ impl HistoryWriter {
             .fold(HistoryReport::default(), |mut total, report| {
                 total.written += report.written;
                 total.failed += report.failed;
+                total.unwritten.extend(report.unwritten);
                 total
             })
     }
@@ -115,6 +119,7 @@ impl HistoryWriter {
         HistoryReport {
             written: total - left.items.len(),
             failed: left.items.len(),
+            unwritten: left.items.iter().map(|row| row.user_id).collect(),
         }
     }
 }
@@ -139,7 +144,7 @@ mod tests {
             writer.write(&job).await,
             HistoryReport {
                 written: 25,
-                failed: 0
+                ..HistoryReport::default()
             }
         );
         assert_eq!(store.len(), 25);
@@ -160,7 +165,7 @@ mod tests {
             writer.write(&job).await,
             HistoryReport {
                 written: 60,
-                failed: 0
+                ..HistoryReport::default()
             }
         );
         assert_eq!(store.calls(), 3);
@@ -189,7 +194,7 @@ mod tests {
             report,
             HistoryReport {
                 written: 1,
-                failed: 0
+                ..HistoryReport::default()
             }
         );
         assert!(

@@ -37,7 +37,56 @@ pub trait Invoker: Send + Sync {
         function: AsyncFunction,
         payload: Vec<u8>,
     ) -> Result<(), PortError>;
+
+    /// Puts `payload` — work for `function` that cannot succeed as things stand (SQS refuses
+    /// it, or it kept failing through every hand-on) — in the stage's dead-letter queue, as the
+    /// record Lambda's on-failure destination writes ([`destination_record`]), so
+    /// `sqs-push redrive` replays it once the cause is fixed. `reason` names the cause, never
+    /// a key or a message body.
+    async fn dead_letter(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), PortError>;
 }
+
+/// The record Lambda's on-failure destination writes for a failed async invoke, which
+/// `sqs-push redrive` reads: the function (by ARN or name), the condition, the payload to invoke
+/// it with again, and the error. Written by the dead-letter implementations so that work
+/// dead-lettered by the service itself replays exactly like work Lambda gave up on.
+pub fn destination_record(
+    function_arn: &str,
+    condition: &str,
+    payload: &[u8],
+    error_type: &str,
+    error_message: &str,
+) -> Result<String, PortError> {
+    let payload: serde_json::Value = serde_json::from_slice(payload).map_err(|error| {
+        PortError::new(
+            PortErrorKind::Other,
+            "dead-letter",
+            function_arn.to_string(),
+            format!("payload is not JSON: {error}"),
+        )
+    })?;
+    let record = serde_json::json!({
+        "version": "1.0",
+        "requestContext": {
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": 1,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": error_type, "errorMessage": error_message},
+    });
+    Ok(record.to_string())
+}
+
+/// Records of the dead-letter queue stay under this, so they fit the queue's default maximum
+/// message size (256 KiB) with room for the record's envelope.
+pub const DEAD_LETTER_BYTES: usize = 200_000;
 
 /// Limits of one hand-off: items per payload and the payload's serialized size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +112,79 @@ impl dyn Invoker + '_ {
         I: Serialize,
         P: Serialize,
     {
-        if items.is_empty() {
-            return Ok(0);
+        self.hand_off_reserving(function, items, limits, 0, payload)
+            .await
+    }
+
+    /// [`hand_off`](Self::hand_off) with `reserve` bytes of each payload kept for what the
+    /// payload carries beside its items (the messages of a grouped send job): items are cut to
+    /// `max_bytes - reserve`, and each whole payload must still fit `max_bytes`.
+    pub async fn hand_off_reserving<I, P>(
+        &self,
+        function: AsyncFunction,
+        items: Vec<I>,
+        limits: HandOffLimits,
+        reserve: usize,
+        payload: impl Fn(Vec<I>) -> P,
+    ) -> Result<usize, PortError>
+    where
+        I: Serialize,
+        P: Serialize,
+    {
+        let payloads = payloads(function, items, limits, reserve, payload)?;
+        let count = payloads.len();
+        let handed = payloads
+            .into_iter()
+            .map(|bytes| self.invoke_async(function, bytes));
+        futures::future::try_join_all(handed).await?;
+        Ok(count)
+    }
+
+    /// Cuts `items` like [`hand_off`](Self::hand_off) — payloads within `limits` and
+    /// [`DEAD_LETTER_BYTES`] — and puts every payload in the dead-letter queue for `function`;
+    /// returns how many records.
+    pub async fn dead_letter_all<I, P>(
+        &self,
+        function: AsyncFunction,
+        items: Vec<I>,
+        limits: HandOffLimits,
+        reason: &str,
+        payload: impl Fn(Vec<I>) -> P,
+    ) -> Result<usize, PortError>
+    where
+        I: Serialize,
+        P: Serialize,
+    {
+        let limits = HandOffLimits {
+            max_bytes: limits.max_bytes.min(DEAD_LETTER_BYTES),
+            ..limits
+        };
+        let payloads = payloads(function, items, limits, 0, payload)?;
+        let count = payloads.len();
+        for bytes in payloads {
+            self.dead_letter(function, bytes, reason).await?;
         }
+        Ok(count)
+    }
+}
+
+/// `items` cut into serialized payloads built by `payload`, each within `limits` by its real
+/// size, items within `max_bytes - reserve`. An item too large for any payload is refused
+/// before anything is handed off.
+fn payloads<I, P>(
+    function: AsyncFunction,
+    items: Vec<I>,
+    limits: HandOffLimits,
+    reserve: usize,
+    payload: impl Fn(Vec<I>) -> P,
+) -> Result<Vec<Vec<u8>>, PortError>
+where
+    I: Serialize,
+    P: Serialize,
+{
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
         let empty = serde_json::to_vec(&payload(Vec::new())).expect("a payload serializes");
         let sized: Vec<(I, usize)> = items
             .into_iter()
@@ -78,7 +197,7 @@ impl dyn Invoker + '_ {
         let groups = cut(
             sized,
             limits.max_items,
-            limits.max_bytes,
+            limits.max_bytes.saturating_sub(reserve),
             empty.len(),
             |(_, size)| *size,
         );
@@ -102,13 +221,7 @@ impl dyn Invoker + '_ {
                 Ok(bytes)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let count = payloads.len();
-        let handed = payloads
-            .into_iter()
-            .map(|bytes| self.invoke_async(function, bytes));
-        futures::future::try_join_all(handed).await?;
-        Ok(count)
-    }
+        Ok(payloads)
 }
 
 /// How many bytes `value`'s JSON takes, counted as serde_json writes it, without keeping it:

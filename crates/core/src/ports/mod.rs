@@ -14,6 +14,8 @@ pub use history::{
     HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore, TypeFilter,
 };
 pub use identities::IdentityProvider;
-pub use invoker::{AsyncFunction, HandOffLimits, Invoker};
+pub use invoker::{
+    AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record,
+};
 pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
 pub use sessions::{SessionCursor, SessionPage, SessionStore};

@@ -350,6 +350,8 @@ pub struct MemoryQueues {
     failing_deletes: Mutex<HashSet<String>>,
     /// Entry ids the next send_batch reports as failed: (count, sender_fault).
     refuse_next: Mutex<Option<(usize, bool)>>,
+    /// While set, every send_batch fails as a whole with this kind.
+    failing_sends: Mutex<Option<PortErrorKind>>,
 }
 
 /// The clock that stamps queue creation times; the system clock unless a test sets one.
@@ -411,6 +413,12 @@ impl MemoryQueues {
     /// for a partial failure; `sender_fault` says whether sending them again can help.
     pub fn refuse_next_entries(&self, count: usize, sender_fault: bool) {
         *self.refuse_next.lock().unwrap() = Some((count, sender_fault));
+    }
+
+    /// While `kind` is set, every SendMessageBatch fails as a whole with it (after the SDK's
+    /// retries, as the port reports it); `None` recovers.
+    pub fn fail_sends(&self, kind: Option<PortErrorKind>) {
+        *self.failing_sends.lock().unwrap() = kind;
     }
 
     /// Every message in a queue, verified and decrypted with `key`, for tests.
@@ -475,6 +483,14 @@ impl QueueService for MemoryQueues {
         entries: &[BatchEntry],
     ) -> Result<Vec<FailedEntry>, PortError> {
         self.call().await;
+        if let Some(kind) = *self.failing_sends.lock().unwrap() {
+            return Err(PortError::new(
+                kind,
+                "SQS SendMessageBatch",
+                queue_url,
+                "injected failure",
+            ));
+        }
         let refused = self.refuse_next.lock().unwrap().take();
         let (count, sender_fault) = refused.unwrap_or((0, false));
         let (failed, accepted) = entries.split_at(count.min(entries.len()));
@@ -679,12 +695,19 @@ pub struct MemoryHistory {
     read: Mutex<HashSet<(UserId, String)>>,
     /// Rows the next write_batch leaves unprocessed, as DynamoDB does under throttling.
     unprocessed_next: Mutex<usize>,
+    /// While set, every write_batch fails as a whole (throttled past the SDK's retries).
+    failing_writes: AtomicBool,
 }
 
 impl MemoryHistory {
     /// Makes the next BatchWriteItem leave its first `count` rows unprocessed.
     pub fn leave_unprocessed_next(&self, count: usize) {
         *self.unprocessed_next.lock().unwrap() = count;
+    }
+
+    /// While `fail` is set, every write fails as throttled; `false` recovers.
+    pub fn fail_writes(&self, fail: bool) {
+        self.failing_writes.store(fail, Ordering::SeqCst);
     }
 
     /// Every row of a user, by message id.
@@ -741,6 +764,14 @@ impl MemoryHistory {
 impl HistoryStore for MemoryHistory {
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.failing_writes.load(Ordering::SeqCst) {
+            return Err(PortError::new(
+                PortErrorKind::Transient,
+                "DynamoDB PutItem",
+                "history",
+                "injected throttling",
+            ));
+        }
         let skip = std::mem::take(&mut *self.unprocessed_next.lock().unwrap()).min(rows.len());
         let (unprocessed, rows) = rows.split_at(skip);
         let mut stored = self.rows.lock().unwrap();
@@ -809,6 +840,7 @@ impl HistoryStore for MemoryHistory {
 #[derive(Debug, Default)]
 pub struct RecordingInvoker {
     invocations: Mutex<Vec<(AsyncFunction, Vec<u8>)>>,
+    dead_letters: Mutex<Vec<(AsyncFunction, Vec<u8>, String)>>,
 }
 
 impl RecordingInvoker {
@@ -821,6 +853,16 @@ impl RecordingInvoker {
             .map(|(_, payload)| payload.clone())
             .collect()
     }
+
+    /// The payloads dead-lettered for `function`, in order, with their reasons.
+    pub fn dead_letters(&self, function: AsyncFunction) -> Vec<(Vec<u8>, String)> {
+        let letters = self.dead_letters.lock().unwrap();
+        letters
+            .iter()
+            .filter(|(called, _, _)| *called == function)
+            .map(|(_, payload, reason)| (payload.clone(), reason.clone()))
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -831,6 +873,19 @@ impl Invoker for RecordingInvoker {
         payload: Vec<u8>,
     ) -> Result<(), PortError> {
         self.invocations.lock().unwrap().push((function, payload));
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        self.dead_letters
+            .lock()
+            .unwrap()
+            .push((function, payload, reason.to_string()));
         Ok(())
     }
 }
