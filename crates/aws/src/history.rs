@@ -5,16 +5,21 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::model::message::MessageId;
 use sqs_push_core::ports::{
-    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore,
+    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore, Marked,
 };
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
 use crate::rows::{HistoryItem, from_item, to_item};
+
+/// Set on a row marked read until its receipt went out: a retried set-read receipts it.
+const RECEIPT_PENDING: &str = "receipt_pending";
 
 /// Name of the local secondary index on (`userId`, `created`), projecting every attribute.
 pub const CREATED_INDEX: &str = "created-index";
@@ -173,30 +178,71 @@ impl HistoryStore for DynamoHistoryStore {
         Ok(HistoryPage { entries, next })
     }
 
-    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError> {
+    async fn mark_read(
+        &self,
+        user_id: UserId,
+        message_id: &MessageId,
+    ) -> Result<Marked, PortError> {
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("userId", number(user_id.get()))
             .key("messageId", AttributeValue::S(message_id.to_string()))
-            // Without attribute_exists an update would create a row for an unknown id.
-            .condition_expression("attribute_exists(messageId) AND #read = :unread")
-            .update_expression("SET #read = :read")
+            // Without attribute_exists an update would create a row for an unknown id. A row
+            // read with its receipt still pending is marked again, so its receipt goes out.
+            .condition_expression(
+                "attribute_exists(messageId) AND (#read = :unread OR attribute_exists(#pending))",
+            )
+            .update_expression("SET #read = :read, #pending = :read")
             .expression_attribute_names("#read", "is_read")
+            .expression_attribute_names("#pending", RECEIPT_PENDING)
             .expression_attribute_values(":unread", number(0))
             .expression_attribute_values(":read", number(1))
+            // On a failed condition, the row as it was tells "read before" from "no row".
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match updated {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = port_error("DynamoDB UpdateItem", &self.table, error);
-                match error.kind {
-                    PortErrorKind::ConditionFailed => Ok(false),
-                    _ => Err(error),
-                }
+            Ok(_) => Ok(Marked::Now),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let UpdateItemError::ConditionalCheckFailedException(failed) = context.err() else {
+                    unreachable!("matched above");
+                };
+                Ok(if failed.item().is_some_and(|item| !item.is_empty()) {
+                    Marked::Before
+                } else {
+                    Marked::Missing
+                })
             }
+            Err(error) => Err(port_error("DynamoDB UpdateItem", &self.table, error)),
+        }
+    }
+
+    async fn receipt_sent(&self, user_id: UserId, message_id: &MessageId) -> Result<(), PortError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", number(user_id.get()))
+            .key("messageId", AttributeValue::S(message_id.to_string()))
+            .condition_expression("attribute_exists(messageId)")
+            .update_expression("REMOVE #pending")
+            .expression_attribute_names("#pending", RECEIPT_PENDING)
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            Err(error) => match port_error("DynamoDB UpdateItem", &self.table, error) {
+                // The row expired or was never there: nothing pending.
+                error if error.kind == PortErrorKind::ConditionFailed => Ok(()),
+                error => Err(error),
+            },
         }
     }
 
@@ -205,29 +251,37 @@ impl HistoryStore for DynamoHistoryStore {
         user_id: UserId,
         created_up_to: u64,
         now: u64,
+        limit: usize,
     ) -> Result<Vec<MessageId>, PortError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        let mut pages = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(CREATED_INDEX)
             .key_condition_expression("userId = :user AND #created <= :upto")
-            .filter_expression("#read = :unread AND #ttl > :now")
+            .filter_expression("(#read = :unread OR attribute_exists(#pending)) AND #ttl > :now")
             .projection_expression("messageId")
             .scan_index_forward(false)
             .expression_attribute_names("#created", "created")
             .expression_attribute_names("#read", "is_read")
+            .expression_attribute_names("#pending", RECEIPT_PENDING)
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":user", number(user_id.get()))
             .expression_attribute_values(":upto", number(created_up_to))
             .expression_attribute_values(":unread", number(0))
             .expression_attribute_values(":now", number(now))
             .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|error| port_error("DynamoDB Query", CREATED_INDEX, error))?;
+            .send();
+        // The filter applies after each page is read: page on until `limit` ids are found.
+        let mut items: Vec<HashMap<String, AttributeValue>> = Vec::new();
+        while items.len() < limit {
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let page = page.map_err(|error| port_error("DynamoDB Query", CREATED_INDEX, error))?;
+            items.extend(page.items().iter().cloned());
+        }
+        items.truncate(limit);
         items
             .iter()
             .map(|item| {

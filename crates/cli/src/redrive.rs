@@ -1,12 +1,14 @@
-//! `redrive`: moves dead-lettered `sender` and `history` payloads back through their function.
+//! `redrive`: moves dead-lettered `sender`, `history` and segment-job (`dispatcher`) payloads
+//! back through their function.
 //!
 //! The stage's dead-letter queue `sqs-push-dlq-<stage>` receives Lambda destination records:
 //! `{"requestContext":{"functionArn":…,"condition":…},"requestPayload":…,…}` for failed async
-//! invokes of `sender` and `history`, and batch-info records (no payload) for failed Kinesis and
-//! DynamoDB-stream batches of `dispatcher` and `cleanup`. A dry run (the default) counts records
-//! per function and changes nothing; `--apply` invokes `sender`/`history` again with each record's
-//! `requestPayload` and deletes the record once the invoke was accepted. Every other record is
-//! counted and left in the queue.
+//! invokes of `sender`, `history` and `dispatcher` (segment jobs) — and the same records written
+//! by the service itself for deliveries SQS refused or that kept failing through every hand-on —
+//! and batch-info records (no payload) for failed Kinesis and DynamoDB-stream batches of
+//! `dispatcher` and `cleanup`. A dry run (the default) counts records per function and changes
+//! nothing; `--apply` invokes the function again with each record's `requestPayload` and deletes
+//! the record once the invoke was accepted. Every other record is counted and left in the queue.
 //!
 //! The core, [`redrive`], works on two ports — [`DeadLetters`] and [`Invoker`] — so it runs
 //! against Lambda on AWS, against a [`LocalRunner`] locally, and in tests.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::ReceiptService;
@@ -202,6 +205,8 @@ pub fn classify(stage: &str, body: &str) -> RecordKind {
     let function = match name.strip_prefix(&prefix) {
         Some("sender") => AsyncFunction::Sender,
         Some("history") => AsyncFunction::History,
+        // A segment job's async invoke; a Kinesis batch's record carries no payload.
+        Some("dispatcher") => AsyncFunction::Dispatcher,
         _ => return RecordKind::Other(name),
     };
     match record.get("requestPayload") {
@@ -327,12 +332,13 @@ pub async fn redrive(
     result.map(|()| report)
 }
 
-/// Runs `sender` and `history` payloads in this process, to completion, against a stack's
-/// adapters: the local env has no Lambda to invoke.
+/// Runs `sender`, `history` and segment-job payloads in this process, to completion, against a
+/// stack's adapters: the local env has no Lambda to invoke.
 pub struct LocalRunner {
     sender: Sender,
     history: HistoryWriter,
     receipts: OnceLock<ReceiptService>,
+    segments: OnceLock<SegmentWorker>,
 }
 
 impl LocalRunner {
@@ -342,6 +348,7 @@ impl LocalRunner {
             sender: wiring::sender(config, adapters),
             history: wiring::history_writer(config, adapters),
             receipts: OnceLock::new(),
+            segments: OnceLock::new(),
         });
         let mut adapters = adapters.clone();
         adapters.invoker = runner.clone();
@@ -349,6 +356,10 @@ impl LocalRunner {
             .receipts
             .set(wiring::receipts(config, &adapters))
             .is_err()
+            || runner
+                .segments
+                .set(wiring::segment_worker(config, &adapters))
+                .is_err()
         {
             unreachable!("the runner was created above");
         }
@@ -394,15 +405,29 @@ impl Invoker for LocalRunner {
                 events::handle_history(&self.history, receipts, task).await?;
             }
             AsyncFunction::Dispatcher => {
-                return Err(PortError::new(
-                    PortErrorKind::Other,
-                    "local invoke",
-                    function.name(),
-                    "segment jobs are replayed by the dispatcher function, not locally",
-                ));
+                let job: SegmentJob =
+                    serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
+                // Its pages come back to this runner as `sender`/`history` payloads.
+                let worker = self.segments.get().expect("set in new");
+                worker.run(&job, None).await?;
             }
         }
         Ok(())
+    }
+
+    /// Redrive keeps a record whose replay fails instead: nothing here dead-letters anew.
+    async fn dead_letter(
+        &self,
+        function: AsyncFunction,
+        _: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        Err(PortError::new(
+            PortErrorKind::Other,
+            "local invoke",
+            function.name(),
+            format!("not replayed ({reason}); the record stays in the dead-letter queue"),
+        ))
     }
 }
 
@@ -498,7 +523,7 @@ pub async fn run(args: Args) -> ExitCode {
         }
     );
     for (function, count) in &report.per_function {
-        let replayable = function == "sender" || function == "history";
+        let replayable = ["sender", "history", "dispatcher"].contains(&function.as_str());
         println!("  {function}: {count}");
         if !replayable {
             println!("    left: {}", advice(function));
@@ -549,6 +574,18 @@ mod tests {
             ),
             RecordKind::Other("sqs-push-prod-sender".into())
         );
+        assert!(matches!(
+            classify(
+                "dev",
+                &record("arn:aws:lambda:eu-west-1:1:function:sqs-push-dev-dispatcher")
+            ),
+            RecordKind::Replayable(AsyncFunction::Dispatcher, _)
+        ));
+        // Written by the service itself: the function's name stands for its ARN.
+        assert!(matches!(
+            classify("dev", &record("sqs-push-dev-sender")),
+            RecordKind::Replayable(AsyncFunction::Sender, _)
+        ));
         let batch = r#"{"requestContext":{"functionArn":"arn:aws:lambda:eu-west-1:1:function:sqs-push-dev-dispatcher"},"KinesisBatchInfo":{}}"#;
         assert_eq!(
             classify("dev", batch),

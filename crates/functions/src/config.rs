@@ -61,6 +61,9 @@ pub struct StackConfig {
     pub orphan_grace_seconds: u64,
     /// Queue deletes in flight at once in cleanup and `/cleanup`.
     pub cleanup_concurrency: usize,
+    /// The stage's dead-letter queue (`SQS_PUSH_DEAD_LETTER_QUEUE_URL`), where work that cannot
+    /// succeed as things stand is put for `sqs-push redrive`.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 impl StackConfig {
@@ -87,6 +90,7 @@ impl StackConfig {
             sender_safety_millis: 2_000,
             orphan_grace_seconds: 600,
             cleanup_concurrency: 16,
+            dead_letter_queue_url: None,
         }
     }
 
@@ -116,6 +120,8 @@ impl StackConfig {
         config.identity_pool_id = required("SQS_PUSH_IDENTITY_POOL_ID")?;
         config.unauthenticated_role_arn = required("SQS_PUSH_UNAUTH_ROLE_ARN")?;
         config.endpoint_url = lookup("SQS_PUSH_ENDPOINT_URL").filter(|url| !url.is_empty());
+        config.dead_letter_queue_url =
+            lookup("SQS_PUSH_DEAD_LETTER_QUEUE_URL").filter(|url| !url.is_empty());
         if let Some(partition) = lookup("SQS_PUSH_PARTITION") {
             config.partition = partition;
         }

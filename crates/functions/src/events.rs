@@ -7,12 +7,11 @@ use serde::Serialize;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::grouping::dispatch_records_grouped;
 use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport};
-use sqs_push_core::dispatch::send::MAX_HAND_ONS;
 use sqs_push_core::dispatch::send::{SendJob, SendReport, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::{ReceiptReport, ReceiptService};
 use sqs_push_core::history::write::{HistoryReport, HistoryWriter};
-use sqs_push_core::ports::{AsyncFunction, HandOffLimits, Invoker};
+use sqs_push_core::ports::Invoker;
 use sqs_push_core::{PortError, PortErrorKind};
 use tokio::time::Instant;
 
@@ -39,27 +38,61 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
         dispatched = report.dispatched,
         skipped = report.skipped,
         poison = report.poison,
+        handed_on = report.handed_on,
+        dead_lettered = report.dead_lettered,
+        history_handed_on = report.history_handed_on,
         failed_from = report.first_failure.as_deref(),
         "kinesis batch handled"
     );
     report
 }
 
+/// What the dispatcher answers a Kinesis batch with: the first failed record, which is all
+/// Lambda reads (it retries from there), and what the batch dispatched, skipped and handed on,
+/// which Lambda ignores but the function's response and its tests show.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    /// Lambda's partial-batch answer.
+    #[serde(flatten)]
+    pub failures: KinesisEventResponse,
+    /// Records dispatched.
+    pub dispatched: usize,
+    /// Records skipped as malformed or poison.
+    pub skipped: usize,
+    /// Deliveries handed on to `sender` after failing here.
+    pub handed_on: usize,
+    /// Deliveries SQS refused, in the dead-letter queue.
+    pub dead_lettered: usize,
+    /// History rows handed to `history` after failing here.
+    pub history_handed_on: usize,
+}
+
 /// What Lambda needs back: the first failed record, so it retries from there.
-pub fn batch_response(report: &StreamReport) -> KinesisEventResponse {
-    let mut response = KinesisEventResponse::default();
+pub fn batch_response(report: &StreamReport) -> BatchResponse {
+    let mut failures = KinesisEventResponse::default();
     if let Some(sequence_number) = &report.first_failure {
         let mut failure = KinesisBatchItemFailure::default();
         failure.item_identifier = Some(sequence_number.clone());
-        response.batch_item_failures.push(failure);
+        failures.batch_item_failures.push(failure);
     }
-    response
+    BatchResponse {
+        failures,
+        dispatched: report.dispatched,
+        skipped: report.skipped + report.poison,
+        handed_on: report.handed_on,
+        dead_lettered: report.dead_lettered,
+        history_handed_on: report.history_handed_on,
+    }
 }
 
-/// The `sender` function: sends one job, stopping `safety` before the deadline. Deliveries
-/// left unsent at the deadline or still failing for a transient reason are handed on to a fresh
-/// `sender` invocation (only those), at most [`MAX_HAND_ONS`] times; after that the job fails,
-/// so Lambda retries it and then puts it in the dead-letter queue. Nothing is only logged.
+/// The `sender` function: sends one job, stopping `safety` before the deadline, and settles
+/// what it leaves ([`Sender::send_or_hand_on`]): deliveries unsent at the deadline or still
+/// failing for a transient reason go to a fresh `sender` invocation (at most
+/// [`MAX_HAND_ONS`](sqs_push_core::dispatch::send::MAX_HAND_ONS) times), deliveries SQS refuses
+/// and those still failing after the last hand-on go to the dead-letter queue. Nothing is only
+/// logged; the invocation fails (so Lambda retries it, then dead-letters it) only when that
+/// hand-on itself fails.
 pub async fn handle_send(
     sender: &Sender,
     invoker: &dyn Invoker,
@@ -67,7 +100,10 @@ pub async fn handle_send(
     deadline: Option<Instant>,
     payload_limit: usize,
 ) -> Result<SendReport, PortError> {
-    let report = sender.send(&job, deadline).await;
+    let outcome = sender
+        .send_or_hand_on(&job, deadline, invoker, payload_limit)
+        .await?;
+    let report = outcome.report;
     tracing::info!(
         deliveries = job.deliveries.len(),
         attempt = job.attempt,
@@ -75,48 +111,9 @@ pub async fn handle_send(
         gone = report.queues_gone,
         failed = report.failed,
         unsent = report.unsent,
-        retry_later = report.retry_later.len(),
+        handed_on = outcome.handed_on,
+        dead_lettered = outcome.dead_lettered,
         "send job handled"
-    );
-    if report.retry_later.is_empty() {
-        return Ok(report);
-    }
-    let remainder = job.remainder(&report.retry_later);
-    if job.attempt >= MAX_HAND_ONS {
-        return Err(PortError::new(
-            PortErrorKind::Transient,
-            "sender",
-            "deliveries",
-            format!(
-                "{} deliveries still undelivered after {} hand-ons",
-                remainder.deliveries.len(),
-                job.attempt
-            ),
-        ));
-    }
-    let limits = HandOffLimits {
-        max_items: remainder.deliveries.len().max(1),
-        max_bytes: payload_limit,
-    };
-    let SendJob {
-        messages,
-        deliveries,
-        attempt,
-    } = remainder;
-    let handed = invoker
-        .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
-            SendJob {
-                messages: messages.clone(),
-                deliveries,
-                attempt,
-            }
-        })
-        .await?;
-    tracing::warn!(
-        deliveries = report.retry_later.len(),
-        attempt,
-        payloads = handed,
-        "undelivered deliveries handed on to a fresh sender"
     );
     Ok(report)
 }

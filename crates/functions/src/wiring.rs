@@ -86,7 +86,11 @@ impl Adapters {
                 clients.dynamodb.clone(),
                 config.history_table(),
             )),
-            invoker: Arc::new(LambdaInvoker::new(clients.lambda.clone(), config.prefix())),
+            invoker: Arc::new(match &config.dead_letter_queue_url {
+                Some(url) => LambdaInvoker::new(clients.lambda.clone(), config.prefix())
+                    .with_dead_letters(clients.sqs.clone(), url),
+                None => LambdaInvoker::new(clients.lambda.clone(), config.prefix()),
+            }),
             clock: Arc::new(SystemClock),
         }
     }

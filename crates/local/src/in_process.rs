@@ -12,13 +12,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use std::time::Duration;
+
+use serde_json::Value;
 use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::history::write::HistoryWriter;
-use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
+use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind, destination_record};
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::events;
 use sqs_push_functions::wiring::{self, Adapters};
@@ -59,36 +61,90 @@ impl DeadLetters {
         })
     }
 
-    /// Writes a failed invocation as Lambda's on-failure destination would.
-    async fn record(&self, function: AsyncFunction, payload: Value, error: &PortError) {
-        let record = json!({
-            "requestContext": {
-                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}-{}", self.function_prefix, function.name()),
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": 1,
-            },
-            "requestPayload": payload,
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorMessage": error.to_string()},
-        });
-        let sent = self
-            .sqs
+    /// Writes a record as Lambda's on-failure destination would (`condition` as Lambda names
+    /// it: `RetriesExhausted` for a job whose handler kept failing).
+    async fn put(
+        &self,
+        function: AsyncFunction,
+        condition: &str,
+        payload: &[u8],
+        error_type: &str,
+        error_message: &str,
+    ) -> Result<(), PortError> {
+        let arn = format!(
+            "arn:aws:lambda:local:000000000000:function:{}-{}",
+            self.function_prefix,
+            function.name()
+        );
+        let record = destination_record(&arn, condition, payload, error_type, error_message)?;
+        self.sqs
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(record.to_string())
+            .message_body(record)
             .send()
+            .await
+            .map_err(|error| {
+                PortError::new(
+                    PortErrorKind::Transient,
+                    "SQS SendMessage",
+                    self.queue_url.clone(),
+                    sqs_push_aws::errors::describe(&error),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Dead-letters a job whose handler failed through every retry.
+    async fn record(&self, function: AsyncFunction, payload: &[u8], error: &PortError) {
+        let error_type = format!("{:?}", error.kind);
+        let put = self
+            .put(
+                function,
+                "RetriesExhausted",
+                payload,
+                &error_type,
+                &error.to_string(),
+            )
             .await;
-        match sent {
-            Ok(_) => {
+        match put {
+            Ok(()) => {
                 tracing::warn!(function = function.name(), %error, "job failed; dead-lettered");
             }
-            Err(send_error) => tracing::error!(
+            Err(dead_letter_error) => tracing::error!(
                 function = function.name(),
                 %error,
-                dead_letter_error = %sqs_push_aws::errors::describe(&send_error),
+                %dead_letter_error,
                 "job failed and could not be dead-lettered"
             ),
         }
+    }
+}
+
+/// How often Lambda runs a failed async invocation again before its on-failure destination
+/// gets it (two retries), and the pause before each — a minute and two on Lambda, seconds here
+/// so a local failure that clears soon still ends delivered, as it would on AWS.
+const LOCAL_ASYNC_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// Runs `attempt` as Lambda runs an async invocation: again after each of
+/// [`LOCAL_ASYNC_RETRIES`] while it fails, then its last error is dead-lettered.
+async fn run_with_retries<F, Fut>(
+    dead_letters: &DeadLetters,
+    function: AsyncFunction,
+    payload: &[u8],
+    attempt: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), PortError>>,
+{
+    let mut outcome = attempt().await;
+    for pause in LOCAL_ASYNC_RETRIES {
+        let Err(error) = &outcome else { return };
+        tracing::warn!(function = function.name(), %error, "job failed; Lambda would retry it");
+        tokio::time::sleep(pause).await;
+        outcome = attempt().await;
+    }
+    if let Err(error) = outcome {
+        dead_letters.record(function, payload, &error).await;
     }
 }
 
@@ -178,25 +234,26 @@ impl Invoker for InProcessInvoker {
         match function {
             AsyncFunction::Sender => {
                 let job: SendJob =
-                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
+                    serde_json::from_value(raw).map_err(|e| malformed(function, e))?;
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    let outcome = events::handle_send(
-                        &this.sender,
-                        this.as_ref(),
-                        job,
-                        None,
-                        this.payload_limit,
-                    )
+                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                        events::handle_send(
+                            &this.sender,
+                            this.as_ref(),
+                            job.clone(),
+                            None,
+                            this.payload_limit,
+                        )
+                        .await
+                        .map(|_| ())
+                    })
                     .await;
-                    if let Err(error) = outcome {
-                        this.dead_letters.record(function, raw, &error).await;
-                    }
                 });
             }
             AsyncFunction::Dispatcher => {
                 let job: SegmentJob =
-                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
+                    serde_json::from_value(raw).map_err(|e| malformed(function, e))?;
                 let worker = self
                     .segments
                     .get()
@@ -204,14 +261,15 @@ impl Invoker for InProcessInvoker {
                     .expect("run_in_process sets the segment worker");
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    if let Err(error) = worker.run(&job, None).await {
-                        this.dead_letters.record(function, raw, &error).await;
-                    }
+                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                        worker.run(&job, None).await.map(|_| ())
+                    })
+                    .await;
                 });
             }
             AsyncFunction::History => {
                 let task: HistoryTask =
-                    serde_json::from_value(raw.clone()).map_err(|e| malformed(function, e))?;
+                    serde_json::from_value(raw).map_err(|e| malformed(function, e))?;
                 let receipts = self
                     .receipts
                     .get()
@@ -219,13 +277,32 @@ impl Invoker for InProcessInvoker {
                     .expect("run_in_process sets the receipt service");
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    let outcome = events::handle_history(&this.history, &receipts, task).await;
-                    if let Err(error) = outcome {
-                        this.dead_letters.record(function, raw, &error).await;
-                    }
+                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                        events::handle_history(&this.history, &receipts, task.clone())
+                            .await
+                            .map(|_| ())
+                    })
+                    .await;
                 });
             }
         }
         Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        self.dead_letters
+            .put(
+                function,
+                "RefusedOrExhausted",
+                &payload,
+                "Undeliverable",
+                reason,
+            )
+            .await
     }
 }

@@ -342,7 +342,12 @@ impl Dispatcher {
         }
         let outcome = self
             .sender
-            .send_or_hand_on(&job, None, self.invoker.as_ref(), self.settings.payload_limit)
+            .send_or_hand_on(
+                &job,
+                None,
+                self.invoker.as_ref(),
+                self.settings.payload_limit,
+            )
             .await?;
         report.sent_directly = outcome.report.sent;
         report.queues_gone = outcome.report.queues_gone;

@@ -84,13 +84,16 @@ pub async fn dispatch_records_grouped(
     }
     let count = items.len();
     match dispatcher.dispatch_many(items).await {
-        Ok(_) => {
+        Ok(group) => {
             if skipped > 0 {
                 tracing::warn!(skipped, "skipping malformed records");
             }
             StreamReport {
                 dispatched: count,
                 skipped,
+                handed_on: group.handed_on,
+                dead_lettered: group.dead_lettered,
+                history_handed_on: group.history_handed_on,
                 ..StreamReport::default()
             }
         }
@@ -108,15 +111,15 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::dispatch::DispatchSettings;
     use crate::dispatch::Target;
     use crate::dispatch::send::SendJob;
-    use crate::model::message::Message;
-    use crate::ports::AsyncFunction;
-    use crate::dispatch::DispatchSettings;
     use crate::dispatch::send::Sender;
     use crate::history::write::HistoryWriter;
     use crate::model::ids::UserId;
+    use crate::model::message::Message;
     use crate::model::message::MessageId;
+    use crate::ports::AsyncFunction;
     use crate::testing::ManualClock;
     use crate::testing::memory::{
         MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,

@@ -1,7 +1,9 @@
 //! Events from the Kinesis stream: each record is a JSON object whose `accountId`, `userId` and
 //! `sessionId` pick the target (none of them: everyone, only with `"_broadcast": true` or
 //! `SQS_PUSH_IMPLICIT_BROADCAST`). Records are handled in
-//! sequence order; a malformed record is skipped and counted, never blocking the shard.
+//! sequence order; a record that can never be dispatched as written (not JSON, bad ids, no or
+//! an ambiguous target, too large) is skipped and counted, never blocking the shard; any other
+//! failure stops the batch at that record so the stream retries it.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -29,12 +31,30 @@ pub struct StreamReport {
     pub dispatched: usize,
     /// Malformed records skipped.
     pub skipped: usize,
-    /// Records skipped because their dispatch failed for a reason a retry cannot fix (too
-    /// large, malformed rows, permissions): logged with their sequence number.
+    /// Records skipped because they can never be dispatched as written: accepted by the parser
+    /// but too large for any hand-off. Logged with their sequence number.
     pub poison: usize,
-    /// The sequence number of the first record that failed for a transient reason: it and every
-    /// later record must be retried.
+    /// The sequence number of the first record whose dispatch failed for any other reason —
+    /// throttling, 5xx, but also access denied, a missing table or index, a validation error
+    /// of our own request (an index being replaced): the cause is the stack's, not the record's,
+    /// so it and every later record are retried until an operator fixes it (the iterator-age
+    /// alarm shows the stream backing up), never skipped.
     pub first_failure: Option<String>,
+    /// Deliveries that failed here and were handed on to `sender`.
+    pub handed_on: usize,
+    /// Deliveries SQS refused for good, in the dead-letter queue.
+    pub dead_lettered: usize,
+    /// History rows that failed here and were handed to `history`.
+    pub history_handed_on: usize,
+}
+
+impl StreamReport {
+    /// Counts what a dispatch handed on.
+    fn handed(&mut self, handed_on: usize, dead_lettered: usize, history_handed_on: usize) {
+        self.handed_on += handed_on;
+        self.dead_lettered += dead_lettered;
+        self.history_handed_on += history_handed_on;
+    }
 }
 
 /// How records are read: whether a record without target fields goes to everyone, and the size
@@ -120,8 +140,8 @@ pub fn parse_record(
     Ok((target, message))
 }
 
-/// Dispatches records in order; stops at the first transient failure so the stream retries
-/// from there.
+/// Dispatches records in order; stops at the first failure that is not the record's own so the
+/// stream retries from there.
 pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord]) -> StreamReport {
     let mut report = StreamReport::default();
     for record in records {
@@ -134,9 +154,16 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
             }
         };
         match dispatcher.dispatch(&target, message).await {
-            Ok(_) => report.dispatched += 1,
-            Err(error) if error.kind != PortErrorKind::Transient => {
-                tracing::error!(sequence_number = %record.sequence_number, %error, "skipping a poison record: its dispatch cannot succeed on a retry");
+            Ok(dispatched) => {
+                report.dispatched += 1;
+                report.handed(
+                    dispatched.handed_on,
+                    dispatched.dead_lettered,
+                    dispatched.history_handed_on,
+                );
+            }
+            Err(error) if error.kind == PortErrorKind::TooLarge => {
+                tracing::error!(sequence_number = %record.sequence_number, %error, "skipping a poison record: it can never be dispatched as written");
                 report.poison += 1;
             }
             Err(error) => {
@@ -323,12 +350,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_permanent_dispatch_failure_is_poison_and_the_batch_goes_on() {
-        for kind in [PortErrorKind::TooLarge, PortErrorKind::Other] {
+    async fn a_record_too_large_for_any_hand_off_is_poison_and_the_batch_goes_on() {
+        let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+        store.fail_reads(Some(PortErrorKind::TooLarge));
+        let mut records = numbered(3);
+        records.insert(1, record("not json"));
+        let report = dispatch_records(&dispatcher(store), &records).await;
+        assert_eq!(
+            (
+                report.dispatched,
+                report.skipped,
+                report.poison,
+                report.first_failure
+            ),
+            (0, 1, 3, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_aws_error_that_is_not_the_records_stops_the_batch_instead_of_skipping_it() {
+        // AccessDenied during an IAM change, a missing index, a validation error while an index
+        // is replaced: the stream must back up until the cause is fixed, not skip records.
+        for kind in [
+            PortErrorKind::Other,
+            PortErrorKind::NotFound,
+            PortErrorKind::ConditionFailed,
+        ] {
             let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
             store.fail_reads(Some(kind));
             let mut records = numbered(3);
-            records.insert(1, record("not json"));
+            records.insert(0, record("not json"));
             let report = dispatch_records(&dispatcher(store), &records).await;
             assert_eq!(
                 (
@@ -337,7 +388,7 @@ mod tests {
                     report.poison,
                     report.first_failure
                 ),
-                (0, 1, 3, None),
+                (0, 1, 0, Some("1".to_string())),
                 "{kind:?}"
             );
         }

@@ -143,12 +143,12 @@ mod tests {
     use super::*;
     use crate::dispatch::send::{SendJob, Sender};
     use crate::history::write::{HistoryJob, HistoryWriter};
+    use crate::model::ids::AccountId;
     use crate::model::ids::UserId;
     use crate::model::message::Message;
-    use crate::ports::{AsyncFunction, PortErrorKind, SessionStore};
-    use crate::model::ids::AccountId;
     use crate::model::message::MessageId;
     use crate::model::session::Session;
+    use crate::ports::{AsyncFunction, PortErrorKind, SessionStore};
     use crate::testing::ManualClock;
     use crate::testing::memory::{
         MemoryHistory, MemoryQueues, MemorySessionStore, RecordingInvoker, seed_session,
@@ -451,7 +451,10 @@ mod tests {
         assert_eq!((outcome.handed_on, outcome.dead_lettered), (0, 1));
         let letters = f.invoker.dead_letters(AsyncFunction::Sender);
         let replay: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
-        assert_eq!(replay.attempt, 0, "a replay starts with hand-ons of its own");
+        assert_eq!(
+            replay.attempt, 0,
+            "a replay starts with hand-ons of its own"
+        );
     }
 
     #[tokio::test]

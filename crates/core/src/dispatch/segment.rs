@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::dispatch::send::{Delivery, SendJob};
 use crate::dispatch::DispatchSettings;
+use crate::dispatch::send::{Delivery, SendJob};
 use crate::history::HistoryTask;
 use crate::history::write::HistoryJob;
 use crate::model::ids::{AccountId, UserId};
@@ -360,11 +360,11 @@ mod tests {
 
     use super::*;
     use crate::dispatch::Dispatcher;
-    use crate::model::message::Message;
     use crate::dispatch::Target;
     use crate::dispatch::send::Sender;
     use crate::history::write::HistoryWriter;
     use crate::model::ids::AccountId;
+    use crate::model::message::Message;
     use crate::model::message::MessageId;
     use crate::testing::ManualClock;
     use crate::testing::memory::{

@@ -266,14 +266,20 @@ impl Sender {
                 ..
             } = job.remainder(&give_up);
             let records = invoker
-                .dead_letter_all(AsyncFunction::Sender, deliveries, limits, &reason, |deliveries| {
-                    SendJob {
-                        messages: messages.clone(),
-                        deliveries,
-                        // A replay starts afresh, with hand-ons of its own.
-                        attempt: 0,
-                    }
-                })
+                .dead_letter_all(
+                    AsyncFunction::Sender,
+                    deliveries,
+                    limits,
+                    &reason,
+                    |deliveries| {
+                        SendJob {
+                            messages: messages.clone(),
+                            deliveries,
+                            // A replay starts afresh, with hand-ons of its own.
+                            attempt: 0,
+                        }
+                    },
+                )
                 .await?;
             outcome.dead_lettered = give_up.len();
             tracing::error!(
@@ -305,7 +311,11 @@ impl Sender {
                 refused_ref
                     .lock()
                     .expect("no panic while holding the lock")
-                    .extend(hopeless.iter().filter_map(|entry| entry.id.parse::<usize>().ok()));
+                    .extend(
+                        hopeless
+                            .iter()
+                            .filter_map(|entry| entry.id.parse::<usize>().ok()),
+                    );
                 Ok(pending
                     .into_iter()
                     .filter(|entry| retryable.iter().any(|failed| failed.id == entry.id))
@@ -313,7 +323,9 @@ impl Sender {
             })
         })
         .await;
-        report.refused = refused.into_inner().expect("no panic while holding the lock");
+        report.refused = refused
+            .into_inner()
+            .expect("no panic while holding the lock");
         report.failed += report.refused.len();
         let unsettled = left.items.len();
         let left_ids = || -> Vec<usize> {

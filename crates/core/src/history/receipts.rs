@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::history::HistoryTask;
 use crate::model::ids::UserId;
 use crate::model::message::{Message, MessageId, SQS_ONLY_FIELD};
-use crate::ports::{AsyncFunction, HandOffLimits, HistoryStore, Invoker, PortError};
+use crate::ports::{AsyncFunction, HandOffLimits, HistoryStore, Invoker, Marked, PortError};
 
 /// The `_type` of a read-receipt message.
 pub const RECEIPT_TYPE: &str = "message-read-receipt";
@@ -71,11 +71,17 @@ impl fmt::Debug for ReceiptJob {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptReport {
-    /// The ids that changed from unread to read, in the order they were asked for.
+    /// The ids that changed from unread to read (or whose receipt an earlier, interrupted try
+    /// left pending), in the order they were asked for.
     pub changed: Vec<MessageId>,
     /// Receipt messages dispatched: 0 when nothing changed, otherwise 1 (more only for
     /// thousands of ids, which do not fit one SQS message).
     pub receipts: usize,
+    /// Ids the user has no history row for — perhaps not yet: a `history` job may still be
+    /// writing it. The caller sets them read again later.
+    pub missing: Vec<MessageId>,
+    /// For `asof`: more unread messages remain than one call marks; call again.
+    pub more: bool,
 }
 
 /// The ids once each, in first-seen order.
@@ -109,10 +115,12 @@ impl ReceiptService {
         }
     }
 
-    /// Marks the ids read and sends the ones that changed to the user's live sessions. Ids the
-    /// user has no row for change nothing. When some marks fail, the receipt for the others is
-    /// still sent and the first failure is returned: repeating the call finishes the rest and
-    /// receipts only those.
+    /// Marks the ids read and sends the ones that changed to the user's live sessions, then
+    /// clears their pending receipt. A row whose receipt did not go out (the send failed, the
+    /// function timed out) stays pending, so repeating the call — Lambda's retry, the
+    /// client's — receipts it: receipts are at least once. Ids the user has no row for are
+    /// reported `missing`. When some marks fail, the receipt for the others is still sent and
+    /// the first failure is returned.
     pub async fn mark_read(
         &self,
         user_id: UserId,
@@ -120,7 +128,7 @@ impl ReceiptService {
     ) -> Result<ReceiptReport, PortError> {
         let ids = distinct(ids);
         let asked = ids.len();
-        let outcomes: Vec<(MessageId, Result<bool, PortError>)> = futures::stream::iter(ids)
+        let outcomes: Vec<(MessageId, Result<Marked, PortError>)> = futures::stream::iter(ids)
             .map(|id| async move {
                 let outcome = self.store.mark_read(user_id, &id).await;
                 (id, outcome)
@@ -128,45 +136,74 @@ impl ReceiptService {
             .buffered(MARK_CONCURRENCY)
             .collect()
             .await;
-        let mut changed = Vec::new();
+        let mut report = ReceiptReport::default();
         let mut failures = 0;
         let mut first_failure = None;
         for (id, outcome) in outcomes {
             match outcome {
-                Ok(true) => changed.push(id),
-                Ok(false) => {}
+                Ok(Marked::Now) => report.changed.push(id),
+                Ok(Marked::Before) => {}
+                Ok(Marked::Missing) => report.missing.push(id),
                 Err(error) => {
                     failures += 1;
                     first_failure.get_or_insert(error);
                 }
             }
         }
-        let receipts = self.send_receipts(user_id, &changed).await?;
+        report.receipts = self.send_receipts(user_id, &report.changed).await?;
+        // Only once the receipts went out: a failure up to here leaves the rows pending.
+        let cleared: Vec<Result<(), PortError>> = futures::stream::iter(report.changed.clone())
+            .map(|id| async move { self.store.receipt_sent(user_id, &id).await })
+            .buffer_unordered(MARK_CONCURRENCY)
+            .collect()
+            .await;
+        if let Some(Err(error)) = cleared.into_iter().find(Result::is_err) {
+            // The receipt went out; the row stays pending, so a later call sends it again
+            // (clients treat a receipt as idempotent).
+            tracing::warn!(user_id = %user_id, %error, "a pending receipt was not cleared");
+        }
         tracing::info!(
             user_id = %user_id,
             asked,
-            changed = changed.len(),
+            changed = report.changed.len(),
+            missing = report.missing.len(),
             failed = failures,
-            receipts,
+            receipts = report.receipts,
             "read receipts applied"
         );
         match first_failure {
             Some(error) => Err(error),
-            None => Ok(ReceiptReport { changed, receipts }),
+            None => Ok(report),
         }
     }
 
-    /// Marks read every unread message the user got at or before `created_up_to`.
+    /// Marks read the user's unread messages created at or before `created_up_to` — at most
+    /// [`MAX_SYNC_IDS`] per call; `more` says when others remain, for the caller to call again.
     pub async fn mark_read_as_of(
         &self,
         user_id: UserId,
         created_up_to: u64,
     ) -> Result<ReceiptReport, PortError> {
-        let ids = self
+        let (ids, more) = self.unread(user_id, created_up_to, MAX_SYNC_IDS).await?;
+        let mut report = self.mark_read(user_id, &ids).await?;
+        report.more = more;
+        Ok(report)
+    }
+
+    /// Up to `limit` of the user's unread ids up to `created_up_to`, and whether there are more.
+    async fn unread(
+        &self,
+        user_id: UserId,
+        created_up_to: u64,
+        limit: usize,
+    ) -> Result<(Vec<MessageId>, bool), PortError> {
+        let mut ids = self
             .store
-            .unread_up_to(user_id, created_up_to, self.clock.now())
+            .unread_up_to(user_id, created_up_to, self.clock.now(), limit + 1)
             .await?;
-        self.mark_read(user_id, &ids).await
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok((ids, more))
     }
 
     /// Runs one chunk handed to the `history` function.
@@ -199,17 +236,15 @@ impl ReceiptService {
         Ok(count)
     }
 
-    /// Finds the user's unread messages up to `created_up_to` and hands them off.
+    /// Finds the user's unread messages up to `created_up_to` — at most [`MAX_ASYNC_IDS`] per
+    /// call — and hands them off; returns the chunks and whether others remain.
     pub async fn hand_off_as_of(
         &self,
         user_id: UserId,
         created_up_to: u64,
-    ) -> Result<usize, PortError> {
-        let ids = self
-            .store
-            .unread_up_to(user_id, created_up_to, self.clock.now())
-            .await?;
-        self.hand_off(user_id, &ids).await
+    ) -> Result<(usize, bool), PortError> {
+        let (ids, more) = self.unread(user_id, created_up_to, MAX_ASYNC_IDS).await?;
+        Ok((self.hand_off(user_id, &ids).await?, more))
     }
 
     /// Dispatches the changed ids to every session of the user as SQS-only messages (no
@@ -376,8 +411,57 @@ mod tests {
         let again = f.receipts.mark_read(user(USER), &[id("m2")]).await.unwrap();
         assert_eq!(again, ReceiptReport::default());
         let stranger = f.receipts.mark_read(user(7), &[id("m2")]).await.unwrap();
-        assert_eq!(stranger, ReceiptReport::default());
+        assert_eq!(
+            stranger,
+            ReceiptReport {
+                missing: vec![id("m2")],
+                ..ReceiptReport::default()
+            },
+            "an id without a row is answered as missing, for the caller to retry"
+        );
         assert_eq!(received(&f, &phone).len(), 1, "only the first receipt");
+    }
+
+    #[tokio::test]
+    async fn a_set_read_whose_receipt_failed_sends_it_when_repeated() {
+        let f = fixture().await;
+        let phone = session(&f, USER, "phone", NOW + 60).await;
+        // The receipt cannot be sent: reading the user's sessions fails.
+        f.sessions
+            .fail_reads(Some(crate::ports::PortErrorKind::Transient));
+        assert!(f.receipts.mark_read(user(USER), &[id("m4")]).await.is_err());
+        assert!(f.history.receipt_pending(user(USER), "m4"));
+        f.sessions.fail_reads(None);
+        let retried = f.receipts.mark_read(user(USER), &[id("m4")]).await.unwrap();
+        assert_eq!((retried.changed, retried.receipts), (vec![id("m4")], 1));
+        let got = received(&f, &phone);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["messages-receipted"], json!(["m4"]));
+        assert!(!f.history.receipt_pending(user(USER), "m4"));
+        // Once receipted, a repeat sends nothing.
+        let again = f.receipts.mark_read(user(USER), &[id("m4")]).await.unwrap();
+        assert_eq!(again.receipts, 0);
+    }
+
+    #[tokio::test]
+    async fn as_of_marks_at_most_the_sync_cap_and_says_when_more_remain() {
+        let f = fixture().await;
+        let rows: Vec<HistoryRow> = (0..MAX_SYNC_IDS + 5)
+            .map(|n| HistoryRow {
+                user_id: user(USER),
+                message_id: format!("bulk{n}"),
+                created: NOW - 50,
+                ttl: NOW + 86_400,
+                message: "{}".into(),
+            })
+            .collect();
+        for chunk in rows.chunks(25) {
+            f.history.write_batch(chunk).await.unwrap();
+        }
+        let first = f.receipts.mark_read_as_of(user(USER), NOW).await.unwrap();
+        assert_eq!((first.changed.len(), first.more), (MAX_SYNC_IDS, true));
+        let second = f.receipts.mark_read_as_of(user(USER), NOW).await.unwrap();
+        assert_eq!((second.changed.len(), second.more), (15, false));
     }
 
     #[tokio::test]

@@ -188,7 +188,10 @@ mod tests {
         };
         writer.write(&job).await;
         let id = crate::model::message::MessageId::parse("m").unwrap();
-        assert!(store.mark_read(user, &id).await.unwrap());
+        assert_eq!(
+            store.mark_read(user, &id).await.unwrap(),
+            crate::ports::Marked::Now
+        );
         let report = writer.write(&job).await;
         assert_eq!(
             report,

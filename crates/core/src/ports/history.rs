@@ -31,15 +31,33 @@ pub trait HistoryStore: Send + Sync {
     /// One page of a user's rows whose `created` lies in the query's range, newest first (a key
     /// condition on the `created` index), leaving out rows whose `ttl` has passed.
     async fn query(&self, user_id: UserId, query: &HistoryQuery) -> Result<HistoryPage, PortError>;
-    /// Marks one row read; true only when it existed and was unread.
-    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError>;
-    /// The ids of a user's unread rows created at or before `created_up_to`, `ttl` after `now`.
+    /// Marks one row read with its receipt pending: [`Marked::Now`] when the row was unread, or
+    /// read with a receipt still pending (an earlier try marked it, then failed or timed out
+    /// before its receipt went out), so a retry sends the receipt that try did not.
+    async fn mark_read(&self, user_id: UserId, message_id: &MessageId)
+    -> Result<Marked, PortError>;
+    /// Clears the pending receipt of rows whose receipt went out.
+    async fn receipt_sent(&self, user_id: UserId, message_id: &MessageId) -> Result<(), PortError>;
+    /// The ids of a user's rows created at or before `created_up_to`, `ttl` after `now`, that
+    /// are unread or have a receipt pending; at most `limit` of them.
     async fn unread_up_to(
         &self,
         user_id: UserId,
         created_up_to: u64,
         now: u64,
+        limit: usize,
     ) -> Result<Vec<MessageId>, PortError>;
+}
+
+/// What marking a row read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// Unread until now, or read with its receipt still pending: it goes in a receipt.
+    Now,
+    /// Read before and receipted: nothing to send again.
+    Before,
+    /// No such row (yet: a history job may still be writing it).
+    Missing,
 }
 
 /// A history row as read back, with its read flag.

@@ -185,43 +185,43 @@ where
     if items.is_empty() {
         return Ok(Vec::new());
     }
-        let empty = serde_json::to_vec(&payload(Vec::new())).expect("a payload serializes");
-        let sized: Vec<(I, usize)> = items
-            .into_iter()
-            .map(|item| {
-                // The item's JSON plus the comma that separates it from the next.
-                let size = json_len(&item) + 1;
-                (item, size)
-            })
-            .collect();
-        let groups = cut(
-            sized,
-            limits.max_items,
-            limits.max_bytes.saturating_sub(reserve),
-            empty.len(),
-            |(_, size)| *size,
-        );
-        let payloads = groups
-            .into_iter()
-            .map(|group| {
-                let items = group.into_iter().map(|(item, _)| item).collect();
-                let bytes = serde_json::to_vec(&payload(items)).expect("a payload serializes");
-                if bytes.len() > limits.max_bytes {
-                    return Err(PortError::new(
-                        PortErrorKind::TooLarge,
-                        "hand-off",
-                        function.name(),
-                        format!(
-                            "a payload of {} bytes exceeds the async-invoke limit of {} bytes",
-                            bytes.len(),
-                            limits.max_bytes
-                        ),
-                    ));
-                }
-                Ok(bytes)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(payloads)
+    let empty = serde_json::to_vec(&payload(Vec::new())).expect("a payload serializes");
+    let sized: Vec<(I, usize)> = items
+        .into_iter()
+        .map(|item| {
+            // The item's JSON plus the comma that separates it from the next.
+            let size = json_len(&item) + 1;
+            (item, size)
+        })
+        .collect();
+    let groups = cut(
+        sized,
+        limits.max_items,
+        limits.max_bytes.saturating_sub(reserve),
+        empty.len(),
+        |(_, size)| *size,
+    );
+    let payloads = groups
+        .into_iter()
+        .map(|group| {
+            let items = group.into_iter().map(|(item, _)| item).collect();
+            let bytes = serde_json::to_vec(&payload(items)).expect("a payload serializes");
+            if bytes.len() > limits.max_bytes {
+                return Err(PortError::new(
+                    PortErrorKind::TooLarge,
+                    "hand-off",
+                    function.name(),
+                    format!(
+                        "a payload of {} bytes exceeds the async-invoke limit of {} bytes",
+                        bytes.len(),
+                        limits.max_bytes
+                    ),
+                ));
+            }
+            Ok(bytes)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(payloads)
 }
 
 /// How many bytes `value`'s JSON takes, counted as serde_json writes it, without keeping it:

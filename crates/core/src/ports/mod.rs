@@ -11,11 +11,10 @@ mod sessions;
 
 pub use error::{PortError, PortErrorKind};
 pub use history::{
-    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore, TypeFilter,
+    HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, HistoryRow, HistoryStore, Marked,
+    TypeFilter,
 };
 pub use identities::IdentityProvider;
-pub use invoker::{
-    AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record,
-};
+pub use invoker::{AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record};
 pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
 pub use sessions::{SessionCursor, SessionPage, SessionStore};

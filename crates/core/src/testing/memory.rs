@@ -17,7 +17,7 @@ use crate::ports::{
     AsyncFunction, BatchEntry, FailedEntry, HistoryRow, HistoryStore, IdentityProvider, Invoker,
     QueueService, QueueSpec, SessionCursor, SessionPage, SessionStore,
 };
-use crate::ports::{HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery};
+use crate::ports::{HistoryCursor, HistoryEntry, HistoryPage, HistoryQuery, Marked};
 use crate::ports::{PortError, PortErrorKind};
 
 /// A row's place in the store: the key's hash first, as DynamoDB orders a scan (and cuts its
@@ -686,13 +686,20 @@ impl IdentityProvider for MemoryIdentities {
     }
 }
 
+/// A read row's receipt: pending until it went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    ReceiptPending,
+    Receipted,
+}
+
 /// History rows in a map keyed like the table.
 #[derive(Debug, Default)]
 pub struct MemoryHistory {
     rows: Mutex<BTreeMap<(UserId, String), HistoryRow>>,
     calls: AtomicU64,
     /// Keys of the rows marked read; rewriting a row leaves it as it was, read or not.
-    read: Mutex<HashSet<(UserId, String)>>,
+    read: Mutex<HashMap<(UserId, String), ReadState>>,
     /// Rows the next write_batch leaves unprocessed, as DynamoDB does under throttling.
     unprocessed_next: Mutex<usize>,
     /// While set, every write_batch fails as a whole (throttled past the SDK's retries).
@@ -737,7 +744,13 @@ impl MemoryHistory {
     /// Whether a row is marked read.
     pub fn is_read(&self, user_id: UserId, message_id: &str) -> bool {
         let read = self.read.lock().unwrap();
-        read.contains(&(user_id, message_id.to_string()))
+        read.contains_key(&(user_id, message_id.to_string()))
+    }
+
+    /// Whether a row is read with its receipt still pending.
+    pub fn receipt_pending(&self, user_id: UserId, message_id: &str) -> bool {
+        let read = self.read.lock().unwrap();
+        read.get(&(user_id, message_id.to_string())) == Some(&ReadState::ReceiptPending)
     }
 
     /// A user's live rows in `created` order, newest first, ties by message id descending (the
@@ -750,7 +763,7 @@ impl MemoryHistory {
             .filter(|row| row.user_id == user_id && row.ttl > now)
             .map(|row| HistoryEntry {
                 row: row.clone(),
-                is_read: read.contains(&(row.user_id, row.message_id.clone())),
+                is_read: read.contains_key(&(row.user_id, row.message_id.clone())),
             })
             .collect();
         entries.sort_by(|a, b| {
@@ -812,13 +825,40 @@ impl HistoryStore for MemoryHistory {
         Ok(HistoryPage { entries, next })
     }
 
-    async fn mark_read(&self, user_id: UserId, message_id: &MessageId) -> Result<bool, PortError> {
+    async fn mark_read(
+        &self,
+        user_id: UserId,
+        message_id: &MessageId,
+    ) -> Result<Marked, PortError> {
         let key = (user_id, message_id.as_str().to_string());
+        if self.failing_writes.load(Ordering::SeqCst) {
+            return Err(PortError::new(
+                PortErrorKind::Transient,
+                "DynamoDB UpdateItem",
+                "history",
+                "injected throttling",
+            ));
+        }
         let rows = self.rows.lock().unwrap();
         if !rows.contains_key(&key) {
-            return Ok(false);
+            return Ok(Marked::Missing);
         }
-        Ok(self.read.lock().unwrap().insert(key))
+        let mut read = self.read.lock().unwrap();
+        Ok(match read.get(&key) {
+            Some(ReadState::Receipted) => Marked::Before,
+            _ => {
+                read.insert(key, ReadState::ReceiptPending);
+                Marked::Now
+            }
+        })
+    }
+
+    async fn receipt_sent(&self, user_id: UserId, message_id: &MessageId) -> Result<(), PortError> {
+        let key = (user_id, message_id.as_str().to_string());
+        if let Some(state) = self.read.lock().unwrap().get_mut(&key) {
+            *state = ReadState::Receipted;
+        }
+        Ok(())
     }
 
     async fn unread_up_to(
@@ -826,12 +866,21 @@ impl HistoryStore for MemoryHistory {
         user_id: UserId,
         created_up_to: u64,
         now: u64,
+        limit: usize,
     ) -> Result<Vec<MessageId>, PortError> {
+        let receipted = |entry: &HistoryEntry| {
+            self.read
+                .lock()
+                .unwrap()
+                .get(&(user_id, entry.row.message_id.clone()))
+                == Some(&ReadState::Receipted)
+        };
         Ok(self
             .newest_first(user_id, now)
             .into_iter()
-            .filter(|entry| entry.row.created <= created_up_to && !entry.is_read)
+            .filter(|entry| entry.row.created <= created_up_to && !receipted(entry))
             .filter_map(|entry| MessageId::parse(&entry.row.message_id).ok())
+            .take(limit)
             .collect())
     }
 }

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
+use sqs_push_core::history::receipts::ReceiptReport;
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::model::message::MessageId;
 
@@ -20,14 +21,22 @@ fn handed_off(query: Option<&str>) -> Result<bool, ApiError> {
 }
 
 /// The answer of a synchronous set-read: `changed` and `messageIds`, and the same ids as
-/// `messages_receipted`, the original stack's name for them.
-fn changed_json(changed: &[MessageId]) -> Json<Value> {
-    Json(json!({
+/// `messages_receipted`, the original stack's name for them; `missing` lists ids without a
+/// history row (yet), `more` says an `asof` left others for the next call.
+fn changed_json(report: &ReceiptReport) -> Json<Value> {
+    let mut answer = json!({
         "success": true,
-        "changed": changed.len(),
-        "messageIds": changed,
-        "messages_receipted": changed,
-    }))
+        "changed": report.changed.len(),
+        "messageIds": report.changed,
+        "messages_receipted": report.changed,
+    });
+    if !report.missing.is_empty() {
+        answer["missing"] = json!(report.missing);
+    }
+    if report.more {
+        answer["more"] = json!(true);
+    }
+    Json(answer)
 }
 
 /// Marks the ids, or hands them off, and answers.
@@ -45,7 +54,7 @@ async fn receipt(
         ));
     }
     let report = state.receipts.mark_read(user_id, &ids).await?;
-    Ok(changed_json(&report.changed))
+    Ok(changed_json(&report))
 }
 
 /// `GET /messages/set-read/user/{userId}/message/{messageId}[,{messageId}...][?async]`
@@ -82,11 +91,13 @@ pub async fn as_of(
     // `created` is whole seconds, so "created at or before t" is "created <= floor(t)".
     let timestamp = params::epoch_time("timestamp", &timestamp)?.floor();
     if handed_off(query.as_deref())? {
-        let chunks = state.receipts.hand_off_as_of(user_id, timestamp).await?;
-        return Ok(Json(
-            json!({"success": true, "async": true, "chunks": chunks}),
-        ));
+        let (chunks, more) = state.receipts.hand_off_as_of(user_id, timestamp).await?;
+        let mut answer = json!({"success": true, "async": true, "chunks": chunks});
+        if more {
+            answer["more"] = json!(true);
+        }
+        return Ok(Json(answer));
     }
     let report = state.receipts.mark_read_as_of(user_id, timestamp).await?;
-    Ok(changed_json(&report.changed))
+    Ok(changed_json(&report))
 }

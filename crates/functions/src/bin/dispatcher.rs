@@ -8,6 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::failure::FunctionError;
 use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::{events, telemetry};
 
@@ -45,12 +46,12 @@ async fn main() -> Result<(), Error> {
             match DispatcherEvent::from_value(event.payload)? {
                 DispatcherEvent::Kinesis(records) => {
                     let report = events::handle_kinesis(&dispatcher, records).await;
-                    Ok::<_, Error>(serde_json::to_value(events::batch_response(&report))?)
+                    Ok::<_, FunctionError>(serde_json::to_value(events::batch_response(&report))?)
                 }
                 DispatcherEvent::Segment(job) => {
                     let deadline = events::stop_at(event.context.deadline, Duration::ZERO);
                     let report = worker.run(&job, Some(deadline)).await?;
-                    Ok::<_, Error>(serde_json::to_value(report)?)
+                    Ok::<_, FunctionError>(serde_json::to_value(report)?)
                 }
             }
         }

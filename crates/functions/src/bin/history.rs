@@ -4,6 +4,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::failure::FunctionError;
 use sqs_push_functions::wiring::{Adapters, history_writer, receipts};
 use sqs_push_functions::{events, telemetry};
 
@@ -19,7 +20,7 @@ async fn main() -> Result<(), Error> {
         async move {
             events::handle_history(&history, &receipts, event.payload)
                 .await
-                .map_err(Error::from)
+                .map_err(FunctionError::from)
         }
     }))
     .await

@@ -1,24 +1,14 @@
 //! The sender Lambda: one batch of deliveries per async invoke, stopping before the deadline and
 //! handing on what is left.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::dispatch::send::SendJob;
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::failure::FunctionError;
 use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::{events, telemetry};
-use tokio::time::Instant;
-
-/// The Lambda deadline (epoch ms) as an Instant, less a safety margin for reporting.
-fn stop_at(deadline_ms: u64, safety: Duration) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or(0);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Instant::now() + remaining.saturating_sub(safety)
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -32,7 +22,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<SendJob>| {
         let (sender, invoker) = (sender.clone(), invoker.clone());
         async move {
-            let deadline = stop_at(event.context.deadline, safety);
+            let deadline = events::stop_at(event.context.deadline, safety);
             events::handle_send(
                 &sender,
                 invoker.as_ref(),
@@ -41,7 +31,7 @@ async fn main() -> Result<(), Error> {
                 payload_limit,
             )
             .await
-            .map_err(Error::from)
+            .map_err(FunctionError::from)
         }
     }))
     .await
