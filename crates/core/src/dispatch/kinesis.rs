@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dispatch::{Dispatcher, Target};
+use crate::dispatch::{Dispatcher, Target, widening_field};
 use crate::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag};
 use crate::ports::PortErrorKind;
 
@@ -122,7 +122,11 @@ pub fn parse_record(
         }
         (Some(target), false) => target,
         (None, true) => Target::Everyone,
-        (None, false) if options.implicit_broadcast => Target::Everyone,
+        (None, false) if options.implicit_broadcast => {
+            // Implicitly for everyone: a field that looks like a target must not widen it.
+            widening_field(&fields).map_err(|error| error.to_string())?;
+            Target::Everyone
+        }
         (None, false) => {
             return Err(format!(
                 "no target field (accountId, userId, sessionId) and no \"{BROADCAST_FIELD}\": true; \
@@ -235,6 +239,17 @@ mod tests {
             ..ParseOptions::default()
         };
         let (target, _) = parse_record(&record(r#"{"message":"x"}"#), &implicit).unwrap();
+        assert_eq!(target, Target::Everyone);
+        // A look-alike target field never widens an implicit broadcast; `_broadcast` says it.
+        let error = parse_record(&record(r#"{"message":"x","userIds":[1]}"#), &implicit)
+            .map(|(target, _)| target)
+            .unwrap_err();
+        assert!(error.contains("\"userIds\""), "{error}");
+        let (target, _) = parse_record(
+            &record(r#"{"message":"x","userIds":[1],"_broadcast":true}"#),
+            &implicit,
+        )
+        .unwrap();
         assert_eq!(target, Target::Everyone);
     }
 

@@ -10,7 +10,7 @@ pub mod send;
 mod target;
 
 pub use dispatcher::Dispatcher;
-pub use target::{Target, TargetError, TargetFields};
+pub use target::{Target, TargetError, TargetFields, widening_field};
 
 use serde::Serialize;
 

@@ -86,6 +86,52 @@ pub fn near_miss(name: &str) -> Option<&'static str> {
         .find(|field| *field != name && folded == self::folded(field))
 }
 
+/// Field names that look like a target but are not read as one: plurals, bare nouns.
+const TARGET_LOOK_ALIKES: [&str; 9] = [
+    "userids",
+    "accountids",
+    "sessionids",
+    "users",
+    "accounts",
+    "sessions",
+    "user",
+    "account",
+    "session",
+];
+
+/// Fields that name recipients when their value is an object or a list.
+const RECIPIENT_CONTAINERS: [&str; 3] = ["target", "to", "recipients"];
+
+/// The first field of a message bound for everyone (it names no target) that looks as if it
+/// meant to target someone — a plural (`userIds`), a bracketed key (`userId[]`, `userId[0]`),
+/// a bare `user`/`account`/`session`, an object- or list-valued `target`/`to`/`recipients` —
+/// refused so such a message is never widened to everyone. A message that says
+/// `_broadcast: true` means everyone and is not checked; on a targeted route these stay
+/// ordinary message fields.
+pub fn widening_field(fields: &Fields) -> Result<(), TargetError> {
+    for (name, value) in fields {
+        let base = name.split('[').next().unwrap_or(name);
+        let bracketed = base.len() < name.len();
+        let folded = folded(base);
+        let looks_targeted = TARGET_LOOK_ALIKES.contains(&folded.as_str())
+            || (bracketed
+                && TARGET_FIELDS
+                    .iter()
+                    .any(|field| folded == self::folded(field)));
+        let names_recipients = RECIPIENT_CONTAINERS.contains(&folded.as_str())
+            && matches!(value, Value::Object(_) | Value::Array(_));
+        if looks_targeted || names_recipients {
+            return Err(TargetError::new(
+                name,
+                format!(
+                    "field {name:?} looks like a target but is not one, and this message names                      no target, so it would go to everyone; target with accountId, userId and                      sessionId (one value each), or say \"_broadcast\": true to mean everyone"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The text of an id field: a JSON number as written or a string. Anything else is refused.
 fn id_text<'a>(field: &str, value: &'a Value) -> Result<std::borrow::Cow<'a, str>, TargetError> {
     match value {
@@ -305,6 +351,35 @@ mod tests {
             let error = target(value.clone()).unwrap_err();
             assert_eq!(error.field, field, "{value}: {error}");
             assert!(error.message.contains(field), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn look_alike_target_fields_in_a_message_for_everyone_are_refused_naming_them() {
+        let refused = |json: &str| {
+            let fields: Fields = serde_json::from_str(json).unwrap();
+            widening_field(&fields).map_err(|error| error.field)
+        };
+        for (json, field) in [
+            (r#"{"userIds":[1]}"#, "userIds"),
+            (r#"{"accountIds":"1"}"#, "accountIds"),
+            (r#"{"sessionIds":["a"]}"#, "sessionIds"),
+            (r#"{"userId[]":"1"}"#, "userId[]"),
+            (r#"{"userId[0]":"1"}"#, "userId[0]"),
+            (r#"{"user":1}"#, "user"),
+            (r#"{"Account":1}"#, "Account"),
+            (r#"{"session":"s"}"#, "session"),
+            (r#"{"target":{"userId":1}}"#, "target"),
+            (r#"{"to":[1,2]}"#, "to"),
+            (r#"{"recipients":{"users":[1]}}"#, "recipients"),
+        ] {
+            assert_eq!(refused(json), Err(field.to_string()), "{json}");
+        }
+        for json in [
+            r#"{"message":"hi","target":"home page","to":"all readers","kind":"user"}"#,
+            r#"{"username":"x","sessionCount":3}"#,
+        ] {
+            assert_eq!(refused(json), Ok(()), "{json}");
         }
     }
 

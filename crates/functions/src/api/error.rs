@@ -83,9 +83,15 @@ impl From<PortError> for ApiError {
             PortErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_GATEWAY,
         };
+        let message = match error.kind {
+            // A size refusal names the limit the message broke (never its content): the
+            // caller needs it to fix the message.
+            PortErrorKind::TooLarge => error.message,
+            _ => format!("{} failed; see the service log", error.operation),
+        };
         Self {
             status,
-            message: format!("{} failed; see the service log", error.operation),
+            message,
             message_id: None,
         }
     }

@@ -84,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
             get(receipts::as_of),
         )
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(refuse_repeated_query_keys))
         .layer(axum::middleware::from_fn(refuse_head))
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
@@ -102,6 +103,33 @@ async fn refuse_head(
             "HEAD is not allowed on this API; use GET or POST",
         )
             .into_response();
+    }
+    next.run(request).await
+}
+
+/// A query key given twice is refused on every route: SigV4 signs the query sorted by key and
+/// value, so the order of `?userId=1&userId=2` is not signed, and a captured request replayed
+/// with the pair swapped would otherwise reach another target.
+async fn refuse_repeated_query_keys(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(query) = request.uri().query() {
+        let pairs: Vec<(String, String)> = match serde_urlencoded::from_str(query) {
+            Ok(pairs) => pairs,
+            Err(error) => {
+                return ApiError::bad_request(format!("malformed query string: {error}"))
+                    .into_response();
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+            return ApiError::bad_request(format!(
+                "query parameter {name:?} is given more than once; give each parameter once"
+            ))
+            .into_response();
+        }
     }
     next.run(request).await
 }
@@ -225,6 +253,63 @@ mod tests {
                 "{uri}: {answer}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_query_key_given_twice_is_a_400_naming_it_on_every_route() {
+        for uri in [
+            "/notify/user/1?userId=1&userId=2&message=x",
+            "/notify?accountId=1&accountId=2",
+            "/messages/user/1?limit=5&limit=6",
+            "/status?limit=1&limit=1",
+            "/create/1/2/s?retention=60&retention=61",
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            let (status, answer) = answer(request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+            assert!(
+                answer["error"].as_str().unwrap().contains("more than once"),
+                "{uri}: {answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_for_everyone_with_a_look_alike_target_is_a_400_never_a_broadcast() {
+        let requests = [
+            Request::get("/notify?userId%5B%5D=1&message=x").body(Body::empty()),
+            Request::get("/notify?userIds=1&message=x").body(Body::empty()),
+            Request::get("/notify?user=1&message=x").body(Body::empty()),
+            Request::post("/notify").body(Body::from(r#"{"userIds":[1],"message":"x"}"#)),
+            Request::post("/notify").body(Body::from(r#"{"target":{"userId":1}}"#)),
+        ];
+        for (request, field) in requests
+            .into_iter()
+            .zip(["userId[]", "userIds", "user", "userIds", "target"])
+        {
+            let (status, answer) = answer(request.unwrap()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{field:?}")),
+                "{field}: {answer}"
+            );
+        }
+        // Said outright, it is everyone; on a targeted route such fields are message fields.
+        let request = Request::post("/notify")
+            .body(Body::from(r#"{"userIds":[1],"_broadcast":true}"#))
+            .unwrap();
+        assert_eq!(answer(request).await.0, StatusCode::ACCEPTED);
+        let request = Request::get("/notify/user/1?userIds=1&message=x")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(answer(request).await.0, StatusCode::OK);
+        let request = Request::get("/notify/user/1?_broadcast=true")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(answer(request).await.0, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
-use sqs_push_core::dispatch::{Target, TargetFields};
+use sqs_push_core::dispatch::{Target, TargetFields, widening_field};
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::model::message::{Fields, Message, MessageId};
+use sqs_push_core::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, parse_flag};
 
 use super::params::QueryParams;
 use super::{ApiError, ApiState};
@@ -58,18 +58,37 @@ async fn notify(
     query: Option<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let fields = fields(&method, query.as_deref(), &body)?;
+    let mut fields = fields(&method, query.as_deref(), &body)?;
+    let broadcast = match fields.remove(BROADCAST_FIELD) {
+        Some(value) => parse_flag(BROADCAST_FIELD, &value)?,
+        None => false,
+    };
     let named = TargetFields::from_fields(&fields)?;
     let target = match path {
-        Some(path) => named
-            .merge(TargetFields::from(&path))?
-            .target()?
-            .unwrap_or(path),
-        None => named.target()?.unwrap_or(Target::Everyone),
+        Some(path) => Some(
+            named
+                .merge(TargetFields::from(&path))?
+                .target()?
+                .unwrap_or(path),
+        ),
+        None => named.target()?,
     };
-    let mut message = Message::new(fields, MessageId::random)?;
-    target.stamp(&mut message);
-    message.check_sizes(&state.dispatcher.settings().limits)?;
+    let target = match (target, broadcast) {
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(format!(
+                "{BROADCAST_FIELD} is true but the message names a target too; send one or the other"
+            )));
+        }
+        (Some(target), false) => target,
+        (None, true) => Target::Everyone,
+        (None, false) => {
+            // The everyone route with no target: a field that looks like one must not widen it.
+            widening_field(&fields)?;
+            Target::Everyone
+        }
+    };
+    // Stamping and the size check are dispatch's: one place for every path.
+    let message = Message::new(fields, MessageId::random)?;
     let message_id = message.id().to_string();
     let report = state
         .dispatcher

@@ -203,8 +203,9 @@ impl EpochTime {
     }
 }
 
-/// Epoch seconds: decimal digits without sign or leading zeros, optionally a point and 1 to 6
-/// more digits; at most 2^53-1. No exponents, signs, spaces, `nan` or `inf`.
+/// Epoch seconds: decimal digits without sign or leading zeros, optionally a point and more
+/// digits (as many as Python's `time.time()` prints; kept to the microsecond, the rest cut
+/// off as the original stack did); at most 2^53-1. No exponents, signs, spaces, `nan` or `inf`.
 pub fn epoch_time(name: &'static str, raw: &str) -> Result<EpochTime, InvalidParameter> {
     let invalid = |reason: &str| InvalidParameter::new(name, reason);
     if raw.is_empty() {
@@ -225,12 +226,9 @@ pub fn epoch_time(name: &'static str, raw: &str) -> Result<EpochTime, InvalidPar
         return Err(invalid("must not have leading zeros"));
     }
     let micros = match fraction {
-        Some(fraction) if fraction.len() > MAX_FRACTION_DIGITS => {
-            return Err(invalid("must have at most 6 digits after the point"));
-        }
         Some(fraction) => {
-            let padded = format!("{fraction:0<6}");
-            padded.parse::<u32>().expect("six digits")
+            let kept = &fraction[..fraction.len().min(MAX_FRACTION_DIGITS)];
+            format!("{kept:0<6}").parse::<u32>().expect("six digits")
         }
         None => 0,
     };
@@ -501,6 +499,10 @@ mod tests {
         assert_eq!(time("0.000001").unwrap().ceil(), 1);
         assert_eq!(time("5.000000").unwrap().ceil(), 5);
         assert_eq!(time("9007199254740991").unwrap().floor(), MAX_SAFE_INTEGER);
+        // Python 3's time.time() prints 7 digits: cut to the microsecond.
+        let t = time("1795440869.9312345").unwrap();
+        assert_eq!((t.seconds, t.micros), (1_795_440_869, 931_234));
+        assert_eq!(time("5.0000009").unwrap().ceil(), 5);
         for bad in [
             "",
             "yesterday",
@@ -514,7 +516,6 @@ mod tests {
             "1.",
             ".5",
             " 1",
-            "1.1234567",
             "01",
             "9007199254740992",
             "9007199254740991.5",
