@@ -359,3 +359,314 @@ async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_a
         "the downstream call failed as planned"
     );
 }
+
+/// The stage's dead-letter queue, read straight from the emulator.
+async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    sqs.get_queue_url()
+        .queue_name("sqs-push-dlq-local")
+        .send()
+        .await
+        .expect("the local stack made its dead-letter queue")
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until every receiver holds at least one message and returns what each got (by message
+/// id, as a client dedupes).
+async fn wait_for_ids(
+    sqs: &aws_sdk_sqs::Client,
+    receivers: &[Receiver],
+    limit: Duration,
+) -> Vec<BTreeSet<String>> {
+    let deadline = Instant::now() + limit;
+    let mut got: Vec<BTreeSet<String>> = vec![BTreeSet::new(); receivers.len()];
+    while got.iter().any(BTreeSet::is_empty) && Instant::now() < deadline {
+        for (receiver, ids) in receivers.iter().zip(got.iter_mut()) {
+            ids.extend(received_ids(sqs, receiver).await);
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_notified_while_every_send_fails_gets_it_once_sqs_recovers_and_the_answer_says_handed_on()
+ {
+    let emulator = Emulator::start();
+    // The direct path: a few sessions are sent to by the api itself.
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let mut receivers = Vec::new();
+    for n in 0..3 {
+        receivers.push(create(&stack, 5, 4242, &unique_session_id(&format!("down{n}"))).await);
+    }
+    // Every SendMessageBatch fails, more often than the SDK's three attempts can hide.
+    proxy.set_rules(vec![Rule::new("SendMessageBatch", Fault::ServerError, 1.0)]);
+    let (status, answer) = get(&stack, "/notify/user/4242?message=after+the+outage").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            &answer["sentDirectly"],
+            &answer["failed"],
+            &answer["handedOn"]
+        ),
+        (&Value::from(0), &Value::from(3), &Value::from(3)),
+        "the answer says all three deliveries were handed on: {answer}"
+    );
+    let message_id = answer["messageId"].as_str().unwrap().to_string();
+    // SQS recovers after a while; the handed-on job (waiting 1 s, then 4 s) delivers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed = proxy.stats().operation("SendMessageBatch").total_faults();
+    proxy.set_rules(Vec::new());
+
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let got = wait_for_ids(&sqs, &receivers, Duration::from_secs(60)).await;
+    for (receiver, ids) in receivers.iter().zip(&got) {
+        assert_eq!(
+            ids,
+            &BTreeSet::from([message_id.clone()]),
+            "{} after {failed} failed SendMessageBatch calls",
+            receiver.queue_url
+        );
+    }
+    let dlq = dead_letter_queue(&sqs).await;
+    let left = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.messages().is_empty(), "nothing was dead-lettered");
+    eprintln!("3 sessions reached once each after {failed} SendMessageBatch calls failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_row_whose_direct_write_is_throttled_for_a_while_exists_exactly_once_after() {
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    proxy.set_rules(vec![
+        Rule::new("PutItem", Fault::Throttling, 1.0).service("dynamodb"),
+    ]);
+    let (status, answer) = get(&stack, "/notify/user/5151?message=kept").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["historyHandedOn"], 1, "{answer}");
+    let message_id = answer["messageId"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let throttled = proxy.stats().operation("PutItem").total_faults();
+    proxy.set_rules(Vec::new());
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(&emulator).await);
+    let table = stack.config.history_table();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rows = history_rows(&dynamodb, &table, &message_id).await;
+    while rows.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rows = history_rows(&dynamodb, &table, &message_id).await;
+    }
+    assert_eq!(
+        rows,
+        vec![5151],
+        "one row after {throttled} throttled PutItems"
+    );
+    eprintln!("history row written once after {throttled} PutItems were throttled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_delivers_it_once_raised()
+ {
+    use sqs_push_cli::redrive::{LocalRunner, RedriveOptions, SqsDeadLetters, dlq_name, redrive};
+    let emulator = Emulator::start();
+    let (_proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let receiver = create(&stack, 6, 6161, &unique_session_id("small")).await;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let dlq_url = dead_letter_queue(&sqs).await;
+    sqs.purge_queue().queue_url(&dlq_url).send().await.unwrap();
+    let max_size = |bytes: u32| {
+        sqs.set_queue_attributes()
+            .queue_url(&receiver.queue_url)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+                bytes.to_string(),
+            )
+            .send()
+    };
+    max_size(1024).await.unwrap();
+
+    let body = serde_json::json!({"message": "x".repeat(2048)}).to_string();
+    let (status, answer) = call(&stack, "POST", "/notify/user/6161", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["deadLettered"], 1, "{answer}");
+    let message_id = answer["messageId"].as_str().unwrap().to_string();
+
+    let dlq = SqsDeadLetters::find(sqs.clone(), &dlq_name(&stack.config.stage))
+        .await
+        .unwrap();
+    let options = RedriveOptions {
+        hide: Duration::from_secs(5),
+        ..RedriveOptions::default()
+    };
+    let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
+    let runner = LocalRunner::new(&stack.config, &adapters);
+    // Still too small: the replay fails and the record stays.
+    let report = redrive(
+        &stack.config.stage,
+        &dlq,
+        runner.as_ref(),
+        RedriveOptions {
+            apply: true,
+            ..options
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.per_function.get("sender"),
+            report.redriven,
+            report.left
+        ),
+        (Some(&1), 0, 1),
+        "{report:?}"
+    );
+    assert!(drain(&sqs, &receiver, 0).await.is_empty());
+
+    // The cause fixed, redrive delivers it, once.
+    max_size(262_144).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = redrive(
+        &stack.config.stage,
+        &dlq,
+        runner.as_ref(),
+        RedriveOptions {
+            apply: true,
+            ..options
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.redriven, report.left), (1, 0), "{report:?}");
+    let got = drain(&sqs, &receiver, 5).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["messageId"], message_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_batch_whose_account_query_is_denied_stops_there_and_resumes_skipping_nothing() {
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let receivers = seed_receivers(&stack, 3, 3).await;
+    let of_user = |user: u64| -> Vec<Receiver> {
+        receivers
+            .iter()
+            .filter(|receiver| receiver.user == user)
+            .cloned()
+            .collect()
+    };
+    let (first, middle, last) = (of_user(0), of_user(1), of_user(2));
+    // Access denied on every Query (the account index) while an IAM change is rolled out: not
+    // retryable for the SDK, so it reaches the dispatcher at once.
+    proxy.set_rules(vec![
+        Rule::new("Query", Fault::error(400, "AccessDeniedException"), 1.0).service("dynamodb"),
+    ]);
+    let records = [
+        serde_json::json!({"userId": 0, "sessionId": first[0].session, "messageId": "d-1"}),
+        serde_json::json!({"accountId": middle[0].account, "messageId": "d-2"}),
+        serde_json::json!({"userId": 2, "sessionId": last[0].session, "messageId": "d-3"}),
+    ];
+    let admin = admin_config(&emulator).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&admin);
+    let entries: Vec<_> = records
+        .iter()
+        .map(|record| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("one-shard")
+                .data(aws_sdk_kinesis::primitives::Blob::new(record.to_string()))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    kinesis
+        .put_records()
+        .stream_name(stack.config.events_stream())
+        .set_records(Some(entries))
+        .send()
+        .await
+        .expect("the records are put");
+
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    // While access is denied: record 1 went out, records 2 and 3 wait (not skipped).
+    let got_first = wait_for_ids(&sqs, &first[..1], Duration::from_secs(30)).await;
+    assert_eq!(got_first[0], BTreeSet::from(["d-1".to_string()]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let denied = proxy.stats().operation("Query").total_faults();
+    assert!(
+        denied > 1,
+        "the stream retried the denied record ({denied} denials)"
+    );
+    for receiver in middle.iter().chain(&last[..1]) {
+        assert!(
+            received_ids(&sqs, receiver).await.is_empty(),
+            "{}: nothing may pass the stopped record",
+            receiver.queue_url
+        );
+    }
+    // Access restored: the stream resumes at record 2.
+    proxy.set_rules(Vec::new());
+    let accounts_sessions: Vec<Receiver> = receivers
+        .iter()
+        .filter(|receiver| receiver.account == middle[0].account)
+        .cloned()
+        .collect();
+    let got = wait_for_ids(&sqs, &accounts_sessions, Duration::from_secs(60)).await;
+    for (receiver, ids) in accounts_sessions.iter().zip(&got) {
+        assert!(ids.contains("d-2"), "{}: {ids:?}", receiver.queue_url);
+    }
+    let got_last = wait_for_ids(&sqs, &last[..1], Duration::from_secs(30)).await;
+    assert!(got_last[0].contains("d-3"), "{:?}", got_last[0]);
+    eprintln!("the batch waited through {denied} denied Query calls, then resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_read_whose_receipt_failed_sends_it_to_the_other_sessions_when_repeated() {
+    let emulator = Emulator::start();
+    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let phone = create(&stack, 8, 8181, &unique_session_id("phone")).await;
+    let (status, answer) = get(&stack, "/notify/user/8181?message=read+me").await;
+    assert_eq!(status, 200, "{answer}");
+    let message_id = answer["messageId"].as_str().unwrap().to_string();
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    assert_eq!(
+        received_ids(&sqs, &phone).await,
+        BTreeSet::from([message_id.clone()])
+    );
+
+    // The receipt cannot go out: finding the user's sessions fails through the SDK's retries.
+    proxy.set_rules(vec![
+        Rule::new("Query", Fault::ServerError, 1.0)
+            .service("dynamodb")
+            .max_faults(3),
+    ]);
+    let path = format!("/messages/set-read/user/8181/message/{message_id}");
+    let (status, answer) = get(&stack, &path).await;
+    assert_eq!(
+        status, 503,
+        "the receipt failed, so the set-read did: {answer}"
+    );
+    // The caller repeats it: the row is read already, but its receipt is still owed.
+    let (status, answer) = get(&stack, &path).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["messageIds"], serde_json::json!([message_id]));
+    let receipts = drain(&sqs, &phone, 5).await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["_type"], "message-read-receipt");
+    assert_eq!(
+        receipts[0]["messages-receipted"],
+        serde_json::json!([message_id])
+    );
+    // Receipted now: a third call sends nothing.
+    let (_, answer) = get(&stack, &path).await;
+    assert_eq!(answer["changed"], 0, "{answer}");
+    assert!(drain(&sqs, &phone, 1).await.is_empty());
+}

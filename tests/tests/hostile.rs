@@ -287,3 +287,64 @@ async fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
         "a refused request reached the session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_keys_and_look_alike_targets_are_refused_and_reach_nobody() {
+    let emulator = Emulator::start();
+    let stack = spawn_stack(&emulator).await;
+    let bystander = create(&stack, 1, 2, "bystander").await;
+    let other = create(&stack, 1, 3, "other").await;
+    let before = snapshot(&stack, &emulator).await;
+    // (method, path, body, what the error must name)
+    let cases: [(&str, &str, &str, &str); 9] = [
+        // Signed in any order, so a replay could swap them: refused on every route.
+        (
+            "GET",
+            "/notify?userId=2&userId=3&message=x",
+            "",
+            "\"userId\"",
+        ),
+        ("GET", "/notify/user/2?userId=2&userId=3", "", "\"userId\""),
+        ("GET", "/status?limit=1&limit=2", "", "\"limit\""),
+        // Shapes the everyone route does not read as targets: never widened to everyone.
+        (
+            "GET",
+            "/notify?userId%5B%5D=2&message=x",
+            "",
+            "\"userId[]\"",
+        ),
+        ("GET", "/notify?userIds=2&message=x", "", "\"userIds\""),
+        ("GET", "/notify?user=2&message=x", "", "\"user\""),
+        (
+            "POST",
+            "/notify",
+            r#"{"userIds":[2],"message":"x"}"#,
+            "\"userIds\"",
+        ),
+        (
+            "POST",
+            "/notify",
+            r#"{"target":{"userId":2}}"#,
+            "\"target\"",
+        ),
+        ("POST", "/notify", r#"{"to":[2,3],"message":"x"}"#, "\"to\""),
+    ];
+    for (method, path, body, named) in cases {
+        let (status, answer) = call(&stack, method, path, body).await;
+        assert_eq!(status, 400, "{method} {path} {body}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{method} {path}: {error}");
+    }
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    for receiver in [&bystander, &other] {
+        assert!(
+            drain(&sqs, receiver, 2).await.is_empty(),
+            "{} got a message from a refused request",
+            receiver.queue_url
+        );
+    }
+    assert!(
+        snapshot(&stack, &emulator).await == before,
+        "nothing changed"
+    );
+}

@@ -265,6 +265,7 @@ impl Sender {
                 deliveries,
                 ..
             } = job.remainder(&give_up);
+            let attempt = job.attempt;
             let records = invoker
                 .dead_letter_all(
                     AsyncFunction::Sender,
@@ -275,8 +276,9 @@ impl Sender {
                         SendJob {
                             messages: messages.clone(),
                             deliveries,
-                            // A replay starts afresh, with hand-ons of its own.
-                            attempt: 0,
+                            // As far as it got: a replay that fails again is dead-lettered
+                            // again at once, not handed on for another round.
+                            attempt,
                         }
                     },
                 )
