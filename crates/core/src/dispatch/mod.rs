@@ -452,8 +452,9 @@ mod tests {
         let letters = f.invoker.dead_letters(AsyncFunction::Sender);
         let replay: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
         assert_eq!(
-            replay.attempt, 0,
-            "a replay starts with hand-ons of its own"
+            replay.attempt,
+            send::MAX_HAND_ONS,
+            "as far as it got: a failing replay is dead-lettered again, not handed on"
         );
     }
 
