@@ -28,7 +28,7 @@ const POLL_GRACE_MS = 15000;
  * SQS server, so messages waiting are not missed, yet it does not hold a connection for 20 s.
  */
 const HIDDEN_WAIT_SECONDS = 1;
-const DEFAULT_HIDDEN_POLL_SECONDS = 300;
+const DEFAULT_HIDDEN_POLL_SECONDS = 600;
 
 /** The last `size` message ids, first in first out. */
 class RecentIds {
