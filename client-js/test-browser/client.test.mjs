@@ -25,6 +25,7 @@ const VISIBLE_WINDOW_S = 60;
 const HIDDEN_WINDOW_S = 30;
 const HIDDEN_POLL_S = 5; // test value; the default is 600
 const DEFAULT_HIDDEN_POLL_S = 600;
+const TWO_TABS_IDLE_WINDOW_S = 40;
 const VISIBILITY_TIMEOUT_S = 30; // the queues' default: what a closed leader's taken messages wait
 
 let stack;
@@ -171,6 +172,14 @@ test('two tabs on one session: one poller; every message in both tabs once', asy
   const b = await openTab(session);
   await waitFor(b, () => client.role === 'follower' && client.state === 'connected', null, 10_000, 'b follows');
   shared = { user, a, b };
+  // idle: the session's two tabs cost what one does
+  await sleep(1000);
+  const i0 = await sqsCounts();
+  await sleep(TWO_TABS_IDLE_WINDOW_S * 1000);
+  const idle = since(i0, await sqsCounts());
+  const idlePerHour = ((idle.receive + idle.delete) * 3600) / TWO_TABS_IDLE_WINDOW_S;
+  t.diagnostic(`two tabs idle: ${idle.receive} ReceiveMessage in ${TWO_TABS_IDLE_WINDOW_S} s → ${idlePerHour}/hour for the session`);
+  assert.ok(idle.receive >= 1 && idle.receive <= 3, `${idle.receive} polls in ${TWO_TABS_IDLE_WINDOW_S} s: one poller`);
   const ids = [];
   const c0 = await sqsCounts();
   for (let i = 0; i < 10; i++) ids.push(await notifyUser(user, `shared ${i}`));
@@ -182,7 +191,15 @@ test('two tabs on one session: one poller; every message in both tabs once', asy
   assert.deepEqual([...sb.got].sort(), [...ids].sort(), 'tab b: each message once');
   assert.equal(b.sqsRequests, 0, 'the follower sent no SQS request');
   assert.ok(a.sqsRequests > 0);
-  results.twoTabs = { messages: ids.length, ...n, leaderRequests: a.sqsRequests, followerRequests: b.sqsRequests };
+  results.twoTabs = {
+    idleWindowSeconds: TWO_TABS_IDLE_WINDOW_S,
+    idleReceive: idle.receive,
+    idlePerHour,
+    messages: ids.length,
+    ...n,
+    leaderRequests: a.sqsRequests,
+    followerRequests: b.sqsRequests,
+  };
   t.diagnostic(`two tabs, ${ids.length} messages: ${n.receive} ReceiveMessage + ${n.delete} DeleteMessageBatch, all from the leader (follower: ${b.sqsRequests})`);
   assert.deepEqual([sa.errors, sb.errors], [[], []]);
 });
@@ -190,6 +207,7 @@ test('two tabs on one session: one poller; every message in both tabs once', asy
 test('the leader tab closed mid-stream: another takes over within seconds; nothing lost or doubled', async (t) => {
   const { user, a, b } = shared;
   const before = (await tabState(b)).got.length;
+  const c0 = await sqsCounts();
   const ids = [];
   for (let i = 0; i < 6; i++) ids.push(await notifyUser(user, `stream ${i}`));
   await a.close(); // a real tab close: the browser releases a's Web Lock
@@ -202,8 +220,9 @@ test('the leader tab closed mid-stream: another takes over within seconds; nothi
   await sleep(1000);
   const got = (await tabState(b)).got.slice(before);
   assert.deepEqual([...got].sort(), [...ids].sort(), 'each message once, none lost');
-  results.leaderClosed = { messages: ids.length, takeoverMs };
-  t.diagnostic(`leader closed: b led after ${takeoverMs} ms; ${ids.length} messages, each once`);
+  const n = since(c0, await sqsCounts());
+  results.leaderClosed = { messages: ids.length, takeoverMs, ...n };
+  t.diagnostic(`leader closed: b led after ${takeoverMs} ms; ${ids.length} messages, each once; ${n.receive} ReceiveMessage + ${n.delete} DeleteMessageBatch`);
   await b.close();
 });
 
