@@ -74,7 +74,7 @@ async function waitForHttp(url, child, name, ms) {
  * Start the emulator, sqs-push-local and Chromium. Logs go to `${out}/${prefix}-*.log`.
  * Resolves with { api, emulator, context, callGw(path), stop() }.
  */
-export async function startStack(prefix) {
+export async function startStack(prefix, { viewport } = {}) {
   need(chromiumPath, 'install Chromium (scripts/test does: apt-get install chromium) or set SQS_PUSH_CHROMIUM');
   need(join(repo, 'client-js/dist/sqs-push-client.js'), 'run `npm run build` in client-js');
   need(localBin, 'run `cargo build -p sqs-push-local`');
@@ -117,6 +117,7 @@ export async function startStack(prefix) {
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      ...(viewport ? { viewport } : {}),
     });
     const callGw = async (path) => {
       const { stdout } = await run(join(repo, 'scripts/call_gw'), ['local', 'us-east-1', path], {
