@@ -164,6 +164,7 @@ export class SqsPushClient {
   #unsubscribePage = null;
   #otherTabs = new Map(); // tab id → visible, as the other tabs of the group last said
   #wakers = new Set();
+  #pollCtrl = null; // aborts the ReceiveMessage in flight (going offline)
 
   constructor(options = {}) {
     const o = options;
@@ -413,6 +414,7 @@ export class SqsPushClient {
       case 'vis':
         if (leader) {
           this.#otherTabs.set(data.tab, data.visible === true);
+          this.#interruptIfPaused();
           this.#wake();
           if (data.hello) this.#group.post({ t: 'state', state: this.#state });
         }
@@ -445,7 +447,17 @@ export class SqsPushClient {
     if (this.#group && this.#role === 'follower') {
       this.#group.post({ t: 'vis', tab: this.#group.id, visible: this.#page.visible() });
     }
+    this.#interruptIfPaused();
     this.#wake();
+  }
+
+  /**
+   * Offline: drop the long poll in flight rather than wait for it to fail (its answer could not
+   * arrive anyway). Hidden with "pause" lets it finish: dropping it would leave SQS holding a poll
+   * that can still take a message, which then waits out the visibility timeout.
+   */
+  #interruptIfPaused() {
+    if (this.#pollCtrl && this.#mode() === 'offline') this.#pollCtrl.abort();
   }
 
   /** "live" (some tab of the session is visible), "hidden" or "offline". */
@@ -505,6 +517,7 @@ export class SqsPushClient {
         if (signal.aborted || this.#ended) break;
         lastPollAt = this.#now();
         const messages = await this.#receive(signal, mode === 'hidden');
+        if (messages === null) continue; // interrupted: offline
         this.#setState('connected');
         drain = messages.length >= MAX_MESSAGES;
         if (messages.length) await this.#handleBatch(messages, signal);
@@ -580,18 +593,33 @@ export class SqsPushClient {
     // occasional poll waits at most HIDDEN_WAIT_SECONDS.
     let wait = this.#state === 'connected' ? this.#wait : 0;
     if (hidden) wait = Math.min(wait, HIDDEN_WAIT_SECONDS);
-    const out = await sqsCall({
-      ...this.#target(),
-      operation: 'ReceiveMessage',
-      payload: {
-        QueueUrl: this.#session.sqsUrl,
-        MaxNumberOfMessages: MAX_MESSAGES,
-        WaitTimeSeconds: wait,
-        MessageAttributeNames: ['All'],
-      },
-      signal,
-      timeoutMs: wait * 1000 + POLL_GRACE_MS,
-    });
+    const poll = new AbortController();
+    const onAbort = () => poll.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#pollCtrl = poll;
+    let out;
+    try {
+      out = await sqsCall({
+        ...this.#target(),
+        operation: 'ReceiveMessage',
+        payload: {
+          QueueUrl: this.#session.sqsUrl,
+          MaxNumberOfMessages: MAX_MESSAGES,
+          WaitTimeSeconds: wait,
+          MessageAttributeNames: ['All'],
+        },
+        signal: poll.signal,
+        timeoutMs: wait * 1000 + POLL_GRACE_MS,
+      });
+    } catch (err) {
+      // Interrupted (offline), not stopped. A message SQS hands to the abandoned poll comes back
+      // after the visibility timeout.
+      if (poll.signal.aborted && !signal.aborted) return null;
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (this.#pollCtrl === poll) this.#pollCtrl = null;
+    }
     return Array.isArray(out.Messages) ? out.Messages : [];
   }
 

@@ -7,7 +7,8 @@
 // Cases: one visible tab idle (defaults, 60 s window); one hidden tab idle (hiddenPollSeconds 5
 // instead of the default 600, 30 s window, extrapolated: requests per hidden poll × polls per hour
 // at the default); two tabs on one session (one poller, every message once in each); the leader
-// tab closed mid-stream (nothing lost or doubled); a destroyed session ends within one poll.
+// tab closed mid-stream (nothing lost or doubled); a destroyed session ends within one poll;
+// offline (the context's own offline switch) pauses and online drains.
 // The counts are written to target/browser/client-requests.json (docs/benchmarks.md).
 //
 // Headless Chromium reports every page as visible (minimizing its window through CDP changes
@@ -26,6 +27,7 @@ const HIDDEN_WINDOW_S = 30;
 const HIDDEN_POLL_S = 5; // test value; the default is 600
 const DEFAULT_HIDDEN_POLL_S = 600;
 const TWO_TABS_IDLE_WINDOW_S = 40;
+const OFFLINE_WINDOW_S = 22;
 const VISIBILITY_TIMEOUT_S = 30; // the queues' default: what a closed leader's taken messages wait
 
 let stack;
@@ -160,6 +162,30 @@ test(`one hidden tab, idle: one poll per hiddenPollSeconds, ≤ 40 requests/hour
   await waitFor(page, (mid) => got.includes(mid), id, 3000, 'drained when visible');
   results.hiddenIdle.drainMs = Date.now() - t0;
   t.diagnostic(`visible again: the waiting message shown after ${Date.now() - t0} ms`);
+  await page.close();
+});
+
+test('offline: paused, no requests; online again drains at once', async (t) => {
+  const { user, session } = await newSession();
+  const page = await openTab(session);
+  await waitFor(page, () => client.state === 'connected', null, 10_000, 'connected');
+  await stack.context.setOffline(true); // the browser's own offline: the long poll in flight fails
+  await waitFor(page, () => client.state === 'paused', null, 5000, 'paused');
+  const c0 = await sqsCounts();
+  await sleep(OFFLINE_WINDOW_S * 1000);
+  const n = since(c0, await sqsCounts());
+  // Sent after the window: the emulator kept the dropped long poll open server-side for up to
+  // its 20 s, and a message it took would wait out the visibility timeout (30 s).
+  const id = await notifyUser(user, 'while offline');
+  assert.deepEqual(n, { receive: 0, delete: 0 }, 'no request while offline');
+  const t0 = Date.now();
+  await stack.context.setOffline(false);
+  await waitFor(page, (mid) => got.includes(mid), id, 5000, 'drained when online');
+  const drainMs = Date.now() - t0;
+  const s = await tabState(page);
+  assert.deepEqual(s.errors, [], 'going offline is not an error');
+  results.offline = { windowSeconds: OFFLINE_WINDOW_S, ...n, drainMs };
+  t.diagnostic(`offline: 0 requests in ${OFFLINE_WINDOW_S} s; the waiting message shown ${drainMs} ms after going online`);
   await page.close();
 });
 

@@ -160,6 +160,34 @@ test('offline pauses (a request failing because the network went away is not an 
   assert.deepEqual(errors, []);
 });
 
+test('going offline drops the long poll in flight at once, even when fetch does not fail', async () => {
+  const page = fakePage();
+  const { client, sqs, errors } = setup({ page, onMessage: () => {} }, { emptyWaitMs: 5000 });
+  client.start();
+  await until(() => sqs.receives().length === 1, 1000, 'a poll in flight');
+  page.set({ online: false });
+  await until(() => client.state === 'paused', 200, 'paused at once');
+  await client.stop();
+  assert.deepEqual(errors, []);
+});
+
+test('hidden with "pause": the long poll in flight finishes (and delivers), then no more polls', async () => {
+  const page = fakePage();
+  const got = [];
+  const { client, sqs, send } = setup({ page, hidden: 'pause', onMessage: (m) => got.push(m.messageId) }, { emptyWaitMs: 5000 });
+  client.start();
+  await until(() => sqs.receives().length === 1, 1000, 'a poll in flight');
+  page.set({ visible: false });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.notEqual(client.state, 'paused', 'the poll in flight is not dropped');
+  send({ message: 'x', messageId: 'm-1' });
+  await until(() => got.length === 1 && client.state === 'paused', 1000, 'delivered, then paused');
+  const polls = sqs.receives().length;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(sqs.receives().length, polls);
+  await client.stop();
+});
+
 for (const code of ['com.amazonaws.sqs#QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue']) {
   test(`the queue is gone (${code}): ended, "ended" once, no retry, start() stays ended`, async () => {
     const { client, sqs, errors, states } = setup({ onMessage: () => {} });
