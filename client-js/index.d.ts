@@ -28,6 +28,8 @@ export interface SqsPushMessage {
   message?: unknown;
   userId?: number;
   accountId?: number;
+  /** Set on messages published to a channel: the channel's name. */
+  channel?: string;
   [field: string]: unknown;
 }
 
@@ -52,7 +54,25 @@ export interface SqsPushHistoryPage {
   next: string | null;
 }
 
-export type SqsPushState = 'stopped' | 'connecting' | 'connected' | 'reconnecting';
+export type SqsPushState = 'stopped' | 'connecting' | 'connected' | 'reconnecting' | 'paused' | 'ended';
+
+/** "leader": this tab polls for its session's tabs; "follower": another tab does; "solo": not shared. */
+export type SqsPushRole = 'leader' | 'follower' | 'solo';
+
+/** Why a session ended: its queue no longer exists, or `renew` resolved null. */
+export interface SqsPushEnded {
+  reason: 'queue-gone' | 'session-gone';
+  /** The SqsRequestError that showed the queue was gone. */
+  cause?: SqsRequestError;
+}
+
+/** What the client asks of the page: visibility and network, with change notifications. */
+export interface SqsPushPage {
+  visible(): boolean;
+  online(): boolean;
+  /** Call `onChange` after any change; returns a function that unsubscribes. */
+  subscribe(onChange: () => void): () => void;
+}
 
 /** A fetch-compatible function (the global fetch, or a test double). */
 export type FetchLike = (input: string, init: {
@@ -62,26 +82,34 @@ export type FetchLike = (input: string, init: {
   signal: AbortSignal;
 }) => Promise<Response>;
 
-export interface SqsPushClientOptions {
+export interface SqsPushClientOptions<M extends SqsPushMessage = SqsPushMessage> {
   /** The session from the backend (create call). */
   session: SqsPushSession;
   /**
    * Returns fresh credentials for the same queue and key. Called with the current
    * session before `expires - renewBeforeSeconds` and after an ExpiredToken error.
    * The result is merged over the current session, so it may hold only
-   * accessKey/secretKey/sessionToken/expires. `signal` aborts on stop().
+   * accessKey/secretKey/sessionToken/expires. Resolve `null` when the session is gone
+   * (the client then ends). `signal` aborts on stop().
    */
-  renew?: (current: SqsPushSession, context: { signal: AbortSignal }) => Promise<Partial<SqsPushSession>> | Partial<SqsPushSession>;
-  /** Called once per new message, in queue order; the message is deleted when this resolves. */
-  onMessage: (message: SqsPushMessage) => unknown | Promise<unknown>;
-  /** Errors: request failures, rejected messages, handler failures, renew failures. Default: console.warn. */
+  renew?: (current: SqsPushSession, context: { signal: AbortSignal }) =>
+    Promise<Partial<SqsPushSession> | null> | Partial<SqsPushSession> | null;
+  /** Called once per new message (a standard queue keeps no order); the message is deleted when this resolves. */
+  onMessage?: (message: M) => unknown | Promise<unknown>;
+  /** Errors: request failures, rejected messages, handler failures, renew failures. Default: console.warn unless an "error" listener is added. */
   onError?: (error: SqsPushError) => void;
-  /** State changes: connecting → connected → reconnecting → … → stopped. */
+  /** State changes: connecting → connected → reconnecting/paused → … → stopped or ended. */
   onState?: (state: SqsPushState) => void;
   /** Reject messages without a `mac` attribute (default true). A bad mac is always rejected. */
   requireMac?: boolean;
-  /** Long-poll wait, 0–20 s (default 20). */
+  /** Long-poll wait while visible, 0–20 s (default 20). */
   waitTimeSeconds?: number;
+  /** While every tab of the session is hidden: "poll" once every hiddenPollSeconds (default) or "pause". */
+  hidden?: 'poll' | 'pause';
+  /** Seconds between polls while hidden, 1–86400 (default 600). */
+  hiddenPollSeconds?: number;
+  /** Tabs of one session share one poller (default true in a page with BroadcastChannel; false elsewhere). */
+  share?: boolean;
   /** Renew this many seconds before `expires` (default 300). */
   renewBeforeSeconds?: number;
   /** How many recent messageIds to remember for dedupe (default 1000; 0 disables). */
@@ -100,17 +128,45 @@ export interface SqsPushClientOptions {
   now?: () => number;
   /** Injected random in [0, 1) for backoff jitter (default Math.random). */
   random?: () => number;
+  /** Injected page observer (default: document.visibilityState and navigator.onLine). */
+  page?: SqsPushPage;
 }
 
-export class SqsPushClient {
-  constructor(options: SqsPushClientOptions);
+/** The events of `on`/`off` and what their listeners receive. */
+export interface SqsPushEvents<M extends SqsPushMessage = SqsPushMessage> {
+  message: M;
+  state: SqsPushState;
+  error: SqsPushError;
+  ended: SqsPushEnded;
+  role: SqsPushRole | null;
+}
+
+/** A listener's argument: for "channel:<name>", the message with `channel` set. */
+export type SqsPushEventArg<M extends SqsPushMessage, E extends string> =
+  E extends keyof SqsPushEvents<M> ? SqsPushEvents<M>[E]
+  : E extends `channel:${infer C}` ? M & { channel: C }
+  : never;
+
+export type SqsPushEventName = keyof SqsPushEvents | `channel:${string}`;
+
+export class SqsPushClient<M extends SqsPushMessage = SqsPushMessage> {
+  constructor(options: SqsPushClientOptions<M>);
   /** Current state; "stopped" before start(). */
   readonly state: SqsPushState;
+  /** This tab's part in its session's tab group; null while stopped. */
+  readonly role: SqsPushRole | null;
   /** A copy of the session in use (renewed credentials merged in). */
   readonly session: SqsPushSession;
-  /** Start the long-poll loop (no-op while running). */
+  /**
+   * Listen. Message listeners (and onMessage) are awaited; the message is deleted when all
+   * resolve, and left in the queue (it comes back) when one throws.
+   */
+  on<E extends SqsPushEventName>(event: E, listener: (arg: SqsPushEventArg<M, E>) => unknown): this;
+  /** Remove a listener added with on(). */
+  off<E extends SqsPushEventName>(event: E, listener: (arg: SqsPushEventArg<M, E>) => unknown): this;
+  /** Start polling, or join the session's tab group (no-op while running or once ended). */
   start(): void;
-  /** Abort the in-flight poll and resolve when the loop has ended. */
+  /** Abort the in-flight poll and resolve when the loop has ended; a leader hands over to another tab. */
   stop(): Promise<void>;
 }
 
@@ -171,6 +227,12 @@ export class SqsRequestError extends SqsPushError {
   readonly awsCode?: string;
   /** True for expired/unrecognised security tokens (a renew follows). */
   readonly isCredentialError: boolean;
+  /** True when SQS refused the signature's time (this machine's clock is off; corrected and retried once). */
+  readonly isClockSkewError: boolean;
+  /** The server's time (epoch ms) that answer gave, when it gave one. */
+  readonly serverTime?: number;
+  /** True for QueueDoesNotExist / NonExistentQueue: the session has ended. */
+  readonly isQueueGone: boolean;
 }
 export class RenewError extends SqsPushError {}
 export class HandlerError extends SqsPushError {

@@ -1,5 +1,7 @@
-// The long-poll loop: receive → verify/decrypt → onMessage → DeleteMessageBatch,
-// with dedupe by messageId, credential renewal and backoff with full jitter.
+// The client: the long-poll loop (receive → verify/decrypt → listeners → DeleteMessageBatch, with
+// dedupe by messageId, credential renewal and backoff with full jitter), how often it polls
+// (visible, hidden, offline), tab sharing (one leader polls for every tab of the session) and the
+// end of a session (its queue is gone).
 
 import { importKeys, open, parseMessage } from './crypto.js';
 import {
@@ -13,11 +15,20 @@ import {
   SqsPushError,
   SqsRequestError,
 } from './errors.js';
+import { Listeners } from './events.js';
+import { browserPage, checkPage } from './page.js';
 import { endpointFor, regionFromUrl, sqsCall } from './sqs.js';
+import { sharingSupport, TabGroup } from './tabs.js';
 
 const MAX_MESSAGES = 10;
 const DELETE_TIMEOUT_MS = 15000;
 const POLL_GRACE_MS = 15000;
+/**
+ * A hidden tab's poll waits at most this long: a long poll (unlike WaitTimeSeconds 0) asks every
+ * SQS server, so messages waiting are not missed, yet it does not hold a connection for 20 s.
+ */
+const HIDDEN_WAIT_SECONDS = 1;
+const DEFAULT_HIDDEN_POLL_SECONDS = 600;
 
 /** The last `size` message ids, first in first out. */
 class RecentIds {
@@ -114,6 +125,10 @@ function defaultOnError(err) {
   console.warn('[sqs-push]', err);
 }
 
+function isQueueGone(err) {
+  return err instanceof SqsRequestError && err.isQueueGone;
+}
+
 export class SqsPushClient {
   #session;
   #renew;
@@ -131,27 +146,43 @@ export class SqsPushClient {
   #baseMs;
   #capMs;
   #recent;
+  #hidden;
+  #hiddenPollMs;
+  #share;
+  #page;
+  #listeners = new Listeners();
+  #clock = { skewMs: 0 };
   #keys = null;
   #keysFor = null;
   #needRenew = false;
   #state = 'stopped';
+  #role = null;
+  #ended = null;
   #ctrl = null;
   #loop = null;
+  #group = null;
+  #unsubscribePage = null;
+  #otherTabs = new Map(); // tab id → visible, as the other tabs of the group last said
+  #wakers = new Set();
+  #pollCtrl = null; // aborts the ReceiveMessage in flight (going offline)
 
   constructor(options = {}) {
     const o = options;
     checkSession(o.session, TypeError);
     checkKeyFormat(o.session.aesKey);
-    if (typeof o.onMessage !== 'function') throw new TypeError('onMessage must be a function');
-    for (const name of ['renew', 'onError', 'onState', 'fetch', 'now', 'random']) {
+    for (const name of ['onMessage', 'renew', 'onError', 'onState', 'fetch', 'now', 'random']) {
       if (o[name] !== undefined && typeof o[name] !== 'function') {
         throw new TypeError(`${name} must be a function`);
       }
     }
+    if (o.hidden !== undefined && o.hidden !== 'poll' && o.hidden !== 'pause') {
+      throw new TypeError('hidden must be "poll" or "pause"');
+    }
+    if (o.share !== undefined && typeof o.share !== 'boolean') throw new TypeError('share must be true or false');
     this.#session = { ...o.session };
     this.#renew = o.renew;
     this.#onMessage = o.onMessage;
-    this.#onError = o.onError || defaultOnError;
+    this.#onError = o.onError;
     this.#onState = o.onState;
     this.#requireMac = o.requireMac !== false;
     this.#wait = intOption(o.waitTimeSeconds, 'waitTimeSeconds', 0, 20, 20);
@@ -159,6 +190,15 @@ export class SqsPushClient {
     this.#recent = new RecentIds(intOption(o.dedupeWindow, 'dedupeWindow', 0, 1e6, 1000));
     this.#baseMs = intOption(o.backoffBaseMs, 'backoffBaseMs', 0, 3600000, 500);
     this.#capMs = intOption(o.backoffCapMs, 'backoffCapMs', 0, 3600000, 30000);
+    this.#hidden = o.hidden || 'poll';
+    this.#hiddenPollMs =
+      intOption(o.hiddenPollSeconds, 'hiddenPollSeconds', 1, 86400, DEFAULT_HIDDEN_POLL_SECONDS) * 1000;
+    // Sharing is for pages: without a document (Node, a worker) each client polls for itself.
+    this.#share = o.share === undefined ? Boolean(globalThis.document) && sharingSupport() !== null : o.share;
+    if (this.#share && sharingSupport() === null) {
+      throw new TypeError('share: true needs BroadcastChannel, which this environment lacks');
+    }
+    this.#page = o.page === undefined ? browserPage() : checkPage(o.page);
     this.#fetch = o.fetch || ((input, init) => globalThis.fetch(input, init));
     this.#now = o.now || Date.now;
     this.#random = o.random || Math.random;
@@ -166,9 +206,14 @@ export class SqsPushClient {
     this.#endpoint = o.endpoint;
   }
 
-  /** "stopped" | "connecting" | "connected" | "reconnecting" */
+  /** "stopped" | "connecting" | "connected" | "reconnecting" | "paused" | "ended" */
   get state() {
     return this.#state;
+  }
+
+  /** "leader" (polls for the tabs of its session), "follower", "solo" (not shared), or null when stopped. */
+  get role() {
+    return this.#role;
   }
 
   /** The session in use (after renewals, the merged fresh one). */
@@ -176,33 +221,119 @@ export class SqsPushClient {
     return { ...this.#session };
   }
 
-  /** Start the long-poll loop. No-op when already running. */
+  /**
+   * Listen: "message" (every message), "channel:<name>" (messages whose `channel` field is
+   * <name>), "state", "error", "ended", "role". Returns the client.
+   */
+  on(event, fn) {
+    this.#listeners.add(event, fn);
+    return this;
+  }
+
+  /** Remove a listener added with on(). Returns the client. */
+  off(event, fn) {
+    this.#listeners.remove(event, fn);
+    return this;
+  }
+
+  /** Start polling (or join the session's tab group). No-op while running or after the session ended. */
   start() {
+    if (this.#ended) return;
     if (this.#ctrl && !this.#ctrl.signal.aborted) return;
-    const previous = this.#loop;
+    if (!this.#onMessage && !this.#listeners.hasMessageListeners) {
+      throw new TypeError('nothing would receive the messages: pass onMessage or add a "message" or "channel:<name>" listener first');
+    }
     const ctrl = new AbortController();
     this.#ctrl = ctrl;
     this.#setState('connecting');
-    const run = () => this.#run(ctrl.signal);
-    this.#loop = previous ? previous.then(run) : run();
+    this.#unsubscribePage = this.#page.subscribe(() => this.#pageChanged());
+    if (!this.#share) {
+      this.#setRole('solo');
+      this.#startLoop(ctrl.signal);
+      return;
+    }
+    this.#joinGroup();
+    const win = globalThis.window;
+    if (win && typeof win.addEventListener === 'function') {
+      // A page leaving (closed, navigated, or put in the back/forward cache) hands the polling
+      // on at once; one restored from that cache joins again.
+      const onHide = () => this.#leaveGroup();
+      const onShow = (event) => {
+        if (event.persisted && !this.#group && this.#ctrl === ctrl && !ctrl.signal.aborted) this.#joinGroup();
+      };
+      win.addEventListener('pagehide', onHide);
+      win.addEventListener('pageshow', onShow);
+      ctrl.signal.addEventListener('abort', () => {
+        win.removeEventListener('pagehide', onHide);
+        win.removeEventListener('pageshow', onShow);
+      });
+    }
+  }
+
+  #joinGroup() {
+    this.#group = new TabGroup({
+      name: `sqs-push:${this.#session.sqsUrl}`,
+      lead: (leading) => this.#lead(leading),
+      follow: () => this.#follow(),
+      receive: (data) => this.#fromTab(data),
+      left: (tab) => this.#otherTabs.delete(tab),
+    });
+    this.#group.join();
+  }
+
+  #follow() {
+    this.#setRole('follower');
+    // tell the leader whether this tab is visible, and hear its state back
+    this.#group.post({ t: 'vis', tab: this.#group.id, visible: this.#page.visible(), hello: true });
   }
 
   /**
-   * Stop: abort the in-flight long poll (and any backoff wait) and resolve when
-   * the loop has ended. A handler already running is awaited, its message
-   * deleted if it succeeded; no further messages are handed to onMessage.
+   * Stop: abort the in-flight long poll (and any wait) and resolve when the loop has ended. A
+   * handler already running is awaited, its message deleted if it succeeded; no further messages
+   * are handed out. A leader tab hands the polling to another tab of the session.
    */
   async stop() {
     if (!this.#ctrl) return;
     this.#ctrl.abort();
+    this.#leaveGroup();
+    if (this.#unsubscribePage) {
+      this.#unsubscribePage();
+      this.#unsubscribePage = null;
+    }
     const loop = this.#loop;
     await loop;
     if (this.#loop === loop) this.#loop = null;
+    this.#setRole(null);
+    if (!this.#ended) this.#setState('stopped');
+  }
+
+  #leaveGroup() {
+    if (!this.#group) return;
+    this.#group.leave();
+    this.#group = null;
+    this.#otherTabs.clear();
+  }
+
+  #startLoop(signal) {
+    const previous = this.#loop;
+    const run = () => this.#run(signal);
+    this.#loop = previous ? previous.then(run) : run();
+  }
+
+  #emit(event, value) {
+    for (const fn of this.#listeners.of(event)) {
+      try {
+        fn(value);
+      } catch {
+        // a failing observer must not break the loop
+      }
+    }
   }
 
   #setState(state) {
     if (state === this.#state) return;
     this.#state = state;
+    if (this.#role === 'leader' && this.#group) this.#group.post({ t: 'state', state });
     if (this.#onState) {
       try {
         this.#onState(state);
@@ -210,14 +341,152 @@ export class SqsPushClient {
         // a failing observer must not break the loop
       }
     }
+    this.#emit('state', state);
+  }
+
+  #setRole(role) {
+    if (role === this.#role) return;
+    this.#role = role;
+    this.#emit('role', role);
   }
 
   #report(err) {
-    try {
-      this.#onError(err);
-    } catch {
-      // ignore
+    const listeners = this.#listeners.of('error');
+    if (this.#onError) {
+      try {
+        this.#onError(err);
+      } catch {
+        // ignore
+      }
+    } else if (!listeners.length) {
+      defaultOnError(err);
     }
+    this.#emit('error', err);
+  }
+
+  /** The session is over (its queue is gone, or renew said so): stop for good and say so. */
+  #end(reason, cause) {
+    if (this.#ended) return;
+    this.#ended = { reason };
+    if (this.#role === 'leader' && this.#group) this.#group.post({ t: 'ended', reason });
+    if (this.#ctrl) this.#ctrl.abort();
+    this.#leaveGroup();
+    if (this.#unsubscribePage) {
+      this.#unsubscribePage();
+      this.#unsubscribePage = null;
+    }
+    this.#setState('ended');
+    const info = cause === undefined ? { reason } : { reason, cause };
+    this.#emit('ended', info);
+  }
+
+  // --- tabs ---
+
+  #lead(leading) {
+    this.#setRole('leader');
+    this.#otherTabs.clear();
+    this.#group.post({ t: 'leader' }); // followers answer with their visibility
+    const ctrl = new AbortController();
+    const stop = () => ctrl.abort();
+    this.#ctrl.signal.addEventListener('abort', stop, { once: true });
+    leading.addEventListener('abort', stop, { once: true });
+    if (this.#state !== 'connecting') this.#setState('connecting');
+    this.#group.post({ t: 'state', state: this.#state });
+    this.#startLoop(ctrl.signal);
+  }
+
+  #fromTab(data) {
+    if (!data || typeof data !== 'object' || !this.#group) return;
+    const leader = this.#role === 'leader';
+    switch (data.t) {
+      case 'msg':
+        if (!leader) this.#deliverFromLeader(data.message);
+        return;
+      case 'state':
+        if (!leader && typeof data.state === 'string') this.#setState(data.state);
+        return;
+      case 'ended':
+        this.#end(data.reason === 'session-gone' ? 'session-gone' : 'queue-gone');
+        return;
+      case 'leader':
+        this.#group.post({ t: 'vis', tab: this.#group.id, visible: this.#page.visible() });
+        return;
+      case 'vis':
+        if (leader) {
+          this.#otherTabs.set(data.tab, data.visible === true);
+          this.#interruptIfPaused();
+          this.#wake();
+          if (data.hello) this.#group.post({ t: 'state', state: this.#state });
+        }
+        return;
+      default:
+    }
+  }
+
+  async #deliverFromLeader(msg) {
+    if (!msg || typeof msg !== 'object') return;
+    const id = msg.messageId === undefined || msg.messageId === null ? null : String(msg.messageId);
+    if (id !== null) {
+      if (this.#recent.has(id)) return;
+      this.#recent.add(id);
+    }
+    const failed = await this.#dispatch(msg);
+    if (failed !== undefined) {
+      this.#report(
+        new HandlerError(
+          `a listener failed for message ${id === null ? '(no messageId)' : id} (from the leader tab; not delivered again here)`,
+          { cause: failed, messageId: id === null ? undefined : id },
+        ),
+      );
+    }
+  }
+
+  // --- visibility and network ---
+
+  #pageChanged() {
+    if (this.#group && this.#role === 'follower') {
+      this.#group.post({ t: 'vis', tab: this.#group.id, visible: this.#page.visible() });
+    }
+    this.#interruptIfPaused();
+    this.#wake();
+  }
+
+  /**
+   * Offline: drop the long poll in flight rather than wait for it to fail (its answer could not
+   * arrive anyway). Hidden with "pause" lets it finish: dropping it would leave SQS holding a poll
+   * that can still take a message, which then waits out the visibility timeout.
+   */
+  #interruptIfPaused() {
+    if (this.#pollCtrl && this.#mode() === 'offline') this.#pollCtrl.abort();
+  }
+
+  /** "live" (some tab of the session is visible), "hidden" or "offline". */
+  #mode() {
+    if (!this.#page.online()) return 'offline';
+    if (this.#page.visible()) return 'live';
+    for (const visible of this.#otherTabs.values()) if (visible) return 'live';
+    return 'hidden';
+  }
+
+  #wake() {
+    for (const w of this.#wakers) w();
+  }
+
+  /** Wait `ms` (Infinity: until woken), or until #wake() or `signal` aborts. */
+  #pause(ms, signal) {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      let timer = null;
+      const done = () => {
+        if (timer !== null) clearTimeout(timer);
+        this.#wakers.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      if (Number.isFinite(ms)) timer = setTimeout(done, ms);
+      this.#wakers.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   #backoff(attempt) {
@@ -227,30 +496,51 @@ export class SqsPushClient {
 
   async #run(signal) {
     let attempt = 0;
-    try {
-      while (!signal.aborted) {
-        try {
-          await this.#renewIfDue(signal);
-          if (signal.aborted) break;
-          const messages = await this.#receive(signal);
-          this.#setState('connected');
-          if (messages.length) await this.#handleBatch(messages, signal);
-          attempt = 0;
-        } catch (err) {
-          if (signal.aborted) {
-            // the aborted poll itself is not worth reporting; a failed final delete is
-            if (err instanceof SqsPushError) this.#report(err);
-            break;
-          }
-          if (err instanceof SqsRequestError && err.isCredentialError) this.#needRenew = true;
-          this.#report(err);
-          this.#setState('reconnecting');
-          attempt += 1;
-          await sleep(this.#backoff(attempt), signal);
+    let lastPollAt = -Infinity; // when the last poll started (ms, this.#now())
+    let drain = false; // the last poll came back full: poll again at once, even when hidden
+    while (!signal.aborted) {
+      const mode = this.#mode();
+      if (mode === 'offline' || (mode === 'hidden' && this.#hidden === 'pause')) {
+        this.#setState('paused');
+        await this.#pause(Infinity, signal);
+        continue;
+      }
+      if (mode === 'hidden' && !drain) {
+        const due = lastPollAt + this.#hiddenPollMs - this.#now();
+        if (due > 0) {
+          await this.#pause(due, signal);
+          continue; // re-check: visible again, offline, or due now
         }
       }
-    } finally {
-      if (this.#ctrl === null || this.#ctrl.signal === signal) this.#setState('stopped');
+      try {
+        await this.#renewIfDue(signal);
+        if (signal.aborted || this.#ended) break;
+        lastPollAt = this.#now();
+        const messages = await this.#receive(signal, mode === 'hidden');
+        if (messages === null) continue; // interrupted: offline
+        this.#setState('connected');
+        drain = messages.length >= MAX_MESSAGES;
+        if (messages.length) await this.#handleBatch(messages, signal);
+        attempt = 0;
+      } catch (err) {
+        if (isQueueGone(err)) {
+          this.#end('queue-gone', err);
+          break;
+        }
+        if (signal.aborted) {
+          // the aborted poll itself is not worth reporting; a failed final delete is
+          if (err instanceof SqsPushError) this.#report(err);
+          break;
+        }
+        if (err instanceof SqsRequestError && err.status === 0 && !this.#page.online()) {
+          continue; // went offline mid-request: pause, no error, no backoff
+        }
+        if (err instanceof SqsRequestError && err.isCredentialError) this.#needRenew = true;
+        this.#report(err);
+        this.#setState('reconnecting');
+        attempt += 1;
+        await sleep(this.#backoff(attempt), signal);
+      }
     }
   }
 
@@ -267,7 +557,12 @@ export class SqsPushClient {
       throw new RenewError('renew callback failed', { cause: err });
     }
     if (signal.aborted) return;
-    if (!fresh || typeof fresh !== 'object') throw new RenewError('renew did not return a session object');
+    if (fresh === null) {
+      // renew says the session is gone (e.g. the backend's renew answered 404)
+      this.#end('session-gone');
+      return;
+    }
+    if (!fresh || typeof fresh !== 'object') throw new RenewError('renew did not return a session object (or null when the session is gone)');
     const merged = { ...s, ...fresh };
     try {
       checkSession(merged, RenewError);
@@ -282,34 +577,49 @@ export class SqsPushClient {
   #target() {
     const s = this.#session;
     return {
+      fetch: this.#fetch,
       endpoint: this.#endpoint || endpointFor(s.sqsUrl),
       region: s.region || regionFromUrl(s.sqsUrl) || this.#region || 'us-east-1',
       credentials: s,
-      queueUrl: s.sqsUrl,
+      clock: this.#clock,
+      now: this.#now,
     };
   }
 
-  async #receive(signal) {
-    const t = this.#target();
-    // The first poll after start() or an error does not wait: on an idle queue a long poll
-    // would keep the state at connecting/reconnecting for up to 20 s, and a bad credential or
-    // a missing queue should show at once. Then long polls.
-    const wait = this.#state === 'connected' ? this.#wait : 0;
-    const out = await sqsCall({
-      fetch: this.#fetch,
-      endpoint: t.endpoint,
-      region: t.region,
-      credentials: t.credentials,
-      operation: 'ReceiveMessage',
-      payload: {
-        QueueUrl: t.queueUrl,
-        MaxNumberOfMessages: MAX_MESSAGES,
-        WaitTimeSeconds: wait,
-        MessageAttributeNames: ['All'],
-      },
-      signal,
-      timeoutMs: wait * 1000 + POLL_GRACE_MS,
-    });
+  async #receive(signal, hidden) {
+    // The first poll after start(), a pause or an error does not wait: on an idle queue a long
+    // poll would keep the state at connecting/reconnecting/paused for up to 20 s, and a bad
+    // credential or a missing queue should show at once. Then long polls; a hidden tab's
+    // occasional poll waits at most HIDDEN_WAIT_SECONDS.
+    let wait = this.#state === 'connected' ? this.#wait : 0;
+    if (hidden) wait = Math.min(wait, HIDDEN_WAIT_SECONDS);
+    const poll = new AbortController();
+    const onAbort = () => poll.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#pollCtrl = poll;
+    let out;
+    try {
+      out = await sqsCall({
+        ...this.#target(),
+        operation: 'ReceiveMessage',
+        payload: {
+          QueueUrl: this.#session.sqsUrl,
+          MaxNumberOfMessages: MAX_MESSAGES,
+          WaitTimeSeconds: wait,
+          MessageAttributeNames: ['All'],
+        },
+        signal: poll.signal,
+        timeoutMs: wait * 1000 + POLL_GRACE_MS,
+      });
+    } catch (err) {
+      // Interrupted (offline), not stopped. A message SQS hands to the abandoned poll comes back
+      // after the visibility timeout.
+      if (poll.signal.aborted && !signal.aborted) return null;
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (this.#pollCtrl === poll) this.#pollCtrl = null;
+    }
     return Array.isArray(out.Messages) ? out.Messages : [];
   }
 
@@ -320,6 +630,30 @@ export class SqsPushClient {
       this.#keysFor = aesKey;
     }
     return this.#keys;
+  }
+
+  /**
+   * Hand `msg` to onMessage, the "message" listeners and the matching "channel:<name>" ones, in
+   * that order, each awaited. Resolves with the first failure (undefined when all succeeded).
+   */
+  async #dispatch(msg) {
+    const fns = [];
+    if (this.#onMessage) fns.push(this.#onMessage);
+    fns.push(...this.#listeners.of('message'));
+    if (typeof msg.channel === 'string' && msg.channel !== '') {
+      fns.push(...this.#listeners.of(`channel:${msg.channel}`));
+    }
+    let failure;
+    let failed = false;
+    for (const fn of fns) {
+      try {
+        await fn(msg);
+      } catch (err) {
+        if (!failed) failure = err;
+        failed = true;
+      }
+    }
+    return failed ? (failure === undefined ? new Error('listener threw undefined') : failure) : undefined;
   }
 
   async #handleBatch(messages, signal) {
@@ -345,16 +679,18 @@ export class SqsPushClient {
       }
       const id = msg.messageId === undefined || msg.messageId === null ? null : String(msg.messageId);
       if (id !== null && this.#recent.has(id)) {
-        done.push(m); // duplicate: delete, do not deliver again
+        done.push(m); // duplicate (here or, as a follower, in another tab): delete, do not deliver again
         continue;
       }
-      try {
-        await this.#onMessage(msg);
-      } catch (err) {
+      // Other tabs first: they keep it even if this tab's listener fails (it comes back, and
+      // they drop it then as a duplicate).
+      if (this.#group && this.#role === 'leader') this.#group.post({ t: 'msg', message: msg });
+      const failed = await this.#dispatch(msg);
+      if (failed !== undefined) {
         this.#report(
           new HandlerError(
-            `onMessage failed for message ${id === null ? '(no messageId)' : id} (SQS ${sqsId}); left in the queue`,
-            { cause: err, sqsMessageId: sqsId, messageId: id === null ? undefined : id },
+            `a listener failed for message ${id === null ? '(no messageId)' : id} (SQS ${sqsId}); left in the queue`,
+            { cause: failed, sqsMessageId: sqsId, messageId: id === null ? undefined : id },
           ),
         );
         continue;
@@ -366,7 +702,6 @@ export class SqsPushClient {
   }
 
   async #delete(messages) {
-    const t = this.#target();
     const entries = [];
     const byId = new Map();
     messages.forEach((m, i) => {
@@ -377,12 +712,9 @@ export class SqsPushClient {
     if (!entries.length) return;
     // Not tied to stop(): messages already handled should still be deleted.
     const out = await sqsCall({
-      fetch: this.#fetch,
-      endpoint: t.endpoint,
-      region: t.region,
-      credentials: t.credentials,
+      ...this.#target(),
       operation: 'DeleteMessageBatch',
-      payload: { QueueUrl: t.queueUrl, Entries: entries },
+      payload: { QueueUrl: this.#session.sqsUrl, Entries: entries },
       timeoutMs: DELETE_TIMEOUT_MS,
     });
     const failed = Array.isArray(out.Failed) ? out.Failed : [];

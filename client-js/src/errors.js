@@ -52,12 +52,21 @@ export class MissingMacError extends SqsPushError {
  * error code (e.g. "ExpiredToken", "AWS.SimpleQueueService.NonExistentQueue").
  */
 export class SqsRequestError extends SqsPushError {
-  constructor(message, { operation, status = 0, awsCode, cause } = {}) {
+  constructor(message, { operation, status = 0, awsCode, cause, clockSkew = false, serverTime } = {}) {
     super(message, { code: 'SQS_REQUEST_FAILED', cause });
     this.name = 'SqsRequestError';
     this.operation = operation;
     this.status = status;
     if (awsCode !== undefined) this.awsCode = awsCode;
+    /** True when SQS refused the signature's time (this machine's clock is off). */
+    this.isClockSkewError = clockSkew;
+    /** The server's time (epoch ms) read from that answer, when it gave one. */
+    if (serverTime !== undefined) this.serverTime = serverTime;
+  }
+
+  /** True when the queue does not exist (destroyed, or removed at the end of its TTL). */
+  get isQueueGone() {
+    return typeof this.awsCode === 'string' && /QueueDoesNotExist|NonExistentQueue/.test(this.awsCode);
   }
 
   /** True when new credentials may fix it (expired or unrecognised security token). */

@@ -74,11 +74,57 @@ function awsError(text, headers) {
   return {};
 }
 
+/** `20260101T120000Z` (SigV4's X-Amz-Date) for epoch ms `ms`. */
+export function amzDate(ms) {
+  return new Date(ms).toISOString().replace(/[:-]|\.\d{3}/g, '');
+}
+
+function parseAmzDate(text) {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+}
+
+/**
+ * True for the answers SigV4 gives a request signed with a clock that is off: "Signature
+ * expired: … is now earlier than …", "Signature not yet current: … is still later than …",
+ * RequestExpired, RequestTimeTooSkewed.
+ */
+export function isClockSkewAnswer(code, message) {
+  if (/^(RequestExpired|RequestTimeTooSkewed|RequestInTheFuture)$/.test(code || '')) return true;
+  return /Signature expired|Signature not yet current/i.test(message || '');
+}
+
+/**
+ * The server's time (epoch ms) from an answer: its `Date` header when the page may read it,
+ * else the time SigV4 quotes in the message ("(20260101T121500Z - 15 min.)" or "+ 15 min.").
+ */
+export function serverTimeOf(headers, message) {
+  const date = headers && headers.get('date');
+  const fromHeader = date ? Date.parse(date) : NaN;
+  if (Number.isFinite(fromHeader)) return fromHeader;
+  const m = /\((\d{8}T\d{6}Z) [-+] \d+ min\.?\)/.exec(message || '');
+  return m ? parseAmzDate(m[1]) : NaN;
+}
+
 /**
  * Call one SQS JSON-protocol operation. Resolves with the parsed JSON answer;
  * rejects with SqsRequestError, or with the AbortError when `signal` aborted.
+ *
+ * Requests are signed at `now() + clock.skewMs`. An answer saying the signature's time is off
+ * sets `clock.skewMs` from the server's time and the request is signed again and sent once more.
  */
-export async function sqsCall({ fetch, endpoint, region, credentials, operation, payload, signal, timeoutMs }) {
+export async function sqsCall({ fetch, endpoint, region, credentials, operation, payload, signal, timeoutMs, clock, now = Date.now }) {
+  const skew = clock || { skewMs: 0 };
+  try {
+    return await sqsCallOnce({ fetch, endpoint, region, credentials, operation, payload, signal, timeoutMs, skew, now });
+  } catch (err) {
+    if (!(err instanceof SqsRequestError) || !err.isClockSkewError || !Number.isFinite(err.serverTime)) throw err;
+    skew.skewMs = err.serverTime - now();
+    return sqsCallOnce({ fetch, endpoint, region, credentials, operation, payload, signal, timeoutMs, skew, now });
+  }
+}
+
+async function sqsCallOnce({ fetch, endpoint, region, credentials, operation, payload, signal, timeoutMs, skew, now }) {
   const signer = new AwsV4Signer({
     url: endpoint,
     method: 'POST',
@@ -92,6 +138,7 @@ export async function sqsCall({ fetch, endpoint, region, credentials, operation,
     sessionToken: credentials.sessionToken || undefined,
     service: 'sqs',
     region,
+    datetime: amzDate(now() + skew.skewMs),
   });
   const signed = await signer.sign();
   const req = requestSignal(signal, timeoutMs);
@@ -114,9 +161,16 @@ export async function sqsCall({ fetch, endpoint, region, credentials, operation,
   }
   if (!res.ok) {
     const { code, message } = awsError(text, res.headers);
+    const skewed = isClockSkewAnswer(code, message);
     throw new SqsRequestError(
       `${operation} failed: HTTP ${res.status}${code ? ' ' + code : ''}${message ? ': ' + message : ''}`,
-      { operation, status: res.status, awsCode: code },
+      {
+        operation,
+        status: res.status,
+        awsCode: code,
+        clockSkew: skewed,
+        serverTime: skewed ? serverTimeOf(res.headers, message) : undefined,
+      },
     );
   }
   if (!text) return {};

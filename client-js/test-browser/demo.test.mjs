@@ -10,136 +10,22 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { out, repo, startStack } from './stack.mjs';
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
-const target = process.env.CARGO_TARGET_DIR ? join(repo, process.env.CARGO_TARGET_DIR) : join(repo, 'target');
-const out = process.env.SQS_PUSH_BROWSER_OUT || join(target, 'browser');
-const chromiumPath = process.env.SQS_PUSH_CHROMIUM || '/usr/bin/chromium';
-const localBin = process.env.SQS_PUSH_LOCAL_BIN || join(target, 'debug/sqs-push-local');
-const cliBin = process.env.SQS_PUSH_BIN || join(target, 'debug/sqs-push');
 const DELIVERY_LIMIT_MS = 5000;
 
-const run = promisify(execFile);
-const children = [];
+let stack;
 let api;
-let context;
+let callGw;
 let page;
-let profile;
 const pageErrors = [];
 
-/** A TCP port free on 127.0.0.1 right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Start a process with its output in `${out}/${name}.log`; it is stopped after the tests. */
-function startProcess(name, command, args) {
-  const log = createWriteStream(join(out, `${name}.log`));
-  const child = spawn(command, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  children.push(child);
-  return child;
-}
-
-/** Resolve when `child` prints the line `line`; reject when it exits or after `ms`. */
-function waitForLine(child, line, name, ms) {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => fail(`${name} did not print "${line}" within ${ms} ms`), ms);
-    const onData = (chunk) => {
-      seen += chunk;
-      if (seen.split('\n').includes(line)) done();
-    };
-    const onExit = (code) => fail(`${name} exited (code ${code}) before "${line}"; see ${out}/${name}.log`);
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      child.off('exit', onExit);
-    };
-    const done = () => (cleanup(), resolve());
-    const fail = (why) => (cleanup(), reject(new Error(why)));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-/** Resolve when `url` gives any HTTP answer. */
-async function waitForHttp(url, child, name, ms) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited (code ${child.exitCode}); see ${out}/${name}.log`);
-    try {
-      await (await fetch(url)).arrayBuffer();
-      return;
-    } catch {
-      if (Date.now() > end) throw new Error(`${name} gave no HTTP answer at ${url} within ${ms} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** `scripts/call_gw local us-east-1 PATH` against this test's stack; resolves with the JSON answer. */
-async function callGw(path) {
-  const { stdout } = await run(join(repo, 'scripts/call_gw'), ['local', 'us-east-1', path], {
-    cwd: repo,
-    env: { ...process.env, SQS_PUSH_LOCAL_API_URL: api, SQS_PUSH_BIN: cliBin },
-  });
-  return JSON.parse(stdout);
-}
-
-function need(path, what) {
-  assert.ok(existsSync(path), `${path} is missing: ${what}`);
-}
-
 before(async () => {
-  need(chromiumPath, 'install Chromium (scripts/test does: apt-get install chromium) or set SQS_PUSH_CHROMIUM');
-  need(join(repo, 'client-js/dist/sqs-push-client.js'), 'run `npm run build` in client-js');
-  need(localBin, 'run `cargo build -p sqs-push-local`');
-  need(cliBin, 'run `cargo build -p sqs-push-cli`');
-  mkdirSync(out, { recursive: true });
-
-  const [emulatorPort, apiPort] = await Promise.all([freePort(), freePort()]);
-  const emulatorUrl = `http://127.0.0.1:${emulatorPort}`;
-  const emulator = startProcess('emulator', join(repo, 'scripts/emulator'), ['--port', String(emulatorPort)]);
-  await waitForHttp(`${emulatorUrl}/`, emulator, 'emulator', 60_000);
-  const local = startProcess('sqs-push-local', localBin, ['--listen', `127.0.0.1:${apiPort}`, '--emulator', emulatorUrl]);
-  await waitForLine(local, 'ready', 'sqs-push-local', 30_000);
-  api = `http://127.0.0.1:${apiPort}`;
-
-  profile = mkdtempSync(join(tmpdir(), 'sqs-push-chromium-')); // a fresh --user-data-dir
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1100, height: 900 },
-  });
-  page = context.pages()[0] || (await context.newPage());
+  stack = await startStack('demo', { viewport: { width: 1100, height: 900 } });
+  ({ api, callGw } = stack);
+  page = stack.context.pages()[0] || (await stack.context.newPage());
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (msg) => {
     if (msg.type() === 'error') pageErrors.push(msg.text());
@@ -147,16 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (context) await context.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  for (const child of children.reverse()) {
-    if (child.exitCode !== null) continue;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
+  if (stack) await stack.stop();
 });
 
 /** Rows of the messages table as objects (newest first). */

@@ -420,7 +420,13 @@ test('no more messages are handed out after stop(); the handled one is still del
 test('constructor validates its options', () => {
   const ok = { session: session(), onMessage: () => {} };
   assert.throws(() => new SqsPushClient({ ...ok, session: undefined }), TypeError);
-  assert.throws(() => new SqsPushClient({ ...ok, onMessage: undefined }), /onMessage/);
+  assert.throws(() => new SqsPushClient({ ...ok, onMessage: 'x' }), /onMessage/);
+  assert.throws(() => new SqsPushClient({ ...ok, hidden: 'sleep' }), /hidden/);
+  assert.throws(() => new SqsPushClient({ ...ok, hiddenPollSeconds: 0 }), /hiddenPollSeconds/);
+  assert.throws(() => new SqsPushClient({ ...ok, share: 'yes' }), /share/);
+  assert.throws(() => new SqsPushClient({ ...ok, page: { visible: () => true } }), /page\.online/);
+  assert.throws(() => new SqsPushClient({ ...ok, onMessage: undefined }).start(), /nothing would receive/);
+  assert.throws(() => new SqsPushClient(ok).on('mesage', () => {}), /unknown event "mesage"/);
   assert.throws(() => new SqsPushClient({ ...ok, session: session({ aesKey: 'nope' }) }), /aesKey/);
   assert.throws(() => new SqsPushClient({ ...ok, session: session({ sqsUrl: 'not a url' }) }), /sqsUrl/);
   assert.throws(() => new SqsPushClient({ ...ok, waitTimeSeconds: 21 }), /waitTimeSeconds/);
