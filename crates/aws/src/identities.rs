@@ -88,9 +88,11 @@ impl CognitoIdentities {
     }
 
     /// An OpenID token for the identity: the one its creation returned, or a new one from
-    /// GetOpenIdTokenForDeveloperIdentity for the same identity and its own login (looked up
-    /// with LookupDeveloperIdentity; renew comes here).
-    async fn token(&self, identity_id: &str) -> Result<String, PortError> {
+    /// GetOpenIdTokenForDeveloperIdentity for the same identity and its own login (renew comes
+    /// here). The login comes from the session row; only a row written before it was kept
+    /// makes this look it up with LookupDeveloperIdentity, which Cognito throttles at
+    /// authentication volumes.
+    async fn token(&self, identity_id: &str, login: Option<&str>) -> Result<String, PortError> {
         let fresh = self
             .fresh_tokens
             .lock()
@@ -99,6 +101,20 @@ impl CognitoIdentities {
         if let Some(token) = fresh {
             return Ok(token);
         }
+        let looked_up;
+        let login = match login {
+            Some(login) => login,
+            None => {
+                looked_up = self.lookup_login(identity_id).await?;
+                &looked_up
+            }
+        };
+        let (_, token) = self.developer_token(Some(identity_id), login).await?;
+        Ok(token)
+    }
+
+    /// The identity's developer user identifier, from LookupDeveloperIdentity.
+    async fn lookup_login(&self, identity_id: &str) -> Result<String, PortError> {
         const LOOKUP: &str = "Cognito LookupDeveloperIdentity";
         let found = self
             .cognito
@@ -109,12 +125,11 @@ impl CognitoIdentities {
             .send()
             .await
             .map_err(|error| port_error(LOOKUP, identity_id, error))?;
-        let login = found
+        found
             .developer_user_identifier_list()
             .first()
-            .ok_or_else(|| missing(LOOKUP, identity_id, "DeveloperUserIdentifierList"))?;
-        let (_, token) = self.developer_token(Some(identity_id), login).await?;
-        Ok(token)
+            .cloned()
+            .ok_or_else(|| missing(LOOKUP, identity_id, "DeveloperUserIdentifierList"))
     }
 
     /// GetOpenIdTokenForDeveloperIdentity: (identity id, token) for `login`, on `identity_id`
@@ -144,7 +159,12 @@ impl CognitoIdentities {
         Ok((id.to_string(), token.to_string()))
     }
 
-    async fn classic(&self, identity_id: &str, queue: &QueueRef) -> Result<Credentials, PortError> {
+    async fn classic(
+        &self,
+        identity_id: &str,
+        login: Option<&str>,
+        queue: &QueueRef,
+    ) -> Result<Credentials, PortError> {
         let arn = queue_arn(&self.settings.partition, &self.settings.region, &queue.url)
             .ok_or_else(|| {
                 PortError::new(
@@ -154,7 +174,7 @@ impl CognitoIdentities {
                     "the queue URL has no account id and name to build an ARN from",
                 )
             })?;
-        let token = self.token(identity_id).await?;
+        let token = self.token(identity_id, login).await?;
         let output = self
             .sts
             .assume_role_with_web_identity()
@@ -177,9 +197,13 @@ impl CognitoIdentities {
         })
     }
 
-    async fn enhanced(&self, identity_id: &str) -> Result<Credentials, PortError> {
+    async fn enhanced(
+        &self,
+        identity_id: &str,
+        login: Option<&str>,
+    ) -> Result<Credentials, PortError> {
         const OPERATION: &str = "Cognito GetCredentialsForIdentity";
-        let token = self.token(identity_id).await?;
+        let token = self.token(identity_id, login).await?;
         let output = self
             .cognito
             .get_credentials_for_identity()
@@ -230,21 +254,10 @@ fn role_session_name(identity_id: &str) -> String {
     format!("sqs-push-{cleaned}")
 }
 
-/// `<owner>:<128 random bits in hex>`: a developer user identifier no other session has, so
-/// every create gets a fresh identity (Cognito returns the existing identity for a known login).
-/// Cognito allows 1–1024 characters.
-fn developer_login(owner: &str) -> String {
-    let mut random = [0u8; 16];
-    sqs_push_core::crypto::fill_random(&mut random);
-    let hex: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    let owner: String = owner.chars().take(1024 - 33).collect();
-    format!("{owner}:{hex}")
-}
-
 #[async_trait]
 impl IdentityProvider for CognitoIdentities {
-    async fn create_identity(&self, owner: &str) -> Result<String, PortError> {
-        let (identity_id, token) = self.developer_token(None, &developer_login(owner)).await?;
+    async fn create_identity(&self, login: &str) -> Result<String, PortError> {
+        let (identity_id, token) = self.developer_token(None, login).await?;
         self.fresh_tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -255,11 +268,12 @@ impl IdentityProvider for CognitoIdentities {
     async fn credentials(
         &self,
         identity_id: &str,
+        login: Option<&str>,
         queue: &QueueRef,
     ) -> Result<Credentials, PortError> {
         match self.settings.flow {
-            CredentialFlow::Classic => self.classic(identity_id, queue).await,
-            CredentialFlow::Enhanced => self.enhanced(identity_id).await,
+            CredentialFlow::Classic => self.classic(identity_id, login, queue).await,
+            CredentialFlow::Enhanced => self.enhanced(identity_id, login).await,
         }
     }
 
@@ -310,16 +324,6 @@ mod tests {
         let long = role_session_name(&format!("r:{}", "x/".repeat(100)));
         assert!(long.len() <= 64);
         assert!(!long.contains('/'));
-    }
-
-    #[test]
-    fn developer_logins_are_unique_per_call_and_name_their_owner() {
-        let first = developer_login("200:tab-1");
-        let second = developer_login("200:tab-1");
-        assert_ne!(first, second);
-        assert!(first.starts_with("200:tab-1:"), "{first}");
-        assert_eq!(first.len(), "200:tab-1:".len() + 32);
-        assert!(developer_login(&"x".repeat(5000)).len() <= 1024);
     }
 
     #[test]

@@ -10,5 +10,6 @@ pub mod api;
 pub mod cleanup;
 pub mod config;
 pub mod events;
+pub mod metrics;
 pub mod telemetry;
 pub mod wiring;
