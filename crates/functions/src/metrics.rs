@@ -270,10 +270,7 @@ mod tests {
 
     #[test]
     fn api_calls_count_by_their_route() {
-        assert_eq!(
-            api_metric("/create/1/2/s"),
-            Some(Metric::SessionsCreated)
-        );
+        assert_eq!(api_metric("/create/1/2/s"), Some(Metric::SessionsCreated));
         assert_eq!(api_metric("/renew/1/2/s"), Some(Metric::SessionsRenewed));
         assert_eq!(
             api_metric("/destroy/1/2/s"),

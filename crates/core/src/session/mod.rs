@@ -545,13 +545,20 @@ mod tests {
         let f = fixture();
         let (a, u, s) = ids(100, 200, "s1");
         let created = f.service.create(a, u, s.clone(), None).await.unwrap();
-        let login = created.developer_login.clone().expect("create keeps the login");
+        let login = created
+            .developer_login
+            .clone()
+            .expect("create keeps the login");
         assert!(login.starts_with("200:s1:"), "{login}");
         assert_eq!(login.len(), "200:s1:".len() + 32);
         f.service.renew(a, u, s.clone()).await.unwrap();
         assert_eq!(f.identities.lookups(), 0);
         let again = f.service.create(a, u, ids(100, 200, "s2").2, None).await;
-        assert_ne!(again.unwrap().developer_login, Some(login), "unique per session");
+        assert_ne!(
+            again.unwrap().developer_login,
+            Some(login),
+            "unique per session"
+        );
     }
 
     #[tokio::test]

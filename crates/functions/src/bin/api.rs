@@ -1,8 +1,8 @@
 //! The api Lambda: the Router behind API Gateway (IAM auth).
 
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, api_state};
 use sqs_push_functions::metrics::Emf;
+use sqs_push_functions::wiring::{Adapters, api_state};
 use sqs_push_functions::{api, telemetry};
 
 #[tokio::main]

@@ -3,8 +3,8 @@
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, cleanup_service};
 use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::wiring::{Adapters, cleanup_service};
 use sqs_push_functions::{cleanup, telemetry};
 
 #[tokio::main]

@@ -8,8 +8,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::{events, telemetry};
 
 /// What invokes the dispatcher: the Kinesis event source mapping, or a broadcast's planner.
@@ -51,7 +51,10 @@ async fn main() -> Result<(), Error> {
                     let report = events::handle_kinesis(&dispatcher, records).await;
                     emf.emit(&[
                         (Metric::RecordsDispatched, report.dispatched as f64),
-                        (Metric::RecordsRejected, (report.skipped + report.poison) as f64),
+                        (
+                            Metric::RecordsRejected,
+                            (report.skipped + report.poison) as f64,
+                        ),
                         (
                             Metric::DispatchLatency,
                             started.elapsed().as_secs_f64() * 1000.0,

@@ -4,9 +4,9 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, history_writer, receipts};
 use sqs_push_functions::events::HistoryOutcome;
 use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::wiring::{Adapters, history_writer, receipts};
 use sqs_push_functions::{events, telemetry};
 
 #[tokio::main]

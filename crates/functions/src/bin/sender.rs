@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::dispatch::send::SendJob;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::{events, telemetry};
 use tokio::time::Instant;
 
