@@ -411,7 +411,11 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
             let adapters = adapters.clone();
             let name = names.generate();
             async move {
-                let identity_id = adapters.identities.create_identity("1:s").await.unwrap();
+                let identity_id = adapters
+                    .identities
+                    .create_identity(&format!("{number}:bulk:login"))
+                    .await
+                    .unwrap();
                 let queue = adapters
                     .queues
                     .create_queue(&QueueSpec {
@@ -485,7 +489,7 @@ async fn count_queues(admin: &Admin, names: &QueueNameGenerator) -> usize {
     admin
         .sqs
         .list_queues()
-        .queue_name_prefix(format!("{}-", names.prefix()))
+        .queue_name_prefix(names.name_prefix())
         .max_results(1000)
         .send()
         .await

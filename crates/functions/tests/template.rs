@@ -514,9 +514,14 @@ fn async_functions_retry_then_dead_letter_and_cannot_starve_the_api() {
 fn the_dead_letter_queue_is_encrypted_outside_the_session_queues_and_closed_to_others() {
     let queue = resource("DeadLetterQueue");
     let name = queue["Properties"]["QueueName"].as_str().unwrap();
+    let session_queues = config_from(&minimal_environment(&[]))
+        .unwrap()
+        .queue_names()
+        .unwrap()
+        .name_prefix();
     assert!(
-        !name.starts_with(&format!("{}-", prefix())),
-        "{name} is inside the session-queue space"
+        !name.starts_with(&session_queues),
+        "{name} is inside the session-queue space {session_queues}*"
     );
     assert_eq!(name, format!("sqs-push-dlq-{}", stage()));
     assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true);

@@ -99,7 +99,7 @@ mod tests {
     fn role_policy_requires_the_owner_tag_to_match_the_identity() {
         let policy = identity_role_policy("aws", "sqs-push-prod");
         let statement = &policy["Statement"][0];
-        assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-*");
+        assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod_*");
         assert_eq!(
             statement["Condition"]["StringEquals"]["aws:ResourceTag/owner"],
             "${cognito-identity.amazonaws.com:sub}"
