@@ -54,7 +54,7 @@ test('the demo page creates a session and shows messages sent with call_gw withi
 
   await page.getByRole('button', { name: 'Create session and connect' }).click();
   await page.waitForSelector('#state[data-state="connected"]', { timeout: 10_000 });
-  assert.equal(await page.textContent('#info-queue').then((t) => t.startsWith('sqs-push-local-')), true);
+  assert.equal(await page.textContent('#info-queue').then((t) => t.startsWith('sqs-push-local_')), true);
 
   const t0 = Date.now();
   const [toUser, toEveryone] = await Promise.all([

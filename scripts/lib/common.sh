@@ -9,7 +9,8 @@
 #   host_python            python3 (or $PYTHON) used to create the venv; set on first use
 #   die MSG...             print "<script>: error: MSG" to stderr and exit 1
 #   log MSG...             print "<script>: MSG" to stderr
-#   ensure_venv            create .venv and install requirements.txt when it changed
+#   ensure_venv            create .venv and install requirements.lock (hash-checked) when
+#                          it or requirements.txt changed
 #   free_port              print a free TCP port on 127.0.0.1
 #   wait_for_http URL SECONDS [PID]
 #                          wait until URL gives any HTTP answer; fail on timeout
@@ -66,22 +67,48 @@ _resolve_host_python() {
     host_python="$py"
 }
 
-# Create $repo_root/.venv if needed and install requirements.txt into it, but only
-# when requirements.txt (or the venv's Python) changed since the last successful
-# install. Quiet when there is nothing to do; the pip log is kept in
-# .venv/pip-install.log and its tail is shown on failure.
+# Create $repo_root/.venv if needed and install requirements.lock into it, every file checked
+# against the lock's sha256 hashes (pip --require-hashes), but only when requirements.txt,
+# requirements.lock (or the venv's Python) changed since the last successful install. The
+# lock must pin what requirements.txt pins; regenerate it as its header says. Quiet when there
+# is nothing to do; the pip log is kept in .venv/pip-install.log and its tail is shown on
+# failure.
 ensure_venv() {
     local req="$repo_root/requirements.txt"
+    local lock="$repo_root/requirements.lock"
     local stamp="$venv_dir/.requirements.sha256"
     local pip_log="$venv_dir/pip-install.log"
     [[ -f "$req" ]] || die "missing $req"
+    [[ -f "$lock" ]] || die "missing $lock (generate it as requirements.txt says)"
 
     _resolve_host_python
     local py="$host_python" want have=""
-    want="$("$py" -c '
-import hashlib, platform, sys
-print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest(), platform.python_version())
-' "$req")"
+    # The stamp: both files' hash and the Python version. Fails (exit 3) when the lock does
+    # not pin exactly what requirements.txt pins.
+    local rc=0
+    want="$("$py" - "$req" "$lock" <<'PY'
+import hashlib, platform, re, sys
+
+def pins(path):
+    found = {}
+    for line in open(path, encoding="utf-8"):
+        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s\\;#]+)", line)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return found
+
+wanted, locked = pins(sys.argv[1]), pins(sys.argv[2])
+stale = [f"{name}=={version}" for name, version in wanted.items() if locked.get(name) != version]
+if stale:
+    print("requirements.lock does not pin " + ", ".join(stale), file=sys.stderr)
+    sys.exit(3)
+digest = hashlib.sha256()
+for path in sys.argv[1:]:
+    digest.update(open(path, "rb").read())
+print(digest.hexdigest(), platform.python_version())
+PY
+)" || rc=$?
+    ((rc == 0)) || die "requirements.lock is out of date with requirements.txt; regenerate it (its header says how)"
 
     # Fast path: stamp matches and the venv's interpreter still runs.
     if [[ -f "$stamp" ]] && [[ -x "$venv_python" ]] && "$venv_python" -c '' 2>/dev/null; then
@@ -115,12 +142,19 @@ print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest(), platform.pytho
     fi
 
     rm -f "$stamp"
-    log "installing Python requirements into .venv (first run or requirements.txt changed; may take a minute)"
+    log "installing Python requirements into .venv from requirements.lock (first run or a requirements file changed; may take a minute)"
+    # --no-deps: the lock lists every package; a dependency it misses is an error, not a
+    # download of whatever version is newest today.
     if ! "$venv_python" -m pip install --disable-pip-version-check --no-input \
-        -r "$req" >"$pip_log" 2>&1; then
+        --require-hashes --no-deps -r "$lock" >"$pip_log" 2>&1; then
         tail -n 30 "$pip_log" >&2
         [[ -n "$lock_fd" ]] && exec {lock_fd}>&-
-        die "pip install -r requirements.txt failed; full log: $pip_log"
+        die "pip install --require-hashes -r requirements.lock failed; full log: $pip_log"
+    fi
+    if ! "$venv_python" -m pip check >>"$pip_log" 2>&1; then
+        tail -n 10 "$pip_log" >&2
+        [[ -n "$lock_fd" ]] && exec {lock_fd}>&-
+        die "pip check: requirements.lock misses a dependency; regenerate it (its header says how)"
     fi
     printf '%s\n' "$want" >"$stamp.tmp" && mv -f "$stamp.tmp" "$stamp"
     [[ -n "$lock_fd" ]] && exec {lock_fd}>&-

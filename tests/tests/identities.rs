@@ -173,3 +173,49 @@ async fn every_session_gets_an_identity_of_its_own_with_a_developer_login() {
         .unwrap();
     assert_eq!(identity.logins(), ["sqs-push.local"]);
 }
+
+/// Requests the emulator served so far with this X-Amz-Target (`/_emulator/stats`).
+async fn served(emulator: &Emulator, target: &str) -> u64 {
+    let stats: Value = reqwest::get(format!("{}/_emulator/stats", emulator.url))
+        .await
+        .expect("the emulator answers /_emulator/stats")
+        .json()
+        .await
+        .expect("stats are JSON");
+    stats["byTarget"][target].as_u64().unwrap_or(0)
+}
+
+/// LookupDeveloperIdentity is throttled at authentication volumes (issue 23): renew asks for the
+/// identity's token with the developer login kept in the session row instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_never_calls_lookup_developer_identity() {
+    const LOOKUP: &str = "AWSCognitoIdentityService.LookupDeveloperIdentity";
+    const TOKEN: &str = "AWSCognitoIdentityService.GetOpenIdTokenForDeveloperIdentity";
+    let emulator = Emulator::start();
+    let stack = spawn_stack(&emulator).await;
+    let path = format!("/100/702/{}", unique_session_id("renew"));
+    let (status, created) = get(&stack, &format!("/create{path}")).await;
+    assert_eq!(status, 200, "{created}");
+    let (lookups, tokens) = (
+        served(&emulator, LOOKUP).await,
+        served(&emulator, TOKEN).await,
+    );
+    for _ in 0..3 {
+        let (status, renewed) = get(&stack, &format!("/renew{path}")).await;
+        assert_eq!(status, 200, "{renewed}");
+        let browser = session_sqs_client(&emulator, &renewed["session"]).await;
+        browser
+            .receive_message()
+            .queue_url(text(&renewed["session"], "sqsUrl"))
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("renew's credentials read the queue");
+    }
+    assert_eq!(served(&emulator, LOOKUP).await - lookups, 0, "lookups");
+    assert_eq!(
+        served(&emulator, TOKEN).await - tokens,
+        3,
+        "one token per renew, for the kept login"
+    );
+}

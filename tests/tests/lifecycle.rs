@@ -346,7 +346,7 @@ async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
         .unwrap()
         .generate();
     admin.create_queue(&other_stage).await;
-    admin.create_queue("sqs-push-local-handmade").await;
+    admin.create_queue("sqs-push-local_handmade").await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let young_orphan = names.generate();
     admin.create_queue(&young_orphan).await;
@@ -377,7 +377,7 @@ async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
         "another stage's queue stays"
     );
     assert!(
-        admin.queue_exists("sqs-push-local-handmade").await,
+        admin.queue_exists("sqs-push-local_handmade").await,
         "a name we never make stays"
     );
 }
@@ -411,7 +411,11 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
             let adapters = adapters.clone();
             let name = names.generate();
             async move {
-                let identity_id = adapters.identities.create_identity("1:s").await.unwrap();
+                let identity_id = adapters
+                    .identities
+                    .create_identity(&format!("{number}:bulk:login"))
+                    .await
+                    .unwrap();
                 let queue = adapters
                     .queues
                     .create_queue(&QueueSpec {
@@ -427,6 +431,7 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
                     session_id: SessionId::parse("bulk").unwrap(),
                     queue,
                     identity_id,
+                    developer_login: None,
                     aes_key: SessionKey::generate(),
                     credentials: SessionCredentials {
                         access_key: "unused".into(),
@@ -484,7 +489,7 @@ async fn count_queues(admin: &Admin, names: &QueueNameGenerator) -> usize {
     admin
         .sqs
         .list_queues()
-        .queue_name_prefix(format!("{}-", names.prefix()))
+        .queue_name_prefix(names.name_prefix())
         .max_results(1000)
         .send()
         .await

@@ -20,8 +20,8 @@ async fn a_created_session_receives_and_decrypts_a_user_notification() {
     assert_eq!(created["success"], true);
     let session = &created["session"];
     let queue_name = text(session, "sqsQueueName");
-    assert!(queue_name.starts_with("sqs-push-local-"), "{queue_name}");
-    assert_eq!(queue_name.len(), "sqs-push-local-".len() + 43);
+    assert!(queue_name.starts_with("sqs-push-local_"), "{queue_name}");
+    assert_eq!(queue_name.len(), "sqs-push-local_".len() + 43);
     assert!(text(session, "sqsUrl").ends_with(&format!("/{queue_name}")));
     assert_eq!(session["userId"], 200);
     assert_eq!(session["accountId"], 100);

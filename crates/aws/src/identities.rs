@@ -6,9 +6,6 @@
 //! Every token comes from GetOpenIdTokenForDeveloperIdentity, which only a caller with the api
 //! function's IAM role may make: an identityId alone mints nothing (docs/security.md).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use aws_sdk_cognitoidentity::Client as CognitoClient;
 use aws_sdk_sts::Client as StsClient;
@@ -71,9 +68,6 @@ pub struct CognitoIdentities {
     cognito: CognitoClient,
     sts: StsClient,
     settings: IdentitySettings,
-    /// Tokens GetOpenIdTokenForDeveloperIdentity returned with a new identity, used once by the
-    /// credentials call that follows in create (saves a second Cognito call). Never logged.
-    fresh_tokens: Mutex<HashMap<String, String>>,
 }
 
 impl CognitoIdentities {
@@ -83,22 +77,30 @@ impl CognitoIdentities {
             cognito,
             sts,
             settings,
-            fresh_tokens: Mutex::default(),
         }
     }
 
-    /// An OpenID token for the identity: the one its creation returned, or a new one from
-    /// GetOpenIdTokenForDeveloperIdentity for the same identity and its own login (looked up
-    /// with LookupDeveloperIdentity; renew comes here).
-    async fn token(&self, identity_id: &str) -> Result<String, PortError> {
-        let fresh = self
-            .fresh_tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(identity_id);
-        if let Some(token) = fresh {
-            return Ok(token);
-        }
+    /// A fresh OpenID token from GetOpenIdTokenForDeveloperIdentity for the identity and its own
+    /// login, used at once by the credentials call and dropped with it: no token outlives the
+    /// request that needed it (create pays one more Cognito call for that; a token kept in
+    /// memory would outlive a create that failed half-way). The login comes from the session
+    /// row; only a row written before it was kept makes this look it up with
+    /// LookupDeveloperIdentity, which Cognito throttles at authentication volumes.
+    async fn token(&self, identity_id: &str, login: Option<&str>) -> Result<String, PortError> {
+        let looked_up;
+        let login = match login {
+            Some(login) => login,
+            None => {
+                looked_up = self.lookup_login(identity_id).await?;
+                &looked_up
+            }
+        };
+        let (_, token) = self.developer_token(Some(identity_id), login).await?;
+        Ok(token)
+    }
+
+    /// The identity's developer user identifier, from LookupDeveloperIdentity.
+    async fn lookup_login(&self, identity_id: &str) -> Result<String, PortError> {
         const LOOKUP: &str = "Cognito LookupDeveloperIdentity";
         let found = self
             .cognito
@@ -109,12 +111,11 @@ impl CognitoIdentities {
             .send()
             .await
             .map_err(|error| port_error(LOOKUP, identity_id, error))?;
-        let login = found
+        found
             .developer_user_identifier_list()
             .first()
-            .ok_or_else(|| missing(LOOKUP, identity_id, "DeveloperUserIdentifierList"))?;
-        let (_, token) = self.developer_token(Some(identity_id), login).await?;
-        Ok(token)
+            .cloned()
+            .ok_or_else(|| missing(LOOKUP, identity_id, "DeveloperUserIdentifierList"))
     }
 
     /// GetOpenIdTokenForDeveloperIdentity: (identity id, token) for `login`, on `identity_id`
@@ -144,7 +145,12 @@ impl CognitoIdentities {
         Ok((id.to_string(), token.to_string()))
     }
 
-    async fn classic(&self, identity_id: &str, queue: &QueueRef) -> Result<Credentials, PortError> {
+    async fn classic(
+        &self,
+        identity_id: &str,
+        login: Option<&str>,
+        queue: &QueueRef,
+    ) -> Result<Credentials, PortError> {
         let arn = queue_arn(&self.settings.partition, &self.settings.region, &queue.url)
             .ok_or_else(|| {
                 PortError::new(
@@ -154,7 +160,7 @@ impl CognitoIdentities {
                     "the queue URL has no account id and name to build an ARN from",
                 )
             })?;
-        let token = self.token(identity_id).await?;
+        let token = self.token(identity_id, login).await?;
         let output = self
             .sts
             .assume_role_with_web_identity()
@@ -177,9 +183,13 @@ impl CognitoIdentities {
         })
     }
 
-    async fn enhanced(&self, identity_id: &str) -> Result<Credentials, PortError> {
+    async fn enhanced(
+        &self,
+        identity_id: &str,
+        login: Option<&str>,
+    ) -> Result<Credentials, PortError> {
         const OPERATION: &str = "Cognito GetCredentialsForIdentity";
-        let token = self.token(identity_id).await?;
+        let token = self.token(identity_id, login).await?;
         let output = self
             .cognito
             .get_credentials_for_identity()
@@ -230,51 +240,29 @@ fn role_session_name(identity_id: &str) -> String {
     format!("sqs-push-{cleaned}")
 }
 
-/// `<owner>:<128 random bits in hex>`: a developer user identifier no other session has, so
-/// every create gets a fresh identity (Cognito returns the existing identity for a known login).
-/// Cognito allows 1–1024 characters.
-fn developer_login(owner: &str) -> String {
-    let mut random = [0u8; 16];
-    sqs_push_core::crypto::fill_random(&mut random);
-    let hex: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    let owner: String = owner.chars().take(1024 - 33).collect();
-    format!("{owner}:{hex}")
-}
-
 #[async_trait]
 impl IdentityProvider for CognitoIdentities {
-    async fn create_identity(&self, owner: &str) -> Result<String, PortError> {
-        let (identity_id, token) = self.developer_token(None, &developer_login(owner)).await?;
-        self.fresh_tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(identity_id.clone(), token);
+    async fn create_identity(&self, login: &str) -> Result<String, PortError> {
+        // The token that comes with the new identity is dropped here, unseen by anyone.
+        let (identity_id, _token) = self.developer_token(None, login).await?;
         Ok(identity_id)
     }
 
     async fn credentials(
         &self,
         identity_id: &str,
+        login: Option<&str>,
         queue: &QueueRef,
     ) -> Result<Credentials, PortError> {
         match self.settings.flow {
-            CredentialFlow::Classic => self.classic(identity_id, queue).await,
-            CredentialFlow::Enhanced => self.enhanced(identity_id).await,
+            CredentialFlow::Classic => self.classic(identity_id, login, queue).await,
+            CredentialFlow::Enhanced => self.enhanced(identity_id, login).await,
         }
     }
 
     async fn delete_identities(&self, identity_ids: &[String]) -> Result<Vec<String>, PortError> {
         if identity_ids.is_empty() {
             return Ok(Vec::new());
-        }
-        {
-            let mut fresh = self
-                .fresh_tokens
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for identity_id in identity_ids {
-                fresh.remove(identity_id);
-            }
         }
         let output = self
             .cognito
@@ -310,16 +298,6 @@ mod tests {
         let long = role_session_name(&format!("r:{}", "x/".repeat(100)));
         assert!(long.len() <= 64);
         assert!(!long.contains('/'));
-    }
-
-    #[test]
-    fn developer_logins_are_unique_per_call_and_name_their_owner() {
-        let first = developer_login("200:tab-1");
-        let second = developer_login("200:tab-1");
-        assert_ne!(first, second);
-        assert!(first.starts_with("200:tab-1:"), "{first}");
-        assert_eq!(first.len(), "200:tab-1:".len() + 32);
-        assert!(developer_login(&"x".repeat(5000)).len() <= 1024);
     }
 
     #[test]

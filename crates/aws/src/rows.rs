@@ -24,6 +24,10 @@ pub struct SessionRow {
     pub sqs_queue_name: String,
     /// The Cognito identity that reads the queue.
     pub identity_id: String,
+    /// The identity's developer user identifier (renew's token needs it); absent on rows
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub developer_login: Option<String>,
     /// The AES key, base64.
     pub aes_key: String,
     /// The credentials last handed out.
@@ -49,6 +53,7 @@ impl From<&Session> for SessionRow {
             sqs_url: session.queue.url.clone(),
             sqs_queue_name: session.queue.name.clone(),
             identity_id: session.identity_id.clone(),
+            developer_login: session.developer_login.clone(),
             aes_key: session.aes_key.to_base64(),
             access_key: session.credentials.access_key.clone(),
             secret_key: session.credentials.secret_key.clone(),
@@ -73,6 +78,7 @@ impl TryFrom<SessionRow> for Session {
                 name: row.sqs_queue_name,
             },
             identity_id: row.identity_id,
+            developer_login: row.developer_login,
             aes_key: SessionKey::from_base64(&row.aes_key).map_err(|_| "aesKey".to_string())?,
             credentials: Credentials {
                 access_key: row.access_key,

@@ -382,6 +382,7 @@ mod tests {
                 name: "q".into(),
             },
             identity_id: "us-east-1:abc".into(),
+            developer_login: None,
             aes_key: SessionKey::generate(),
             credentials: Credentials {
                 access_key: "A".into(),

@@ -74,6 +74,7 @@ fn session(account: u64, user: u64, id: &str) -> Session {
             name: format!("sqs-push-prod-{user:0>43}{id}"),
         },
         identity_id: "us-east-1:00000000-0000-0000-0000-000000000000".into(),
+        developer_login: None,
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "ASIA".into(),

@@ -42,6 +42,7 @@ fn session(user: u64, id: &str) -> Session {
             name: format!("sqs-push-prod-{user:0>43}"),
         },
         identity_id: format!("us-east-1:{user}"),
+        developer_login: None,
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "a".into(),

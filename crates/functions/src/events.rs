@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::grouping::dispatch_records_grouped;
 use sqs_push_core::dispatch::kinesis::{StreamRecord, StreamReport};
-use sqs_push_core::dispatch::send::{SendJob, SendReport, Sender};
+use sqs_push_core::dispatch::send::{SendJob, SendOutcome, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::{ReceiptReport, ReceiptService};
 use sqs_push_core::history::write::{HistoryReport, HistoryWriter};
@@ -99,11 +99,11 @@ pub async fn handle_send(
     job: SendJob,
     deadline: Option<Instant>,
     payload_limit: usize,
-) -> Result<SendReport, PortError> {
+) -> Result<SendOutcome, PortError> {
     let outcome = sender
         .send_or_hand_on(&job, deadline, invoker, payload_limit)
         .await?;
-    let report = outcome.report;
+    let report = &outcome.report;
     tracing::info!(
         deliveries = job.deliveries.len(),
         attempt = job.attempt,
@@ -115,7 +115,7 @@ pub async fn handle_send(
         dead_lettered = outcome.dead_lettered,
         "send job handled"
     );
-    Ok(report)
+    Ok(outcome)
 }
 
 /// What the `history` function did with one payload.

@@ -11,5 +11,6 @@ pub mod cleanup;
 pub mod config;
 pub mod events;
 pub mod failure;
+pub mod metrics;
 pub mod telemetry;
 pub mod wiring;

@@ -167,10 +167,15 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// What each function may do; anything more (or less) fails the test, so a change to what a
 /// function calls changes this list on purpose.
 fn allow_lists() -> BTreeMap<&'static str, BTreeSet<String>> {
-    const LOGS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+    const LOGS_AND_TRACES: [&str; 4] = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    ];
     let with_logs = |actions: &[&str]| {
         let mut all = set(actions);
-        all.extend(set(&LOGS));
+        all.extend(set(&LOGS_AND_TRACES));
         all
     };
     BTreeMap::from([
@@ -335,7 +340,11 @@ fn function_roles_reach_only_this_stages_resources() {
             };
             for target in &targets {
                 if target == "*" {
-                    assert_eq!(actions, ["sqs:ListQueues"], "{id}: only ListQueues on *");
+                    assert!(
+                        actions == ["sqs:ListQueues"]
+                            || actions == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                        "{id}: only ListQueues and X-Ray's writes (which take no resource) on *"
+                    );
                     continue;
                 }
                 if let Some(sub) = target.get("Fn::Sub").and_then(Value::as_str)
@@ -348,6 +357,7 @@ fn function_roles_reach_only_this_stages_resources() {
                     );
                     assert!(
                         sub.contains(&format!(":{prefix}-"))
+                            || sub.ends_with(&format!(":{prefix}_*"))
                             || sub.contains(&format!("/aws/lambda/{prefix}-"))
                             || sub.ends_with("identitypool/${IdentityPool}"),
                         "{id}: {sub} reaches past stage {prefix}"
@@ -488,10 +498,13 @@ fn async_functions_retry_then_dead_letter_and_cannot_starve_the_api() {
             dead_letter_queue_arn(),
             "{name}'s failed payloads go to the dead-letter queue"
         );
-        let reserved = f["Properties"]["ReservedConcurrentExecutions"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("{name} has reserved concurrency"));
-        assert!(reserved > 0, "{name}: reserved concurrency 0 would stop it");
+        // Reserved only when a parameter asks (issue 23): see
+        // no_function_reserves_concurrency_unless_a_parameter_asks.
+        assert!(
+            f["Properties"]
+                .get("ReservedConcurrentExecutions")
+                .is_some()
+        );
     }
     let (_, api) = function("api");
     assert!(api["Properties"]["ReservedConcurrentExecutions"].is_null());
@@ -501,9 +514,14 @@ fn async_functions_retry_then_dead_letter_and_cannot_starve_the_api() {
 fn the_dead_letter_queue_is_encrypted_outside_the_session_queues_and_closed_to_others() {
     let queue = resource("DeadLetterQueue");
     let name = queue["Properties"]["QueueName"].as_str().unwrap();
+    let session_queues = config_from(&minimal_environment(&[]))
+        .unwrap()
+        .queue_names()
+        .unwrap()
+        .name_prefix();
     assert!(
-        !name.starts_with(&format!("{}-", prefix())),
-        "{name} is inside the session-queue space"
+        !name.starts_with(&session_queues),
+        "{name} is inside the session-queue space {session_queues}*"
     );
     assert_eq!(name, format!("sqs-push-dlq-{}", stage()));
     assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true);
@@ -699,7 +717,7 @@ fn identities_read_only_their_own_tagged_queues_for_up_to_the_longest_credential
     assert_eq!(
         resource_arn,
         format!(
-            "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}-*",
+            "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}_*",
             prefix()
         )
     );
@@ -879,4 +897,544 @@ fn the_outputs_name_what_clients_and_operators_need() {
         outputs["DeadLetterQueueUrl"]["Value"],
         json!({ "Ref": "DeadLetterQueue" })
     );
+}
+
+// ---- Production on AWS, day one (issue 23) ----
+
+fn parameter(name: &str) -> &'static Value {
+    template()["Parameters"]
+        .get(name)
+        .unwrap_or_else(|| panic!("the template has no parameter {name}"))
+}
+
+fn condition(name: &str) -> &'static Value {
+    template()["Conditions"]
+        .get(name)
+        .unwrap_or_else(|| panic!("the template has no condition {name}"))
+}
+
+/// Whether CloudFormation accepts `value` for parameter `name` (its AllowedPattern, anchored as
+/// CloudFormation anchors it).
+fn parameter_accepts(name: &str, value: &str) -> bool {
+    let pattern = parameter(name)["AllowedPattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has an AllowedPattern"));
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .unwrap()
+        .is_match(value)
+}
+
+/// `!Not [!Equals [!Ref <parameter>, none]]`: on unless the parameter is `none`.
+fn on_unless_none(parameter: &str) -> Value {
+    json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": parameter }, "none"] }] })
+}
+
+/// IAM's wildcard match: `*` any run of characters, `?` one.
+fn iam_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|skip| go(rest, &t[skip..])),
+            Some((b'?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+fn alarms() -> Vec<(&'static str, &'static Value)> {
+    of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, alarm)| (id, &alarm["Properties"]))
+        .collect()
+}
+
+/// The alarms on `metric` in `namespace` whose first dimension is `dimension`.
+fn alarms_on(namespace: &str, metric: &str, dimension: &Value) -> Vec<&'static Value> {
+    alarms()
+        .into_iter()
+        .map(|(_, alarm)| alarm)
+        .filter(|alarm| {
+            alarm["Namespace"] == namespace
+                && alarm["MetricName"] == metric
+                && alarm["Dimensions"][0]["Value"] == *dimension
+        })
+        .collect()
+}
+
+fn function_name(name: &str) -> Value {
+    function(name).1["Properties"]["FunctionName"].clone()
+}
+
+#[test]
+fn no_function_reserves_concurrency_unless_a_parameter_asks() {
+    for (name, parameter_name, condition_name) in [
+        ("sender", "SenderConcurrency", "SenderConcurrencyReserved"),
+        (
+            "history",
+            "HistoryConcurrency",
+            "HistoryConcurrencyReserved",
+        ),
+    ] {
+        let (_, f) = function(name);
+        assert_eq!(
+            f["Properties"]["ReservedConcurrentExecutions"],
+            json!({ "Fn::If": [condition_name, { "Ref": parameter_name }, { "Ref": "AWS::NoValue" }] }),
+            "{name} reserves only what the parameter asks"
+        );
+        assert_eq!(condition(condition_name), &on_unless_none(parameter_name));
+        // Packaged with the defaults: nothing reserved, so a new account (quota 10) deploys.
+        assert_eq!(parameter(parameter_name)["Default"], "none", "{name}");
+        assert!(parameter_accepts(parameter_name, "none"));
+        assert!(parameter_accepts(parameter_name, "5"));
+        for refused in ["0", "-1", "five", ""] {
+            assert!(
+                !parameter_accepts(parameter_name, refused),
+                "{parameter_name} accepts {refused:?} (0 would stop the function)"
+            );
+        }
+    }
+    for name in ["api", "dispatcher", "cleanup"] {
+        let (_, f) = function(name);
+        assert!(
+            f["Properties"]
+                .get("ReservedConcurrentExecutions")
+                .is_none(),
+            "{name} reserves concurrency"
+        );
+    }
+}
+
+#[test]
+fn the_alarm_topic_is_unencrypted_or_on_a_customer_key_never_an_aws_managed_one() {
+    let topic = &resource("AlarmTopic")["Properties"];
+    match topic.get("KmsMasterKeyId") {
+        None => {}
+        Some(Value::String(key)) => panic!(
+            "the alarm topic is encrypted with the fixed key {key}: an AWS-managed key \
+             (alias/aws/*) does not let CloudWatch publish, so no alarm would notify"
+        ),
+        Some(key) => {
+            assert_eq!(
+                key,
+                &json!({ "Fn::If": ["AlarmTopicEncrypted", { "Ref": "AlarmTopicKmsKey" }, { "Ref": "AWS::NoValue" }] })
+            );
+            assert_eq!(
+                condition("AlarmTopicEncrypted"),
+                &on_unless_none("AlarmTopicKmsKey")
+            );
+            assert_eq!(parameter("AlarmTopicKmsKey")["Default"], "none");
+            assert!(parameter_accepts(
+                "AlarmTopicKmsKey",
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ));
+            for managed in [
+                "alias/aws/sns",
+                "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns",
+                "alias/my-key",
+            ] {
+                assert!(
+                    !parameter_accepts("AlarmTopicKmsKey", managed),
+                    "the alarm topic would accept {managed}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_optional_subscription_delivers_the_alarm_topic() {
+    let subscription = resource("AlarmSubscription");
+    assert_eq!(subscription["Type"], "AWS::SNS::Subscription");
+    assert_eq!(subscription["Condition"], "AlarmSubscribed");
+    assert_eq!(
+        condition("AlarmSubscribed"),
+        &on_unless_none("AlarmEndpoint")
+    );
+    assert_eq!(parameter("AlarmEndpoint")["Default"], "none");
+    let properties = &subscription["Properties"];
+    assert_eq!(properties["TopicArn"], json!({ "Ref": "AlarmTopic" }));
+    assert_eq!(properties["Endpoint"], json!({ "Ref": "AlarmEndpoint" }));
+    assert_eq!(properties["Protocol"], "email");
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_when_it_fires_and_clears() {
+    let topic = json!([{ "Ref": "AlarmTopic" }]);
+    let all = alarms();
+    assert!(all.len() >= 25, "{} alarms", all.len());
+    let mut names = BTreeSet::new();
+    for (id, alarm) in all {
+        assert_eq!(alarm["AlarmActions"], topic, "{id}");
+        assert_eq!(alarm["OKActions"], topic, "{id}");
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{id}");
+        let name = alarm["AlarmName"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{}-", prefix())), "{id}: {name}");
+        assert!(names.insert(name.to_string()), "{id}: {name} twice");
+    }
+}
+
+#[test]
+fn throttles_of_every_function_alarm() {
+    for name in binaries() {
+        let found = alarms_on("AWS/Lambda", "Throttles", &function_name(&name));
+        assert_eq!(found.len(), 1, "a Throttles alarm on {name}");
+        assert_eq!(found[0]["Statistic"], "Sum");
+        assert_eq!(found[0]["ComparisonOperator"], "GreaterThanThreshold");
+    }
+}
+
+#[test]
+fn async_events_dropped_or_aging_alarm_for_every_async_invoked_function() {
+    for name in ["sender", "history", "dispatcher"] {
+        let dropped = alarms_on("AWS/Lambda", "AsyncEventsDropped", &function_name(name));
+        assert_eq!(dropped.len(), 1, "an AsyncEventsDropped alarm on {name}");
+        assert_eq!(dropped[0]["Threshold"], 0);
+        let age = alarms_on("AWS/Lambda", "AsyncEventAge", &function_name(name));
+        assert_eq!(age.len(), 1, "an AsyncEventAge alarm on {name}");
+        let threshold = age[0]["Threshold"].as_i64().unwrap();
+        // Before Lambda's maximumEventAge drops the event (3600 s for sender and dispatcher).
+        assert!(
+            (60_000..3_600_000).contains(&threshold),
+            "{name}: {threshold} ms"
+        );
+    }
+}
+
+#[test]
+fn api_5xx_and_p99_latency_alarm_on_the_api_that_exists() {
+    let api_name = &resource("ApiGatewayRestApi")["Properties"]["Name"];
+    assert_eq!(api_name, &json!(prefix()));
+    let errors = alarms_on("AWS/ApiGateway", "5XXError", api_name);
+    assert_eq!(errors.len(), 1, "a 5XX alarm on {api_name}");
+    assert_eq!(errors[0]["Dimensions"][0]["Name"], "ApiName");
+    let latency = alarms_on("AWS/ApiGateway", "Latency", api_name);
+    assert_eq!(latency.len(), 1, "a latency alarm on {api_name}");
+    assert_eq!(latency[0]["ExtendedStatistic"], "p99");
+    assert!(
+        latency[0]["Threshold"].as_i64().unwrap() < 29_000,
+        "under the API timeout"
+    );
+}
+
+#[test]
+fn dynamodb_throttled_requests_alarm_for_both_tables_and_the_account_index() {
+    for table in ["SessionsTable", "HistoryTable"] {
+        let reference = json!({ "Ref": table });
+        let alarm = alarms()
+            .into_iter()
+            .map(|(_, alarm)| alarm)
+            .find(|alarm| {
+                alarm["Metrics"].as_array().is_some_and(|metrics| {
+                    metrics
+                        .iter()
+                        .any(|m| m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] == reference)
+                })
+            })
+            .unwrap_or_else(|| panic!("a throttle alarm on {table}"));
+        let metrics = alarm["Metrics"].as_array().unwrap();
+        let watched: BTreeSet<String> = metrics
+            .iter()
+            .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            watched,
+            set(&["ReadThrottleEvents", "WriteThrottleEvents"]),
+            "{table}"
+        );
+        let returned: Vec<&Value> = metrics.iter().filter(|m| m["ReturnData"] == true).collect();
+        assert_eq!(returned.len(), 1, "{table}: one expression alarms");
+        let expression = returned[0]["Expression"].as_str().unwrap();
+        for m in metrics.iter().filter(|m| m["ReturnData"] == false) {
+            let id = m["Id"].as_str().unwrap();
+            assert!(
+                expression.contains(id),
+                "{table}: {expression} leaves out {id}"
+            );
+        }
+        if table == "SessionsTable" {
+            assert!(
+                metrics.iter().any(|m| {
+                    m["MetricStat"]["Metric"]["Dimensions"][1]
+                        == json!({ "Name": "GlobalSecondaryIndexName", "Value": sqs_push_aws::sessions::ACCOUNT_INDEX })
+                }),
+                "the account index's throttles count too"
+            );
+        }
+    }
+}
+
+#[test]
+fn failed_and_dead_lettered_deliveries_alarm_on_the_functions_own_metrics() {
+    use sqs_push_functions::metrics::{DIMENSION, Metric, NAMESPACE};
+    let stage = json!(stage());
+    for metric in [Metric::DeliveriesFailed, Metric::DeliveriesDeadLettered] {
+        let found = alarms_on(NAMESPACE, metric.name(), &stage);
+        assert_eq!(found.len(), 1, "an alarm on {}", metric.name());
+        assert_eq!(found[0]["Dimensions"][0]["Name"], DIMENSION);
+        assert_eq!(found[0]["Statistic"], "Sum");
+        assert_eq!(found[0]["Threshold"], 0);
+    }
+}
+
+/// The dashboard body with its `${Name}` substitutions made, as CloudWatch would read it.
+fn dashboard() -> Value {
+    let body = &resource("Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"];
+    let mut text = body[0].as_str().unwrap().to_string();
+    for (name, value) in body[1].as_object().unwrap() {
+        text = text.replace(&format!("${{{name}}}"), value.as_str().unwrap());
+    }
+    text = text.replace("${AWS::Region}", "us-east-1");
+    text = text.replace("${DeadLetterQueue.QueueName}", "dlq");
+    serde_json::from_str(&text).expect("the dashboard body is JSON")
+}
+
+#[test]
+fn the_dashboard_names_the_api_that_exists_and_shows_the_functions_metrics() {
+    let widgets = dashboard()["widgets"].as_array().unwrap().clone();
+    let metric_rows: Vec<Value> = widgets
+        .iter()
+        .filter_map(|w| w["properties"]["metrics"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    let api_name = resource("ApiGatewayRestApi")["Properties"]["Name"].clone();
+    let api_rows: Vec<&Value> = metric_rows
+        .iter()
+        .filter(|row| row[0] == "AWS/ApiGateway")
+        .collect();
+    assert!(!api_rows.is_empty(), "an API widget");
+    for row in api_rows {
+        assert_eq!(row[2], "ApiName");
+        assert_eq!(row[3], api_name, "the widget asks for an API that exists");
+    }
+    use sqs_push_functions::metrics::{DIMENSION, Metric, NAMESPACE};
+    // Rows use CloudWatch's "." shorthand for "as the row above".
+    let mut shown = BTreeSet::new();
+    let mut namespace = String::new();
+    for row in &metric_rows {
+        if row[0] != "." {
+            namespace = row[0].as_str().unwrap_or_default().to_string();
+        }
+        if namespace == NAMESPACE {
+            shown.insert(row[1].as_str().unwrap().to_string());
+            if row[2] != "." {
+                assert_eq!(row[2], DIMENSION);
+                assert_eq!(row[3], stage());
+            }
+        }
+    }
+    for metric in [
+        Metric::DeliveriesSent,
+        Metric::DeliveriesFailed,
+        Metric::DeliveriesHandedOn,
+        Metric::DeliveriesDeadLettered,
+        Metric::SessionsEnded,
+        Metric::SessionsCreated,
+        Metric::SessionsRenewed,
+        Metric::SessionsDestroyed,
+        Metric::DispatchLatency,
+    ] {
+        assert!(
+            shown.contains(metric.name()),
+            "the dashboard shows {metric:?}"
+        );
+    }
+    let known: BTreeSet<String> = Metric::ALL.iter().map(|m| m.name().to_string()).collect();
+    assert!(
+        shown.is_subset(&known),
+        "the dashboard shows metrics nothing emits: {:?}",
+        shown.difference(&known).collect::<Vec<_>>()
+    );
+}
+
+/// Every SQS resource pattern in every role of the template, with the packaged stage's name
+/// replaced by `stage`.
+fn queue_patterns_for(stage_name: &str) -> Vec<(String, String)> {
+    let packaged = format!(":{}", prefix());
+    let mut patterns = Vec::new();
+    for (id, role) in of_type("AWS::IAM::Role") {
+        for statement in statements(role) {
+            let targets = match &statement["Resource"] {
+                Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            for target in targets {
+                let Some(sub) = target.get("Fn::Sub").and_then(Value::as_str) else {
+                    continue;
+                };
+                if !sub.contains(":sqs:") {
+                    continue;
+                }
+                let arn = sub
+                    .replace("${AWS::Partition}", "aws")
+                    .replace("${AWS::Region}", "eu-west-1")
+                    .replace("${AWS::AccountId}", "123456789012")
+                    .replace(&packaged, &format!(":sqs-push-{stage_name}"));
+                patterns.push((id.to_string(), arn));
+            }
+        }
+    }
+    patterns
+}
+
+#[test]
+fn stages_prod_and_prod_eu_cannot_reach_each_others_queues() {
+    let queue_of = |stage_name: &str| {
+        let mut environment = minimal_environment(&[]);
+        environment.insert("SQS_PUSH_STAGE".into(), stage_name.into());
+        let config = config_from(&environment).unwrap();
+        let name = config.queue_names().unwrap().generate();
+        format!("arn:aws:sqs:eu-west-1:123456789012:{name}")
+    };
+    for (own, other) in [("prod", "prod-eu"), ("prod-eu", "prod")] {
+        let patterns = queue_patterns_for(own);
+        assert!(patterns.len() >= 6, "{patterns:?}");
+        for _ in 0..20 {
+            let (mine, theirs) = (queue_of(own), queue_of(other));
+            for (role, pattern) in &patterns {
+                assert!(
+                    !iam_matches(pattern, &theirs),
+                    "{role} of stage {own} reaches {theirs} of stage {other} through {pattern}"
+                );
+            }
+            let reaching_mine = patterns
+                .iter()
+                .filter(|(_, pattern)| iam_matches(pattern, &mine))
+                .count();
+            assert!(reaching_mine >= 5, "{own}'s roles reach its own queues");
+        }
+    }
+}
+
+#[test]
+fn every_resource_that_takes_tags_carries_the_stack_tags() {
+    let expected = json!([
+        { "Key": "service", "Value": "sqs-push" },
+        { "Key": "stage", "Value": stage() },
+        { "Key": "cost-center", "Value": "sqs-push" },
+    ]);
+    // Types CloudFormation cannot tag (they have no Tags property).
+    let untaggable = set(&[
+        "AWS::S3::BucketPolicy",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::Lambda::Permission",
+        "AWS::ApiGateway::Resource",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGateway::Deployment",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Cognito::IdentityPoolRoleAttachment",
+        "AWS::SNS::Subscription",
+        "AWS::CloudWatch::Dashboard",
+    ]);
+    for (id, resource) in resources() {
+        let kind = resource["Type"].as_str().unwrap();
+        if untaggable.contains(kind) {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        let tags = properties
+            .get("Tags")
+            .or_else(|| properties.get("IdentityPoolTags"))
+            .unwrap_or_else(|| panic!("{id} ({kind}) has no tags"));
+        let tags = if kind == "AWS::Lambda::Function" || kind == "AWS::ApiGateway::RestApi" {
+            // The framework writes provider.tags; order is its own.
+            let mut sorted = tags.as_array().unwrap().clone();
+            sorted.sort_by_key(|tag| tag["Key"].as_str().unwrap().to_string());
+            let mut wanted = expected.as_array().unwrap().clone();
+            wanted.sort_by_key(|tag| tag["Key"].as_str().unwrap().to_string());
+            assert_eq!(sorted, wanted, "{id}");
+            continue;
+        } else {
+            tags
+        };
+        assert_eq!(tags, &expected, "{id} ({kind})");
+    }
+}
+
+#[test]
+fn both_tables_keep_point_in_time_recovery_and_refuse_deletion() {
+    for id in ["SessionsTable", "HistoryTable"] {
+        let table = &resource(id)["Properties"];
+        assert_eq!(
+            table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
+            "{id}"
+        );
+        assert_eq!(table["DeletionProtectionEnabled"], true, "{id}");
+    }
+}
+
+#[test]
+fn a_schedule_calls_get_cleanup_through_iam_with_a_role_that_may_call_only_that() {
+    let rule = &resource("CleanupSchedule")["Properties"];
+    assert_eq!(rule["State"], "ENABLED");
+    let schedule = rule["ScheduleExpression"].as_str().unwrap();
+    assert!(
+        schedule.starts_with("rate(") || schedule.starts_with("cron("),
+        "{schedule}"
+    );
+    let targets = rule["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    let target = &targets[0];
+    let arn = target["Arn"]["Fn::Sub"].as_str().unwrap();
+    assert_eq!(
+        arn,
+        format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiGatewayRestApi}}/{}/GET/*",
+            stage()
+        )
+    );
+    assert_eq!(
+        target["HttpParameters"]["PathParameterValues"],
+        json!(["cleanup"])
+    );
+    assert!(
+        api_gateway_routes("/cleanup").is_some(),
+        "API Gateway routes /cleanup"
+    );
+    let role_id = referenced_id(&target["RoleArn"]).unwrap();
+    let role = resource(&role_id);
+    assert_eq!(
+        role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
+        json!({ "Service": "events.amazonaws.com" })
+    );
+    let granted = statements(role);
+    assert_eq!(granted.len(), 1);
+    assert_eq!(granted[0]["Action"], "execute-api:Invoke");
+    assert_eq!(
+        granted[0]["Resource"]["Fn::Sub"],
+        format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiGatewayRestApi}}/{}/GET/cleanup",
+            stage()
+        )
+    );
+    assert_eq!(
+        alarms_on(
+            "AWS/Events",
+            "FailedInvocations",
+            &json!({ "Ref": "CleanupSchedule" })
+        )
+        .len(),
+        1,
+        "a failed schedule alarms"
+    );
+}
+
+#[test]
+fn tracing_is_on_for_every_function_and_its_role_may_write_traces() {
+    for name in binaries() {
+        let (_, f) = function(&name);
+        assert_eq!(
+            f["Properties"]["TracingConfig"],
+            json!({ "Mode": "Active" }),
+            "{name}"
+        );
+        let (id, role) = role_of(&name);
+        assert!(
+            statements(role).iter().any(|s| s["Effect"] == "Allow"
+                && strings(&s["Action"]) == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]),
+            "{id} may write traces"
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod in_process;
 pub mod kinesis;
 pub mod seed;
+pub mod settings;
 pub mod sigv4;
 pub mod stack;
 pub mod stream;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sqs_push_local::stack::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY};
-use sqs_push_local::{LocalKeys, LocalOptions, LocalStack};
+use sqs_push_local::{LocalKeys, LocalOptions, LocalStack, settings};
 
 /// Runs the sqs-push API locally against the AWS emulator.
 #[derive(Debug, Parser)]
@@ -52,8 +52,15 @@ async fn main() -> std::process::ExitCode {
     sqs_push_functions::telemetry::init_local();
     let args = Args::parse();
     let mut options = LocalOptions::new(&args.emulator);
+    // Every SQS_PUSH_* setting the functions read (docs/operations.md, "Settings").
+    options.stack = match settings::stack_config(&args.region, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("sqs-push-local: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     options.api_address = args.listen;
-    options.stack.region = args.region;
     options.stack.idle_seconds = args.idle_seconds;
     options.stack.credential_seconds = args.credential_seconds;
     options.sweep_interval = Duration::from_millis(args.sweep_interval_ms.max(10));

@@ -60,6 +60,7 @@ pub async fn seed_sessions(
                     session_id: SessionId::parse(&session_id).expect("valid id"),
                     queue: queue.clone(),
                     identity_id: "seeded".into(),
+                    developer_login: None,
                     aes_key: aes_key.clone(),
                     credentials: Credentials {
                         access_key: "seeded".into(),

@@ -111,7 +111,7 @@ impl OrphanSweeper {
     /// so a listed queue whose row is not yet readable belongs to a create in flight, and the
     /// grace period keeps it.
     pub async fn sweep(&self) -> Result<OrphanReport, PortError> {
-        let prefix = format!("{}-", self.settings.queue_names.prefix());
+        let prefix = self.settings.queue_names.name_prefix();
         let queues: Vec<QueueRef> = self
             .queues
             .list_queues(&prefix)
@@ -220,7 +220,7 @@ mod tests {
             .await
             .unwrap();
         let odd = queues
-            .create_queue(&make("sqs-push-test-short".into()))
+            .create_queue(&make("sqs-push-test_short".into()))
             .await
             .unwrap();
         let live = sessions

@@ -292,6 +292,7 @@ mod tests {
                 session_id: SessionId::parse("s").unwrap(),
                 queue,
                 identity_id,
+                developer_login: None,
                 aes_key: SessionKey::generate(),
                 credentials: Credentials {
                     access_key: "A".into(),

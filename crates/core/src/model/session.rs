@@ -51,6 +51,10 @@ pub struct Session {
     pub queue: QueueRef,
     /// The Cognito identity whose credentials read the queue.
     pub identity_id: String,
+    /// The developer user identifier the identity was created with: renew asks for a token with
+    /// it directly instead of looking it up (LookupDeveloperIdentity is throttled at
+    /// authentication volumes). `None` on rows written before it was kept.
+    pub developer_login: Option<String>,
     /// The key messages are encrypted with.
     pub aes_key: SessionKey,
     /// The credentials last handed out.

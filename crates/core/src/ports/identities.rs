@@ -8,14 +8,17 @@ use crate::ports::PortError;
 /// The identity pool and the credentials it hands out.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// A new developer-authenticated identity for one session; `owner` (`<userId>:<sessionId>`)
-    /// starts its developer user identifier, which the adapter makes unique per call, so every
-    /// session gets an identity of its own. Returns the identity id.
-    async fn create_identity(&self, owner: &str) -> Result<String, PortError>;
-    /// Temporary credentials for `identity_id` that can read `queue`.
+    /// A new developer-authenticated identity whose developer user identifier is `login` (the
+    /// session service makes it unique per session, so every session gets an identity of its
+    /// own). Returns the identity id.
+    async fn create_identity(&self, login: &str) -> Result<String, PortError>;
+    /// Temporary credentials for `identity_id` that can read `queue`. `login` is the developer
+    /// user identifier the identity was created with; `None` (a row from before it was kept)
+    /// makes the adapter look it up first.
     async fn credentials(
         &self,
         identity_id: &str,
+        login: Option<&str>,
         queue: &QueueRef,
     ) -> Result<Credentials, PortError>;
     /// Deletes identities (at most 60 per call); returns the ids that were not processed and

@@ -41,6 +41,17 @@ pub struct SessionSettings {
     pub region: String,
 }
 
+/// `<userId>:<sessionId>:<128 random bits in hex>`: a developer user identifier no other session
+/// has, so every create gets a fresh identity (Cognito returns the existing identity for a known
+/// login). Kept in the session row so that renew needs no LookupDeveloperIdentity. Cognito allows
+/// 1–1024 characters; a session id is at most 256.
+fn developer_login(user_id: UserId, session_id: &SessionId) -> String {
+    let mut random = [0u8; 16];
+    crate::crypto::fill_random(&mut random);
+    let hex: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{user_id}:{session_id}:{hex}")
+}
+
 /// Why a session call failed. Each variant is one HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -127,10 +138,8 @@ impl SessionService {
             // lets cleanup delete the old queue and identity.
         }
 
-        let identity_id = self
-            .identities
-            .create_identity(&format!("{user_id}:{session_id}"))
-            .await?;
+        let login = developer_login(user_id, &session_id);
+        let identity_id = self.identities.create_identity(&login).await?;
         let queue = match self
             .queues
             .create_queue(&QueueSpec {
@@ -146,7 +155,11 @@ impl SessionService {
                 return Err(error.into());
             }
         };
-        let credentials = match self.identities.credentials(&identity_id, &queue).await {
+        let credentials = match self
+            .identities
+            .credentials(&identity_id, Some(&login), &queue)
+            .await
+        {
             Ok(credentials) => credentials,
             Err(error) => {
                 self.abandon(Some(&queue), &identity_id).await;
@@ -159,6 +172,7 @@ impl SessionService {
             session_id,
             queue,
             identity_id,
+            developer_login: Some(login),
             aes_key: SessionKey::generate(),
             ttl: credentials.expires + self.settings.idle_seconds,
             credentials,
@@ -330,7 +344,11 @@ impl SessionService {
     pub async fn reissue_credentials(&self, mut session: Session) -> Result<Session, SessionError> {
         session.credentials = self
             .identities
-            .credentials(&session.identity_id, &session.queue)
+            .credentials(
+                &session.identity_id,
+                session.developer_login.as_deref(),
+                &session.queue,
+            )
             .await?;
         session.ttl = session.credentials.expires + self.settings.idle_seconds;
         match self.store.replace(&session).await {
@@ -418,7 +436,7 @@ mod tests {
         let f = fixture();
         let (a, u, s) = ids(100, 200, "s1");
         let session = f.service.create(a, u, s.clone(), Some(120)).await.unwrap();
-        assert!(session.queue.name.starts_with("sqs-push-test-"));
+        assert!(session.queue.name.starts_with("sqs-push-test_"));
         assert_eq!(session.credentials.expires, 1_000_000 + 3600);
         assert_eq!(session.ttl, 1_000_000 + 3600 + 3600);
         assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), session);
@@ -520,6 +538,39 @@ mod tests {
         assert_ne!(renewed.credentials, created.credentials);
         assert_eq!(renewed.ttl, created.ttl + 100);
         assert_eq!(f.store.get(u, &s).await.unwrap().unwrap(), renewed);
+    }
+
+    #[tokio::test]
+    async fn renew_uses_the_kept_developer_login_and_looks_nothing_up() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        let login = created
+            .developer_login
+            .clone()
+            .expect("create keeps the login");
+        assert!(login.starts_with("200:s1:"), "{login}");
+        assert_eq!(login.len(), "200:s1:".len() + 32);
+        f.service.renew(a, u, s.clone()).await.unwrap();
+        assert_eq!(f.identities.lookups(), 0);
+        let again = f.service.create(a, u, ids(100, 200, "s2").2, None).await;
+        assert_ne!(
+            again.unwrap().developer_login,
+            Some(login),
+            "unique per session"
+        );
+    }
+
+    #[tokio::test]
+    async fn renew_of_a_row_without_a_kept_login_looks_it_up_once() {
+        let f = fixture();
+        let (a, u, s) = ids(100, 200, "s1");
+        let mut created = f.service.create(a, u, s.clone(), None).await.unwrap();
+        created.developer_login = None;
+        f.store.replace(&created).await.unwrap();
+        let renewed = f.service.renew(a, u, s).await.unwrap();
+        assert_eq!(renewed.identity_id, created.identity_id);
+        assert_eq!(f.identities.lookups(), 1);
     }
 
     #[tokio::test]

@@ -7,6 +7,8 @@
 
 use serde_json::{Value, json};
 
+use super::queue_name::SEPARATOR;
+
 /// What a browser may do on its own queue, and nothing else: no send, no purge, no delete-queue.
 /// DeleteMessageBatch and ChangeMessageVisibilityBatch are authorized by the single-message actions.
 pub const QUEUE_READER_ACTIONS: [&str; 4] = [
@@ -34,7 +36,8 @@ pub fn session_policy(queue_arn: &str) -> String {
 }
 
 /// The identities' role's permissions: reader actions on the stage's queues, and only on a
-/// queue whose `owner` tag is the caller's own identity id.
+/// queue whose `owner` tag is the caller's own identity id. `queue_prefix` is the generator's
+/// prefix (`sqs-push-<stage>`), without the separator.
 pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
     json!({
         "Version": "2012-10-17",
@@ -42,7 +45,7 @@ pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
             "Sid": "ReadQueuesTaggedWithOwnIdentity",
             "Effect": "Allow",
             "Action": QUEUE_READER_ACTIONS,
-            "Resource": format!("arn:{partition}:sqs:*:*:{queue_prefix}-*"),
+            "Resource": format!("arn:{partition}:sqs:*:*:{queue_prefix}{SEPARATOR}*"),
             "Condition": {
                 "StringEquals": {
                     format!("aws:ResourceTag/{OWNER_TAG}"): "${cognito-identity.amazonaws.com:sub}"
@@ -96,7 +99,7 @@ mod tests {
     fn role_policy_requires_the_owner_tag_to_match_the_identity() {
         let policy = identity_role_policy("aws", "sqs-push-prod");
         let statement = &policy["Statement"][0];
-        assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-*");
+        assert_eq!(statement["Resource"], "arn:aws:sqs:*:*:sqs-push-prod_*");
         assert_eq!(
             statement["Condition"]["StringEquals"]["aws:ResourceTag/owner"],
             "${cognito-identity.amazonaws.com:sub}"

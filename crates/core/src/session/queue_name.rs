@@ -1,4 +1,8 @@
-//! Unguessable queue names: `<prefix>-` followed by 256 random bits in base64url.
+//! Unguessable queue names: `<prefix>_` followed by 256 random bits in base64url.
+//!
+//! The separator is `_` because a stage name cannot contain one: `sqs-push-prod_*` (the IAM
+//! pattern of stage `prod`) can never match a queue of stage `prod-eu` (`sqs-push-prod-eu_…`),
+//! where `sqs-push-prod-*` would.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,8 +17,10 @@ pub const RANDOM_PART_LEN: usize = 43;
 /// Why a prefix cannot make valid queue names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueNameError {
-    /// SQS names allow only letters, digits, '-' and '_'.
-    #[error("queue prefix {0:?} may contain only A-Z, a-z, 0-9, '-' and '_'")]
+    /// SQS names allow only letters, digits, '-' and '_'; '_' is the separator.
+    #[error(
+        "queue prefix {0:?} may contain only A-Z, a-z, 0-9 and '-' ('_' separates it from the random part)"
+    )]
     InvalidCharacters(String),
     /// The prefix leaves fewer than 43 characters for the random part.
     #[error(
@@ -30,7 +36,10 @@ pub enum QueueNameError {
     },
 }
 
-/// Makes queue names for one stage, e.g. `sqs-push-prod-<43 chars>`.
+/// Between the prefix and the random part; no prefix contains it.
+pub const SEPARATOR: char = '_';
+
+/// Makes queue names for one stage, e.g. `sqs-push-prod_<43 chars>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueNameGenerator {
     prefix: String,
@@ -42,7 +51,7 @@ impl QueueNameGenerator {
 
     /// Checks the prefix once, so every generated name is valid.
     pub fn new(prefix: &str) -> Result<Self, QueueNameError> {
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
         if prefix.is_empty() || !prefix.bytes().all(allowed) {
             return Err(QueueNameError::InvalidCharacters(prefix.to_string()));
         }
@@ -63,13 +72,19 @@ impl QueueNameGenerator {
         &self.prefix
     }
 
+    /// What every name starts with: the prefix and the separator (ListQueues' prefix, the
+    /// start of the IAM resource pattern).
+    pub fn name_prefix(&self) -> String {
+        format!("{}{SEPARATOR}", self.prefix)
+    }
+
     /// A fresh name from 32 bytes of the OS CSPRNG.
     pub fn generate(&self) -> String {
         let mut random = [0u8; 32];
         fill_random(&mut random);
         let mut name = String::with_capacity(self.prefix.len() + 1 + RANDOM_PART_LEN);
         name.push_str(&self.prefix);
-        name.push('-');
+        name.push(SEPARATOR);
         URL_SAFE_NO_PAD.encode_string(random, &mut name);
         name
     }
@@ -78,7 +93,7 @@ impl QueueNameGenerator {
     pub fn owns(&self, name: &str) -> bool {
         name.len() == self.prefix.len() + 1 + RANDOM_PART_LEN
             && name.starts_with(&self.prefix)
-            && name.as_bytes()[self.prefix.len()] == b'-'
+            && name.as_bytes()[self.prefix.len()] == SEPARATOR as u8
     }
 }
 
@@ -88,10 +103,10 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn names_are_prefix_dash_and_43_url_safe_characters() {
+    fn names_are_prefix_underscore_and_43_url_safe_characters() {
         let generator = QueueNameGenerator::new("sqs-push-local").unwrap();
         let name = generator.generate();
-        let random = name.strip_prefix("sqs-push-local-").unwrap();
+        let random = name.strip_prefix("sqs-push-local_").unwrap();
         assert_eq!(random.len(), RANDOM_PART_LEN);
         assert!(
             random
@@ -125,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_prefix_with_forbidden_characters_is_refused() {
-        for prefix in ["", "a.b", "a b", "a/b", "ü"] {
+        for prefix in ["", "a.b", "a b", "a/b", "ü", "a_b"] {
             assert!(matches!(
                 QueueNameGenerator::new(prefix),
                 Err(QueueNameError::InvalidCharacters(_))
@@ -141,5 +156,18 @@ mod tests {
             .generate();
         assert!(!generator.owns(&other));
         assert!(!generator.owns("sqs-push-local-short"));
+    }
+
+    /// The IAM pattern of one stage, `<prefix>_*`, as IAM matches it (a prefix match).
+    #[test]
+    fn no_stage_s_names_start_with_another_stage_s_name_prefix() {
+        let prod = QueueNameGenerator::new("sqs-push-prod").unwrap();
+        let prod_eu = QueueNameGenerator::new("sqs-push-prod-eu").unwrap();
+        for _ in 0..100 {
+            assert!(!prod_eu.generate().starts_with(&prod.name_prefix()));
+            assert!(!prod.generate().starts_with(&prod_eu.name_prefix()));
+            assert!(prod.generate().starts_with(&prod.name_prefix()));
+        }
+        assert!(!prod.owns(&prod_eu.generate()));
     }
 }

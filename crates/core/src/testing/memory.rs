@@ -573,8 +573,10 @@ fn queue_not_found(operation: &'static str, url: &str) -> PortError {
 pub struct MemoryIdentities {
     clock: Arc<dyn Clock>,
     credential_seconds: u64,
-    identities: Mutex<HashSet<String>>,
+    /// Identity id → the developer login it was created with.
+    identities: Mutex<HashMap<String, String>>,
     issued: AtomicU64,
+    lookups: AtomicU64,
     fail_credentials: AtomicBool,
     delete_batches: Mutex<Vec<usize>>,
     unprocessed_once: Mutex<HashSet<String>>,
@@ -589,6 +591,7 @@ impl MemoryIdentities {
             credential_seconds,
             identities: Mutex::default(),
             issued: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
             fail_credentials: AtomicBool::new(false),
             delete_batches: Mutex::default(),
             unprocessed_once: Mutex::default(),
@@ -622,7 +625,12 @@ impl MemoryIdentities {
 
     /// Whether the identity exists.
     pub fn exists(&self, identity_id: &str) -> bool {
-        self.identities.lock().unwrap().contains(identity_id)
+        self.identities.lock().unwrap().contains_key(identity_id)
+    }
+
+    /// How many credentials calls had to look the developer login up (no login given).
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::SeqCst)
     }
 
     /// Number of identities.
@@ -633,19 +641,29 @@ impl MemoryIdentities {
 
 #[async_trait]
 impl IdentityProvider for MemoryIdentities {
-    async fn create_identity(&self, _owner: &str) -> Result<String, PortError> {
+    async fn create_identity(&self, login: &str) -> Result<String, PortError> {
         let number = self.issued.fetch_add(1, Ordering::SeqCst);
         let id = format!("memory:identity-{number}");
-        self.identities.lock().unwrap().insert(id.clone());
+        self.identities
+            .lock()
+            .unwrap()
+            .insert(id.clone(), login.to_string());
         Ok(id)
     }
 
     async fn credentials(
         &self,
         identity_id: &str,
+        login: Option<&str>,
         _queue: &QueueRef,
     ) -> Result<Credentials, PortError> {
-        if self.fail_credentials.load(Ordering::SeqCst) || !self.exists(identity_id) {
+        if login.is_none() {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+        }
+        let known = self.identities.lock().unwrap().get(identity_id).cloned();
+        // As Cognito: a login that is not the identity's own gets no token for it.
+        let matches = known.is_some_and(|own| login.is_none_or(|given| given == own));
+        if self.fail_credentials.load(Ordering::SeqCst) || !matches {
             return Err(PortError::new(
                 PortErrorKind::Other,
                 "credentials",
@@ -963,6 +981,7 @@ pub async fn seed_session(
         session_id: SessionId::parse(session_id).expect("a valid session id"),
         queue,
         identity_id: "i".into(),
+        developer_login: None,
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "a".into(),

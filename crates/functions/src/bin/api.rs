@@ -1,6 +1,7 @@
 //! The api Lambda: the Router behind API Gateway (IAM auth).
 
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::metrics::Emf;
 use sqs_push_functions::wiring::{Adapters, api_state};
 use sqs_push_functions::{api, telemetry};
 
@@ -9,5 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init_lambda();
     let config = StackConfig::from_env()?;
     let state = api_state(&config, &Adapters::aws(&config).await)?;
-    lambda_http::run(api::router(state)).await
+    let router = Emf::new(&config.stage, "api").track_api(api::router(state));
+    lambda_http::run(router).await
 }

@@ -1,7 +1,7 @@
 //! The dispatcher Lambda: Kinesis records in, messages routed, partial batch failures out; and,
 //! as an async invoke, a broadcast's segment worker (a `SegmentJob`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::failure::FunctionError;
+use sqs_push_functions::metrics::{Emf, Metric};
 use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::{events, telemetry};
 
@@ -39,13 +40,29 @@ async fn main() -> Result<(), Error> {
     let config = StackConfig::from_env()?;
     let dispatcher = dispatcher(&config, &Adapters::aws(&config).await);
     let worker = dispatcher.segment_worker(Duration::from_millis(config.sender_safety_millis));
+    let emf = Emf::new(&config.stage, "dispatcher");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let dispatcher = dispatcher.clone();
         let worker = worker.clone();
+        let emf = &emf;
         async move {
             match DispatcherEvent::from_value(event.payload)? {
                 DispatcherEvent::Kinesis(records) => {
+                    let started = Instant::now();
                     let report = events::handle_kinesis(&dispatcher, records).await;
+                    emf.emit(&[
+                        (Metric::RecordsDispatched, report.dispatched as f64),
+                        (
+                            Metric::RecordsRejected,
+                            (report.skipped + report.poison) as f64,
+                        ),
+                        (Metric::DeliveriesHandedOn, report.handed_on as f64),
+                        (Metric::DeliveriesDeadLettered, report.dead_lettered as f64),
+                        (
+                            Metric::DispatchLatency,
+                            started.elapsed().as_secs_f64() * 1000.0,
+                        ),
+                    ]);
                     Ok::<_, FunctionError>(serde_json::to_value(events::batch_response(&report))?)
                 }
                 DispatcherEvent::Segment(job) => {

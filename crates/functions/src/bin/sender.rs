@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::dispatch::send::SendJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::failure::FunctionError;
+use sqs_push_functions::metrics::{Emf, Metric};
 use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::{events, telemetry};
 
@@ -19,19 +20,37 @@ async fn main() -> Result<(), Error> {
     let invoker = adapters.invoker.clone();
     let safety = Duration::from_millis(config.sender_safety_millis);
     let payload_limit = config.dispatch.payload_limit;
+    let emf = Emf::new(&config.stage, "sender");
     lambda_runtime::run(service_fn(|event: LambdaEvent<SendJob>| {
         let (sender, invoker) = (sender.clone(), invoker.clone());
+        let emf = &emf;
         async move {
             let deadline = events::stop_at(event.context.deadline, safety);
-            events::handle_send(
+            let deliveries = event.payload.deliveries.len();
+            let outcome = events::handle_send(
                 &sender,
                 invoker.as_ref(),
                 event.payload,
                 Some(deadline),
                 payload_limit,
             )
-            .await
-            .map_err(FunctionError::from)
+            .await;
+            match &outcome {
+                Ok(outcome) => emf.emit(&[
+                    (Metric::DeliveriesSent, outcome.report.sent as f64),
+                    (Metric::DeliveriesFailed, outcome.report.failed as f64),
+                    (
+                        Metric::DeliveriesToEndedSessions,
+                        outcome.report.queues_gone as f64,
+                    ),
+                    (Metric::DeliveriesHandedOn, outcome.handed_on as f64),
+                    (Metric::DeliveriesDeadLettered, outcome.dead_lettered as f64),
+                ]),
+                // The hand-on or the dead-lettering itself failed: Lambda retries the job,
+                // then writes it to the dead-letter queue.
+                Err(_) => emf.emit(&[(Metric::DeliveriesFailed, deliveries as f64)]),
+            }
+            outcome.map(|_| ()).map_err(FunctionError::from)
         }
     }))
     .await

@@ -1,0 +1,286 @@
+//! CloudWatch metrics in the embedded metric format (EMF): one JSON line on stdout per
+//! invocation, which CloudWatch Logs turns into metrics in namespace [`NAMESPACE`] with the one
+//! dimension `Stage`, so that an alarm can watch a count ("failed deliveries > 0") that
+//! otherwise lives only in a log field.
+//!
+//! Counts come from the reports the core already returns (send, stream, history, cleanup) and
+//! from the api's answers; this module only writes them. Why not a crate: the maintained EMF
+//! crate (metrics_cloudwatch_embedded) is a global `metrics` recorder flushed by its own Lambda
+//! run loop; the api runs through lambda_http with an axum Router and the local stack runs all
+//! five functions in one process, so a global recorder would need two integrations and would
+//! mix the functions' counts. One serde_json line per invocation needs neither.
+//!
+//! Not for: logs (tracing) or traces (X-Ray, set on the functions by serverless.yml).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every metric here (serverless.yml's alarms and dashboard read it).
+pub const NAMESPACE: &str = "sqs-push";
+/// The one dimension: the stage, so that an alarm of one stage sums every function's counts.
+pub const DIMENSION: &str = "Stage";
+
+/// A metric the functions emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Messages SQS accepted from the sender.
+    DeliveriesSent,
+    /// Messages the sender could not deliver after its retries (bad key, SQS errors).
+    DeliveriesFailed,
+    /// Deliveries the sender handed on to a fresh invocation (deadline or transient failure).
+    DeliveriesHandedOn,
+    /// Deliveries of a sender job given up after its last hand-on: Lambda retries the job,
+    /// then writes it to the dead-letter queue.
+    DeliveriesDeadLettered,
+    /// Deliveries to queues that no longer exist (sessions that ended meanwhile).
+    DeliveriesToEndedSessions,
+    /// Sessions removed from the table (destroy or TTL) that cleanup handled.
+    SessionsEnded,
+    /// Successful `/create` calls.
+    SessionsCreated,
+    /// Successful `/renew` calls.
+    SessionsRenewed,
+    /// Successful `/destroy` calls.
+    SessionsDestroyed,
+    /// Kinesis records the dispatcher dispatched.
+    RecordsDispatched,
+    /// Kinesis records the dispatcher skipped for good (malformed or poison).
+    RecordsRejected,
+    /// History rows written.
+    HistoryWritten,
+    /// History rows not written (the job fails and Lambda retries it).
+    HistoryFailed,
+    /// How long one dispatch took: a `/notify` request, or one Kinesis batch.
+    DispatchLatency,
+}
+
+impl Metric {
+    /// Every metric, for the template tests (dashboard and alarms name only these).
+    pub const ALL: [Metric; 14] = [
+        Metric::DeliveriesSent,
+        Metric::DeliveriesFailed,
+        Metric::DeliveriesHandedOn,
+        Metric::DeliveriesDeadLettered,
+        Metric::DeliveriesToEndedSessions,
+        Metric::SessionsEnded,
+        Metric::SessionsCreated,
+        Metric::SessionsRenewed,
+        Metric::SessionsDestroyed,
+        Metric::RecordsDispatched,
+        Metric::RecordsRejected,
+        Metric::HistoryWritten,
+        Metric::HistoryFailed,
+        Metric::DispatchLatency,
+    ];
+
+    /// The CloudWatch metric name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::DeliveriesSent => "DeliveriesSent",
+            Metric::DeliveriesFailed => "DeliveriesFailed",
+            Metric::DeliveriesHandedOn => "DeliveriesHandedOn",
+            Metric::DeliveriesDeadLettered => "DeliveriesDeadLettered",
+            Metric::DeliveriesToEndedSessions => "DeliveriesToEndedSessions",
+            Metric::SessionsEnded => "SessionsEnded",
+            Metric::SessionsCreated => "SessionsCreated",
+            Metric::SessionsRenewed => "SessionsRenewed",
+            Metric::SessionsDestroyed => "SessionsDestroyed",
+            Metric::RecordsDispatched => "RecordsDispatched",
+            Metric::RecordsRejected => "RecordsRejected",
+            Metric::HistoryWritten => "HistoryWritten",
+            Metric::HistoryFailed => "HistoryFailed",
+            Metric::DispatchLatency => "DispatchLatency",
+        }
+    }
+
+    /// The CloudWatch unit.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::DispatchLatency => "Milliseconds",
+            _ => "Count",
+        }
+    }
+}
+
+/// Writes EMF documents for one function of one stage.
+#[derive(Debug, Clone)]
+pub struct Emf {
+    stage: String,
+    function: &'static str,
+}
+
+impl Emf {
+    /// Metrics of `function` (a property of each document, not a dimension) in `stage`.
+    pub fn new(stage: &str, function: &'static str) -> Self {
+        Self {
+            stage: stage.to_string(),
+            function,
+        }
+    }
+
+    /// The EMF document for `values` at `timestamp_ms`; `None` when there is nothing to say.
+    /// Metrics named twice are summed (counts) — latency is only ever named once.
+    pub fn document(&self, values: &[(Metric, f64)], timestamp_ms: u64) -> Option<Value> {
+        let mut fields = Map::new();
+        let mut definitions = Vec::new();
+        for (metric, value) in values {
+            match fields.get_mut(metric.name()) {
+                Some(Value::Number(previous)) => {
+                    let sum = previous.as_f64().unwrap_or(0.0) + value;
+                    fields.insert(metric.name().to_string(), json!(sum));
+                }
+                _ => {
+                    fields.insert(metric.name().to_string(), json!(value));
+                    definitions.push(json!({ "Name": metric.name(), "Unit": metric.unit() }));
+                }
+            }
+        }
+        if definitions.is_empty() {
+            return None;
+        }
+        fields.insert(DIMENSION.to_string(), json!(self.stage));
+        fields.insert("function".to_string(), json!(self.function));
+        fields.insert(
+            "_aws".to_string(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[DIMENSION]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Some(Value::Object(fields))
+    }
+
+    /// Writes the document for `values` as one line on stdout (where Lambda's log stream and
+    /// CloudWatch's EMF extraction read it). Zero counts are left out.
+    pub fn emit(&self, values: &[(Metric, f64)]) {
+        let nonzero: Vec<(Metric, f64)> = values
+            .iter()
+            .copied()
+            .filter(|(metric, value)| *value != 0.0 || *metric == Metric::DispatchLatency)
+            .collect();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as u64)
+            .unwrap_or(0);
+        if let Some(document) = self.document(&nonzero, now_ms) {
+            let mut line = document.to_string();
+            line.push('\n');
+            // One write of a whole line, so a concurrent log line cannot split it.
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        }
+    }
+
+    /// Counts the api's session calls and times its `/notify` calls: a layer on the Router.
+    pub fn track_api(self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(self),
+            track_request,
+        ))
+    }
+}
+
+/// What one api request counts as, by the Router's first path segment, when it succeeded.
+fn api_metric(path: &str) -> Option<Metric> {
+    match path.trim_start_matches('/').split('/').next()? {
+        "create" => Some(Metric::SessionsCreated),
+        "renew" => Some(Metric::SessionsRenewed),
+        "destroy" => Some(Metric::SessionsDestroyed),
+        "notify" => Some(Metric::DispatchLatency),
+        _ => None,
+    }
+}
+
+async fn track_request(State(emf): State<Arc<Emf>>, request: Request, next: Next) -> Response {
+    let metric = api_metric(request.uri().path());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if let Some(metric) = metric
+        && response.status().is_success()
+    {
+        let value = match metric {
+            Metric::DispatchLatency => started.elapsed().as_secs_f64() * 1000.0,
+            _ => 1.0,
+        };
+        emf.emit(&[(metric, value)]);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_declares_each_metric_once_under_the_stage_dimension() {
+        let emf = Emf::new("prod", "sender");
+        let document = emf
+            .document(
+                &[
+                    (Metric::DeliveriesSent, 7.0),
+                    (Metric::DeliveriesFailed, 1.0),
+                    (Metric::DeliveriesSent, 3.0),
+                ],
+                1_700_000_000_000,
+            )
+            .unwrap();
+        assert_eq!(document["DeliveriesSent"], 10.0);
+        assert_eq!(document["DeliveriesFailed"], 1.0);
+        assert_eq!(document["Stage"], "prod");
+        assert_eq!(document["function"], "sender");
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "sqs-push");
+        assert_eq!(directive["Dimensions"], json!([["Stage"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([
+                { "Name": "DeliveriesSent", "Unit": "Count" },
+                { "Name": "DeliveriesFailed", "Unit": "Count" },
+            ])
+        );
+        assert_eq!(document["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
+
+    #[test]
+    fn nothing_to_say_is_no_document() {
+        assert!(Emf::new("prod", "api").document(&[], 0).is_none());
+    }
+
+    #[test]
+    fn latency_is_in_milliseconds_and_counts_are_counts() {
+        assert_eq!(Metric::DispatchLatency.unit(), "Milliseconds");
+        for metric in Metric::ALL {
+            if metric != Metric::DispatchLatency {
+                assert_eq!(metric.unit(), "Count", "{metric:?}");
+            }
+        }
+        let names: std::collections::HashSet<_> = Metric::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(names.len(), Metric::ALL.len(), "names are unique");
+    }
+
+    #[test]
+    fn api_calls_count_by_their_route() {
+        assert_eq!(api_metric("/create/1/2/s"), Some(Metric::SessionsCreated));
+        assert_eq!(api_metric("/renew/1/2/s"), Some(Metric::SessionsRenewed));
+        assert_eq!(
+            api_metric("/destroy/1/2/s"),
+            Some(Metric::SessionsDestroyed)
+        );
+        assert_eq!(
+            api_metric("/notify/account/1"),
+            Some(Metric::DispatchLatency)
+        );
+        assert_eq!(api_metric("/status"), None);
+        assert_eq!(api_metric("/"), None);
+    }
+}
