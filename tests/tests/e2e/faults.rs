@@ -3,31 +3,28 @@
 //! exact outcomes — every session reached, one history row per user, or the undeliverable work
 //! in the dead-letter queue.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqs_push_core::dispatch::DispatchSettings;
-use sqs_push_fault_proxy::{Fault, FaultProxy, Rule};
-use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_fault_proxy::{Fault, Rule};
+use sqs_push_tests::*;
 
-/// The emulator, the proxy in front of it, and the stack whose every AWS call crosses the proxy.
-async fn stack_behind_proxy(emulator: &Emulator, direct_limit: usize) -> (FaultProxy, LocalStack) {
-    let proxy = FaultProxy::start(&emulator.url)
+/// A stack whose every AWS call crosses the fault proxy, sending directly up to `direct_limit`
+/// queues and handing on batches of 40.
+async fn stack_behind_proxy(direct_limit: usize) -> Stack {
+    Stack::builder()
+        .fault_proxy()
+        .configure(|options| {
+            options.stack.dispatch = DispatchSettings {
+                direct_limit,
+                sender_batch: 40,
+                ..DispatchSettings::default()
+            };
+        })
+        .start()
         .await
-        .expect("the proxy starts");
-    let mut options = stack_options(emulator);
-    options.emulator_url = proxy.url();
-    options.stack.dispatch = DispatchSettings {
-        direct_limit,
-        sender_batch: 40,
-        ..DispatchSettings::default()
-    };
-    let stack = LocalStack::start(options).await.expect("the stack starts");
-    (proxy, stack)
 }
 
 /// The message ids a queue received, read straight from the emulator (not through the proxy).
@@ -72,8 +69,8 @@ async fn history_rows(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_and_one_row_each() {
     const USERS: u64 = 60;
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let stack = stack_behind_proxy(0).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, USERS, 3).await;
     proxy.set_rules(vec![
         Rule::new("SendMessageBatch", Fault::ServerError, 0.10),
@@ -87,7 +84,7 @@ async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_
         message_ids.push(answer["messageId"].as_str().unwrap().to_string());
     }
 
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut missing: Vec<&Receiver> = receivers.iter().collect();
@@ -145,8 +142,8 @@ async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly() {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let stack = stack_behind_proxy(0).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, 3, 3).await;
     let user = receivers[0].user;
     let queues: BTreeSet<String> = receivers
@@ -159,7 +156,7 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
     let (status, answer) = get(&stack, &format!("/notify/user/{user}?message=lost")).await;
     assert_eq!(status, 200, "{answer}");
 
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let dlq = sqs
         .get_queue_url()
         .queue_name("sqs-push-dlq-local")
@@ -215,8 +212,8 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
     const USERS: u64 = 30;
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, USERS, 3).await;
     // The SDK retries a 5xx three times, so 10% would almost never get past it; at 40% about
     // one delete in sixteen fails for good and the stream's own retry has to finish the job.
@@ -226,7 +223,7 @@ async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
     ]);
 
     // Rows removed behind the API's back, as the TTL does: only the stream tells cleanup.
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
     for receiver in &receivers {
         dynamodb
@@ -282,8 +279,8 @@ async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_and_doubling_nothing()
  {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, 3, 1).await;
     let session_of = |user: u64| {
         receivers
@@ -304,7 +301,7 @@ async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_a
         serde_json::json!({"userId": 1, "messageId": "k-2"}),
         serde_json::json!({"userId": 2, "sessionId": session_of(2).session, "messageId": "k-3"}),
     ];
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let kinesis = aws_sdk_kinesis::Client::new(&admin);
     let entries: Vec<_> = records
         .iter()
