@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sqs_push_cli::{bench, call_gw, decrypt, put_event, redrive};
 
-/// Tools for sqs-push: signed API calls and message decryption.
+/// Tools for sqs-push: signed API calls (call-gw), message decryption (decrypt-message), events
+/// on the stream (put-event), a broadcast timing (bench) and dead-letter replay (redrive).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {

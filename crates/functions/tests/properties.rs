@@ -14,8 +14,9 @@ use sqs_push_core::testing::memory::{
     MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, RecordingInvoker,
 };
 use sqs_push_core::{SessionId, UserId};
+use sqs_push_functions::api::extract;
 use sqs_push_functions::api::params::{
-    QueryParams, history_cursor, history_token, page_request, session_cursor, session_token,
+    HistoryQuery, history_cursor, history_token, page_request, session_cursor, session_token,
 };
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::wiring::{Adapters, api_state};
@@ -204,11 +205,11 @@ proptest! {
     fn arbitrary_tokens_and_page_queries_never_panic(raw in any::<String>(), query in query()) {
         let _ = session_cursor(&raw);
         let _ = history_cursor(&raw);
-        if let Ok(params) = QueryParams::parse(Some(&query)) {
+        if let Ok(params) = extract::query::<HistoryQuery>(Some(&query)) {
             let _ = page_request(&params);
         }
         let token_like = format!("next={}", encode(&raw));
-        if let Ok(params) = QueryParams::parse(Some(&token_like)) {
+        if let Ok(params) = extract::query::<HistoryQuery>(Some(&token_like)) {
             let _ = page_request(&params);
         }
     }

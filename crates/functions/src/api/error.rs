@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use sqs_push_core::dispatch::TargetError;
 use sqs_push_core::model::ids::IdError;
 use sqs_push_core::model::message::SizeError;
@@ -20,13 +20,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 with a message naming what was wrong.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    /// An error answering with `status`.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
             message_id: None,
         }
+    }
+
+    /// A 400 with a message naming what was wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// The same error, answering with the id of the message it concerns.
@@ -37,11 +42,7 @@ impl ApiError {
 
     /// A 413 with a message naming the limit.
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: message.into(),
-            message_id: None,
-        }
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
 
     /// The status this error answers with.
@@ -89,11 +90,7 @@ impl From<PortError> for ApiError {
             PortErrorKind::TooLarge => error.message,
             _ => format!("{} failed; see the service log", error.operation),
         };
-        Self {
-            status,
-            message,
-            message_id: None,
-        }
+        Self::new(status, message)
     }
 }
 
@@ -102,38 +99,41 @@ impl From<SessionError> for ApiError {
         match error {
             SessionError::Invalid(error) => error.into(),
             SessionError::Backend(error) => error.into(),
-            SessionError::AccountMismatch { .. } => Self {
-                status: StatusCode::CONFLICT,
-                message: error.to_string(),
-                message_id: None,
-            },
-            SessionError::NotFound { .. } => Self {
-                status: StatusCode::NOT_FOUND,
-                message: error.to_string(),
-                message_id: None,
-            },
+            SessionError::AccountMismatch { .. } => {
+                Self::new(StatusCode::CONFLICT, error.to_string())
+            }
+            SessionError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, error.to_string()),
         }
     }
 }
 
+/// `{"success": false, "error": "...", "messageId"?: "..."}`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorAnswer {
+    success: bool,
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"success": false, "error": self.message});
-        if let Some(message_id) = self.message_id {
-            body["messageId"] = message_id.into();
-        }
-        let body = Json(body);
-        (self.status, body).into_response()
+        let body = ErrorAnswer {
+            success: false,
+            error: self.message,
+            message_id: self.message_id,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
 /// Unknown paths get the same JSON shape as every other error.
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!("no route for {}", uri.path()),
-        message_id: None,
-    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {}", uri.path()),
+    )
 }
 
 /// Answers axum produces itself (405, 413, 415…) come as plain text; give them the same JSON
@@ -156,10 +156,5 @@ pub async fn json_errors(response: Response) -> Response {
     } else {
         body
     };
-    ApiError {
-        status,
-        message,
-        message_id: None,
-    }
-    .into_response()
+    ApiError::new(status, message).into_response()
 }

@@ -1,12 +1,14 @@
 //! The history route: a user's messages, newest first, a page at a time.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use serde_json::{Map, Value, json};
-use sqs_push_core::model::ids::UserId;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sqs_push_core::ports::HistoryEntry;
 
-use super::params::{self, QueryParams};
+use super::extract::{Path, Query};
+use super::params::{self, HistoryQuery};
+use super::paths::UserPath;
 use super::{ApiError, ApiState};
 
 /// A row as the caller sees it, flat as the original stack returned it: the message's own
@@ -26,28 +28,34 @@ pub fn entry_json(entry: HistoryEntry) -> Value {
     Value::Object(row)
 }
 
+/// `{"success": true, "messages": [<flat rows>], "next": token or null}`
+#[derive(Serialize)]
+pub struct HistoryAnswer {
+    success: bool,
+    messages: Vec<Value>,
+    next: Option<String>,
+}
+
 /// `GET /messages/user/{userId}[?start=&end=&limit=&next=&_type=]`
 pub async fn messages(
     State(state): State<ApiState>,
-    Path(user_id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let user_id = UserId::parse(&user_id)?;
-    let query = QueryParams::parse(query.as_deref())?;
-    query.only(params::HISTORY_PARAMS)?;
+    Path(path): Path<UserPath>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<HistoryAnswer>, ApiError> {
     let request = params::page_request(&query)?;
-    let page = state.history.page(user_id, &request).await?;
-    let messages: Vec<Value> = page.entries.into_iter().map(entry_json).collect();
-    Ok(Json(json!({
-        "success": true,
-        "messages": messages,
-        "next": page.next.as_ref().map(params::history_token),
-    })))
+    let page = state.history.page(path.user_id, &request).await?;
+    Ok(Json(HistoryAnswer {
+        success: true,
+        messages: page.entries.into_iter().map(entry_json).collect(),
+        next: page.next.as_ref().map(params::history_token),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use sqs_push_core::model::ids::UserId;
     use sqs_push_core::ports::HistoryRow;
 
     #[test]

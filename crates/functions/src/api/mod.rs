@@ -5,9 +5,11 @@
 
 mod cleanup;
 mod error;
+pub mod extract;
 mod history;
 mod notify;
 pub mod params;
+pub mod paths;
 mod receipts;
 mod session;
 
@@ -189,6 +191,30 @@ mod tests {
             answer["error"].as_str().unwrap().contains("length limit"),
             "{answer}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_bad_path_id_is_a_400_saying_only_what_is_wrong_with_it() {
+        for (uri, error) in [
+            (
+                "/create/007/2/s",
+                "invalid accountId: must not have leading zeros",
+            ),
+            (
+                "/notify/user/x",
+                "invalid userId: must be a non-negative integer",
+            ),
+            (
+                "/messages/set-read/user/1/asof/soon",
+                "invalid timestamp: must be non-negative epoch seconds",
+            ),
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            let (status, answer) = answer(request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+            let said = answer["error"].as_str().unwrap();
+            assert!(said.starts_with(error), "{uri}: {answer}");
+        }
     }
 
     #[tokio::test]

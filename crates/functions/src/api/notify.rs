@@ -3,14 +3,15 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode};
-use serde_json::{Map, Value, json};
-use sqs_push_core::dispatch::{Target, TargetFields, widening_field};
-use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqs_push_core::dispatch::{DispatchReport, Target, TargetFields, widening_field};
 use sqs_push_core::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, parse_flag};
 
-use super::params::QueryParams;
+use super::extract::{Path, query_pairs};
+use super::paths::{AccountPath, UserPath, UserSessionPath};
 use super::{ApiError, ApiState};
 
 /// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
@@ -43,10 +44,36 @@ fn fields(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Fields, A
         )));
     }
     let mut fields = Map::new();
-    for (name, value) in QueryParams::pairs(query)? {
+    for (name, value) in query_pairs(query)? {
         fields.insert(name, Value::String(value));
     }
     Ok(fields)
+}
+
+/// The answer of a notify call.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum NotifyAnswer {
+    /// A 200: `{"success": true, <the dispatch report's fields>}`, what was sent.
+    Sent {
+        /// Always true.
+        success: bool,
+        /// What the dispatch did.
+        #[serde(flatten)]
+        report: DispatchReport,
+    },
+    /// A 202: accepted for segmented fan-out; the plan, not the outcome (docs/http-api.md).
+    #[serde(rename_all = "camelCase")]
+    Accepted {
+        /// Always true.
+        success: bool,
+        /// The message's id.
+        message_id: String,
+        /// The broadcast's scan segments.
+        segments: Option<usize>,
+        /// The table's approximate size when the broadcast was planned.
+        estimated_sessions: Option<u64>,
+    },
 }
 
 /// The one notify flow: the path's target, narrowed by target fields in the message (never
@@ -57,7 +84,7 @@ async fn notify(
     method: Method,
     query: Option<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
     let mut fields = fields(&method, query.as_deref(), &body)?;
     let broadcast = match fields.remove(BROADCAST_FIELD) {
         Some(value) => parse_flag(BROADCAST_FIELD, &value)?,
@@ -96,22 +123,23 @@ async fn notify(
         .await
         .map_err(|error| ApiError::from(error).with_message_id(message_id))?;
     if report.accepted {
-        // Segmented fan-out: the plan, not the outcome (docs/http-api.md).
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({
-                "success": true,
-                "messageId": report.message_id,
-                "segments": report.segments,
-                "estimatedSessions": report.estimated_sessions,
-            })),
+            Json(NotifyAnswer::Accepted {
+                success: true,
+                message_id: report.message_id,
+                segments: report.segments,
+                estimated_sessions: report.estimated_sessions,
+            }),
         ));
     }
-    let mut answer = json!({"success": true});
-    if let (Value::Object(answer), Value::Object(report)) = (&mut answer, json!(report)) {
-        answer.extend(report);
-    }
-    Ok((StatusCode::OK, Json(answer)))
+    Ok((
+        StatusCode::OK,
+        Json(NotifyAnswer::Sent {
+            success: true,
+            report,
+        }),
+    ))
 }
 
 /// `/notify`: the target the message's fields name; every session when it names none (this route
@@ -121,42 +149,39 @@ pub async fn everyone(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
     notify(state, None, method, query, body).await
 }
 
 /// `/notify/account/{accountId}`: every session of an account.
 pub async fn account(
     State(state): State<ApiState>,
-    Path(account_id): Path<String>,
+    Path(path): Path<AccountPath>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let target = Target::Account(AccountId::parse(&account_id)?);
-    notify(state, Some(target), method, query, body).await
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+    notify(state, Some(path.into()), method, query, body).await
 }
 
 /// `/notify/user/{userId}`: every session of a user.
 pub async fn user(
     State(state): State<ApiState>,
-    Path(user_id): Path<String>,
+    Path(path): Path<UserPath>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let target = Target::User(UserId::parse(&user_id)?);
-    notify(state, Some(target), method, query, body).await
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+    notify(state, Some(path.into()), method, query, body).await
 }
 
 /// `/notify/user/{userId}/session/{sessionId}`: one session.
 pub async fn session(
     State(state): State<ApiState>,
-    Path((user_id, session_id)): Path<(String, String)>,
+    Path(path): Path<UserSessionPath>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let target = Target::Session(UserId::parse(&user_id)?, SessionId::parse(&session_id)?);
-    notify(state, Some(target), method, query, body).await
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+    notify(state, Some(path.into()), method, query, body).await
 }

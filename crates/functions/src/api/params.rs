@@ -1,12 +1,11 @@
-//! The edge's parsing: query strings, page tokens, limits, times and id lists become validated
-//! values here, so the domain only ever sees them typed. Each refusal names the parameter.
-
-use std::collections::HashMap;
+//! The edge's parsing: each route's query struct, and the parsers that turn its raw values (page
+//! tokens, limits, times, id lists) into validated ones, so the domain only ever sees them typed.
+//! Each refusal names the parameter.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqs_push_core::history::read::PageRequest;
 use sqs_push_core::history::receipts::{MAX_ASYNC_IDS, MAX_SYNC_IDS};
@@ -16,6 +15,7 @@ use sqs_push_core::ports::{HistoryCursor, SessionCursor, TypeFilter};
 use sqs_push_core::session::RETENTION_RANGE;
 
 use super::ApiError;
+use super::extract::QueryShape;
 
 /// A query or body parameter that is not an id and is malformed; a 400 naming it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,48 +42,57 @@ impl From<InvalidParameter> for ApiError {
     }
 }
 
-/// The one query reader: a query string's parameters by name; a malformed query is a 400.
-#[derive(Debug, Default)]
-pub struct QueryParams(HashMap<String, String>);
+/// The query of `GET /create/...`.
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    /// `MessageRetentionPeriod`: the queue's retention in seconds.
+    #[serde(rename = "MessageRetentionPeriod")]
+    pub retention: Option<String>,
+}
 
-impl QueryParams {
-    /// Parses a raw query string (absent: no parameters).
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map(Self)
-            .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-    }
+impl QueryShape for CreateQuery {}
 
-    /// The parameters in query order, for routes whose parameters become message fields.
-    pub fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-        serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-    }
+/// The query of `GET /status`, a page of sessions.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// `limit`: the page size.
+    pub limit: Option<String>,
+    /// `next`: the token of the previous page.
+    pub next: Option<String>,
+}
 
-    /// One parameter's value.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
+impl QueryShape for ListQuery {}
 
-    /// Refuses parameters the route does not know, naming them (sorted) and the ones it does.
-    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        let mut unknown: Vec<&str> = self
-            .0
-            .keys()
-            .map(String::as_str)
-            .filter(|name| !allowed.contains(name))
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        unknown.sort_unstable();
-        let plural = if unknown.len() == 1 { "" } else { "s" };
-        Err(ApiError::bad_request(format!(
-            "unknown query parameter{plural} {}; this route takes {}",
-            unknown.join(", "),
-            allowed.join(", ")
-        )))
-    }
+/// The query of `GET /messages/user/{userId}`; other names are refused.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// `start`: the earliest `created`, epoch seconds.
+    pub start: Option<String>,
+    /// `end`: the latest `created`, epoch seconds.
+    pub end: Option<String>,
+    /// `limit`: the page size.
+    pub limit: Option<String>,
+    /// `next`: the token of the previous page.
+    pub next: Option<String>,
+    /// `_type`: the message types to answer, comma-separated.
+    #[serde(rename = "_type")]
+    pub types: Option<String>,
+}
+
+impl QueryShape for HistoryQuery {
+    const ONLY: Option<&'static [&'static str]> = Some(HISTORY_PARAMS);
+}
+
+/// The query of the set-read routes; other names are refused.
+#[derive(Debug, Deserialize)]
+pub struct SetReadQuery {
+    /// `async`: hand the work to the `history` function.
+    #[serde(rename = "async")]
+    pub handed_off: Option<String>,
+}
+
+impl QueryShape for SetReadQuery {
+    const ONLY: Option<&'static [&'static str]> = Some(SET_READ_PARAMS);
 }
 
 /// The query parameters of `GET /messages/user/{userId}`.
@@ -270,13 +279,15 @@ pub fn type_filter(raw: &str) -> Result<TypeFilter, InvalidParameter> {
 /// A history page request from `start`, `end`, `limit`, `next` and `_type`. A missing `start`
 /// is the epoch, a missing `end` the far future; both may have a fraction (`start` rounds up,
 /// `end` down, as `created` is whole seconds); a token must belong to the same range.
-pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParameter> {
-    let start = params
-        .get("start")
+pub fn page_request(query: &HistoryQuery) -> Result<PageRequest, InvalidParameter> {
+    let start = query
+        .start
+        .as_deref()
         .map(|raw| epoch_time("start", raw))
         .transpose()?;
-    let end = params
-        .get("end")
+    let end = query
+        .end
+        .as_deref()
         .map(|raw| epoch_time("end", raw))
         .transpose()?;
     if let (Some(start), Some(end)) = (start, end)
@@ -286,8 +297,8 @@ pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParamete
     }
     let start = start.map_or(0, EpochTime::ceil);
     let end = end.map_or(MAX_SAFE_INTEGER, EpochTime::floor);
-    let limit = limit(params.get("limit"))?;
-    let after = params.get("next").map(history_cursor).transpose()?;
+    let limit = limit(query.limit.as_deref())?;
+    let after = query.next.as_deref().map(history_cursor).transpose()?;
     if let Some(cursor) = &after
         && !(start..=end).contains(&cursor.created)
     {
@@ -296,7 +307,7 @@ pub fn page_request(params: &QueryParams) -> Result<PageRequest, InvalidParamete
             "belongs to another time range; pass the same start and end",
         ));
     }
-    let types = params.get("_type").map(type_filter).transpose()?;
+    let types = query.types.as_deref().map(type_filter).transpose()?;
     Ok(PageRequest {
         start,
         end,
@@ -320,8 +331,8 @@ pub fn retention(raw: &str) -> Result<u32, InvalidParameter> {
 }
 
 /// Whether the query asks for `async`: `?async`, `?async=1` or `?async=true`.
-pub fn handed_off(params: &QueryParams) -> Result<bool, InvalidParameter> {
-    match params.get("async") {
+pub fn handed_off(query: &SetReadQuery) -> Result<bool, InvalidParameter> {
+    match query.handed_off.as_deref() {
         None | Some("0" | "false") => Ok(false),
         Some("" | "1" | "true") => Ok(true),
         Some(_) => Err(InvalidParameter::new(
@@ -378,6 +389,7 @@ pub fn check_id_count(count: usize, handed_off: bool) -> Result<(), InvalidParam
 
 #[cfg(test)]
 mod tests {
+    use super::super::extract;
     use super::*;
 
     fn id(raw: &str) -> MessageId {
@@ -385,13 +397,9 @@ mod tests {
     }
 
     fn request(query: &[(&str, &str)]) -> Result<PageRequest, InvalidParameter> {
-        let params = QueryParams(
-            query
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        );
-        page_request(&params)
+        let encoded = serde_urlencoded::to_string(query).unwrap();
+        let query: HistoryQuery = extract::query(Some(&encoded)).unwrap();
+        page_request(&query)
     }
 
     #[test]
@@ -551,14 +559,8 @@ mod tests {
 
     #[test]
     fn unknown_parameters_are_named() {
-        let params = QueryParams::parse(Some("start=1&foo=2&bar")).unwrap();
-        let error = params.only(HISTORY_PARAMS).unwrap_err();
+        let error = extract::query::<HistoryQuery>(Some("start=1&foo=2&bar")).unwrap_err();
         assert!(error.message().contains("bar, foo"), "{error:?}");
-        assert!(
-            QueryParams::parse(Some("async"))
-                .unwrap()
-                .only(SET_READ_PARAMS)
-                .is_ok()
-        );
+        assert!(extract::query::<SetReadQuery>(Some("async")).is_ok());
     }
 }

@@ -1,105 +1,128 @@
 //! Session routes: create, renew, status (one, or a page of all), destroy.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use serde_json::{Value, json};
-use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
-use sqs_push_core::model::session::Session;
+use axum::extract::State;
+use serde::Serialize;
+use sqs_push_core::model::session::{ClientSession, Session, SessionSummary};
 
-use super::params::{self, QueryParams};
+use super::extract::{NoQuery, Path, Query};
+use super::params::{self, CreateQuery, ListQuery};
+use super::paths::SessionPath;
 use super::{ApiError, ApiState};
+
+/// `{"success": true, "session": <as create returns it>}`
+#[derive(Serialize)]
+pub struct SessionAnswer {
+    success: bool,
+    session: ClientSession,
+}
+
+impl SessionAnswer {
+    fn new(state: &ApiState, session: &Session) -> Json<Self> {
+        let region = &state.sessions.settings().region;
+        Json(Self {
+            success: true,
+            session: session.to_client(region),
+        })
+    }
+}
 
 /// `GET /create/{accountId}/{userId}/{sessionId}[?MessageRetentionPeriod=seconds]`
 pub async fn create(
     State(state): State<ApiState>,
-    Path(path): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let (account_id, user_id, session_id) = ids(path)?;
-    let retention = QueryParams::parse(query.as_deref())?
-        .get("MessageRetentionPeriod")
+    Path(path): Path<SessionPath>,
+    Query(query): Query<CreateQuery>,
+) -> Result<Json<SessionAnswer>, ApiError> {
+    let retention = query
+        .retention
+        .as_deref()
         .map(params::retention)
         .transpose()?;
     let session = state
         .sessions
-        .create(account_id, user_id, session_id, retention)
+        .create(path.account_id, path.user_id, path.session_id, retention)
         .await?;
-    Ok(session_answer(&state, &session))
-}
-
-/// The three path ids, validated.
-fn ids(
-    (account_id, user_id, session_id): (String, String, String),
-) -> Result<(AccountId, UserId, SessionId), ApiError> {
-    Ok((
-        AccountId::parse(&account_id)?,
-        UserId::parse(&user_id)?,
-        SessionId::parse(&session_id)?,
-    ))
-}
-
-/// `{"success": true, "session": <as create returns it>}`
-fn session_answer(state: &ApiState, session: &Session) -> Json<Value> {
-    let region = &state.sessions.settings().region;
-    Json(json!({"success": true, "session": session.to_client(region)}))
+    Ok(SessionAnswer::new(&state, &session))
 }
 
 /// `GET /renew/{accountId}/{userId}/{sessionId}`: new credentials, same queue and key.
 pub async fn renew(
     State(state): State<ApiState>,
-    Path(path): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let (account_id, user_id, session_id) = ids(path)?;
+    Path(path): Path<SessionPath>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<SessionAnswer>, ApiError> {
     let session = state
         .sessions
-        .renew(account_id, user_id, session_id)
+        .renew(path.account_id, path.user_id, path.session_id)
         .await?;
-    Ok(session_answer(&state, &session))
+    Ok(SessionAnswer::new(&state, &session))
 }
 
 /// `GET /status/{accountId}/{userId}/{sessionId}`: the live session as create returned it.
 pub async fn status(
     State(state): State<ApiState>,
-    Path(path): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let (account_id, user_id, session_id) = ids(path)?;
+    Path(path): Path<SessionPath>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<SessionAnswer>, ApiError> {
     let session = state
         .sessions
-        .status(account_id, user_id, session_id)
+        .status(path.account_id, path.user_id, path.session_id)
         .await?;
-    Ok(session_answer(&state, &session))
+    Ok(SessionAnswer::new(&state, &session))
+}
+
+/// `{"success": true, "accountId": …, "userId": …, "sessionId": …}`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestroyAnswer {
+    success: bool,
+    account_id: u64,
+    user_id: u64,
+    session_id: String,
 }
 
 /// `GET /destroy/{accountId}/{userId}/{sessionId}`: removes the row and the queue.
 pub async fn destroy(
     State(state): State<ApiState>,
-    Path(path): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let (account_id, user_id, session_id) = ids(path)?;
+    Path(path): Path<SessionPath>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<DestroyAnswer>, ApiError> {
     let session = state
         .sessions
-        .destroy(account_id, user_id, session_id)
+        .destroy(path.account_id, path.user_id, path.session_id)
         .await?;
-    Ok(Json(json!({
-        "success": true,
-        "accountId": session.account_id.get(),
-        "userId": session.user_id.get(),
-        "sessionId": session.session_id.as_str(),
-    })))
+    Ok(Json(DestroyAnswer {
+        success: true,
+        account_id: session.account_id.get(),
+        user_id: session.user_id.get(),
+        session_id: session.session_id.as_str().to_string(),
+    }))
+}
+
+/// `{"success": true, "sessions": […], "next"?: token}`
+#[derive(Serialize)]
+pub struct ListAnswer {
+    success: bool,
+    sessions: Vec<SessionSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 /// `GET /status[?limit=n&next=token]`: a page of live sessions, without keys or credentials.
 pub async fn list(
     State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let query = QueryParams::parse(query.as_deref())?;
-    let limit = params::limit(query.get("limit"))?;
-    let after = query.get("next").map(params::session_cursor).transpose()?;
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ListAnswer>, ApiError> {
+    let limit = params::limit(query.limit.as_deref())?;
+    let after = query
+        .next
+        .as_deref()
+        .map(params::session_cursor)
+        .transpose()?;
     let page = state.sessions.list(limit, after).await?;
-    let mut answer = json!({"success": true, "sessions": page.sessions});
-    if let Some(next) = page.next {
-        answer["next"] = Value::from(params::session_token(&next));
-    }
-    Ok(Json(answer))
+    Ok(Json(ListAnswer {
+        success: true,
+        sessions: page.sessions,
+        next: page.next.as_ref().map(params::session_token),
+    }))
 }

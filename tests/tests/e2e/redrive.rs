@@ -3,8 +3,6 @@
 //! counts one sender record; `--apply` delivers the message to the three queues, deletes the
 //! sender record and leaves the batch record.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -12,7 +10,7 @@ use sqs_push_cli::redrive::{
     DeadLetters, LocalRunner, RedriveOptions, RedriveReport, SqsDeadLetters, dlq_name, redrive,
 };
 use sqs_push_functions::wiring::Adapters;
-use support::*;
+use sqs_push_tests::*;
 
 /// The DLQ's URL; created here when the bootstrap does not create it.
 async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, stage: &str) -> String {
@@ -70,10 +68,10 @@ fn destination_record(stage: &str, function: &str, payload: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_dry_run_leaves_records_and_apply_delivers_the_sender_payload() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let stage = stack.config.stage.clone();
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let dlq_url = dead_letter_queue(&sqs, &stage).await;
     // Whatever the stack itself may have dead-lettered is not this test's.
     sqs.purge_queue().queue_url(&dlq_url).send().await.unwrap();

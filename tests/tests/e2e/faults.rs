@@ -3,31 +3,28 @@
 //! exact outcomes — every session reached, one history row per user, or the undeliverable work
 //! in the dead-letter queue.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqs_push_core::dispatch::DispatchSettings;
-use sqs_push_fault_proxy::{Fault, FaultProxy, Rule};
-use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_fault_proxy::{Fault, Rule};
+use sqs_push_tests::*;
 
-/// The emulator, the proxy in front of it, and the stack whose every AWS call crosses the proxy.
-async fn stack_behind_proxy(emulator: &Emulator, direct_limit: usize) -> (FaultProxy, LocalStack) {
-    let proxy = FaultProxy::start(&emulator.url)
+/// A stack whose every AWS call crosses the fault proxy, sending directly up to `direct_limit`
+/// queues and handing on batches of 40.
+async fn stack_behind_proxy(direct_limit: usize) -> Stack {
+    Stack::builder()
+        .fault_proxy()
+        .configure(|options| {
+            options.stack.dispatch = DispatchSettings {
+                direct_limit,
+                sender_batch: 40,
+                ..DispatchSettings::default()
+            };
+        })
+        .start()
         .await
-        .expect("the proxy starts");
-    let mut options = stack_options(emulator);
-    options.emulator_url = proxy.url();
-    options.stack.dispatch = DispatchSettings {
-        direct_limit,
-        sender_batch: 40,
-        ..DispatchSettings::default()
-    };
-    let stack = LocalStack::start(options).await.expect("the stack starts");
-    (proxy, stack)
 }
 
 /// The message ids a queue received, read straight from the emulator (not through the proxy).
@@ -72,8 +69,8 @@ async fn history_rows(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_and_one_row_each() {
     const USERS: u64 = 60;
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let stack = stack_behind_proxy(0).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, USERS, 3).await;
     proxy.set_rules(vec![
         Rule::new("SendMessageBatch", Fault::ServerError, 0.10),
@@ -87,7 +84,7 @@ async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_
         message_ids.push(answer["messageId"].as_str().unwrap().to_string());
     }
 
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut missing: Vec<&Receiver> = receivers.iter().collect();
@@ -145,8 +142,8 @@ async fn users_notified_while_sqs_fails_and_history_throttles_get_every_message_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly() {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 0).await;
+    let stack = stack_behind_proxy(0).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, 3, 3).await;
     let user = receivers[0].user;
     let queues: BTreeSet<String> = receivers
@@ -159,7 +156,7 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
     let (status, answer) = get(&stack, &format!("/notify/user/{user}?message=lost")).await;
     assert_eq!(status, 200, "{answer}");
 
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let dlq = sqs
         .get_queue_url()
         .queue_name("sqs-push-dlq-local")
@@ -215,8 +212,8 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
     const USERS: u64 = 30;
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, USERS, 3).await;
     // The SDK retries a 5xx three times, so 10% would almost never get past it; at 40% about
     // one delete in sixteen fails for good and the stream's own retry has to finish the job.
@@ -226,7 +223,7 @@ async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
     ]);
 
     // Rows removed behind the API's back, as the TTL does: only the stream tells cleanup.
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
     for receiver in &receivers {
         dynamodb
@@ -282,8 +279,8 @@ async fn cleanup_under_failing_deletes_removes_every_queue_in_the_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_and_doubling_nothing()
  {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, 3, 1).await;
     let session_of = |user: u64| {
         receivers
@@ -304,7 +301,7 @@ async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_a
         serde_json::json!({"userId": 1, "messageId": "k-2"}),
         serde_json::json!({"userId": 2, "sessionId": session_of(2).session, "messageId": "k-3"}),
     ];
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let kinesis = aws_sdk_kinesis::Client::new(&admin);
     let entries: Vec<_> = records
         .iter()
@@ -392,9 +389,9 @@ async fn wait_for_ids(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_notified_while_every_send_fails_gets_it_once_sqs_recovers_and_the_answer_says_handed_on()
  {
-    let emulator = Emulator::start();
     // The direct path: a few sessions are sent to by the api itself.
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let mut receivers = Vec::new();
     for n in 0..3 {
         receivers.push(create(&stack, 5, 4242, &unique_session_id(&format!("down{n}"))).await);
@@ -418,7 +415,7 @@ async fn a_user_notified_while_every_send_fails_gets_it_once_sqs_recovers_and_th
     let failed = proxy.stats().operation("SendMessageBatch").total_faults();
     proxy.set_rules(Vec::new());
 
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let got = wait_for_ids(&sqs, &receivers, Duration::from_secs(60)).await;
     for (receiver, ids) in receivers.iter().zip(&got) {
         assert_eq!(
@@ -442,8 +439,8 @@ async fn a_user_notified_while_every_send_fails_gets_it_once_sqs_recovers_and_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_row_whose_direct_write_is_throttled_for_a_while_exists_exactly_once_after() {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     proxy.set_rules(vec![
         Rule::new("PutItem", Fault::Throttling, 1.0).service("dynamodb"),
     ]);
@@ -455,7 +452,7 @@ async fn a_history_row_whose_direct_write_is_throttled_for_a_while_exists_exactl
     let throttled = proxy.stats().operation("PutItem").total_faults();
     proxy.set_rules(Vec::new());
 
-    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(&emulator).await);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(emulator).await);
     let table = stack.config.history_table();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut rows = history_rows(&dynamodb, &table, &message_id).await;
@@ -475,10 +472,10 @@ async fn a_history_row_whose_direct_write_is_throttled_for_a_while_exists_exactl
 async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_delivers_it_once_raised()
  {
     use sqs_push_cli::redrive::{LocalRunner, RedriveOptions, SqsDeadLetters, dlq_name, redrive};
-    let emulator = Emulator::start();
-    let (_proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let emulator = &stack.emulator;
     let receiver = create(&stack, 6, 6161, &unique_session_id("small")).await;
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let dlq_url = dead_letter_queue(&sqs).await;
     sqs.purge_queue().queue_url(&dlq_url).send().await.unwrap();
     let max_size = |bytes: u32| {
@@ -554,8 +551,8 @@ async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_deli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_batch_whose_account_query_is_denied_stops_there_and_resumes_skipping_nothing() {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let receivers = seed_receivers(&stack, 3, 3).await;
     let of_user = |user: u64| -> Vec<Receiver> {
         receivers
@@ -575,7 +572,7 @@ async fn a_kinesis_batch_whose_account_query_is_denied_stops_there_and_resumes_s
         serde_json::json!({"accountId": middle[0].account, "messageId": "d-2"}),
         serde_json::json!({"userId": 2, "sessionId": last[0].session, "messageId": "d-3"}),
     ];
-    let admin = admin_config(&emulator).await;
+    let admin = admin_config(emulator).await;
     let kinesis = aws_sdk_kinesis::Client::new(&admin);
     let entries: Vec<_> = records
         .iter()
@@ -630,13 +627,13 @@ async fn a_kinesis_batch_whose_account_query_is_denied_stops_there_and_resumes_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_read_whose_receipt_failed_sends_it_to_the_other_sessions_when_repeated() {
-    let emulator = Emulator::start();
-    let (proxy, stack) = stack_behind_proxy(&emulator, 50).await;
+    let stack = stack_behind_proxy(50).await;
+    let (emulator, proxy) = (&stack.emulator, stack.proxy());
     let phone = create(&stack, 8, 8181, &unique_session_id("phone")).await;
     let (status, answer) = get(&stack, "/notify/user/8181?message=read+me").await;
     assert_eq!(status, 200, "{answer}");
     let message_id = answer["messageId"].as_str().unwrap().to_string();
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     assert_eq!(
         received_ids(&sqs, &phone).await,
         BTreeSet::from([message_id.clone()])

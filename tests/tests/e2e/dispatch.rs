@@ -2,8 +2,6 @@
 //! the sessions it names; poison records are skipped; a large broadcast goes through the async
 //! sender/history path and reaches every session once.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_tests::*;
 
 /// Asserts that exactly `expected` (by index) receive one message with `marker`.
 async fn assert_reached(
@@ -68,15 +66,17 @@ fn indexes(receivers: &[Receiver], pick: impl Fn(&Receiver) -> bool) -> BTreeSet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_kinesis() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack_with(&emulator, |options| {
-        // An account of 6 sessions is large: it goes to a segment worker that reads the account
-        // index 2 rows a page, resuming from each page's key (as does an account + session
-        // target, which reads the account's pages for the session).
-        options.stack.dispatch.large_account = 4;
-        options.stack.dispatch.scan_page = 2;
-    })
-    .await;
+    let stack = Stack::builder()
+        .configure(|options| {
+            // An account of 6 sessions is large: it goes to a segment worker that reads the account
+            // index 2 rows a page, resuming from each page's key (as does an account + session
+            // target, which reads the account's pages for the session).
+            options.stack.dispatch.large_account = 4;
+            options.stack.dispatch.scan_page = 2;
+        })
+        .start()
+        .await;
+    let emulator = &stack.emulator;
     let mut receivers = Vec::new();
     for account in 1..=3u64 {
         for k in 1..=3u64 {
@@ -85,7 +85,7 @@ async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_ki
             }
         }
     }
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
 
     let cases: Vec<(&str, Value, BTreeSet<usize>)> = vec![
         (
@@ -164,21 +164,21 @@ async fn each_target_reaches_exactly_its_sessions_through_the_api_and_through_ki
         let marker = format!("kinesis {path}");
         let mut event = event;
         event["marker"] = json!(marker);
-        put_event(&emulator, event.to_string().as_bytes()).await;
+        put_event(emulator, event.to_string().as_bytes()).await;
         assert_reached(&sqs, &receivers, &expected, &marker).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_is_counted_and_skipped_between_two_delivered_ones() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let receiver = create(&stack, 1, 5, "only").await;
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
 
-    put_event(&emulator, br#"{"userId": 5, "message": "first"}"#).await;
-    put_event(&emulator, br#"{"userId": true, "message": "poison"}"#).await;
-    put_event(&emulator, br#"{"userId": 5, "message": "second"}"#).await;
+    put_event(emulator, br#"{"userId": 5, "message": "first"}"#).await;
+    put_event(emulator, br#"{"userId": true, "message": "poison"}"#).await;
+    put_event(emulator, br#"{"userId": 5, "message": "second"}"#).await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut got = Vec::new();
@@ -198,19 +198,23 @@ async fn a_poison_record_is_counted_and_skipped_between_two_delivered_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_to_2000_sessions_goes_through_segment_workers_and_reaches_each_once() {
     const USERS: u64 = 1000;
-    let emulator = Emulator::start();
-    let mut options = stack_options(&emulator);
-    options.stack.dispatch = DispatchSettings {
-        direct_limit: 10,
-        sender_batch: 250,
-        history_batch: 300,
-        report_urls_up_to: 10,
-        broadcast_segments: 3,
-        // Small pages: each segment worker reads many pages and resumes from each scan position.
-        scan_page: 97,
-        ..DispatchSettings::default()
-    };
-    let stack = LocalStack::start(options).await.expect("the stack starts");
+    let stack = Stack::builder()
+        .configure(|options| {
+            options.stack.dispatch = DispatchSettings {
+                direct_limit: 10,
+                sender_batch: 250,
+                history_batch: 300,
+                report_urls_up_to: 10,
+                broadcast_segments: 3,
+                // Small pages: each segment worker reads many pages and resumes from each scan
+                // position.
+                scan_page: 97,
+                ..DispatchSettings::default()
+            };
+        })
+        .start()
+        .await;
+    let emulator = &stack.emulator;
 
     // Sessions are made through the adapters, not 2,000 create calls: what is under test here is
     // the fan-out, and Cognito would only add minutes.
@@ -237,7 +241,7 @@ async fn a_broadcast_to_2000_sessions_goes_through_segment_workers_and_reaches_e
     );
     let message_id = answer["messageId"].as_str().unwrap().to_string();
 
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let counts: Vec<usize> = futures::stream::iter(receivers.iter())
         .map(|receiver| {
             let sqs = sqs.clone();
@@ -280,7 +284,7 @@ async fn a_broadcast_to_2000_sessions_goes_through_segment_workers_and_reaches_e
         .sum();
     assert_eq!(late, 0, "duplicates arrived after the first pass");
 
-    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(&emulator).await);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin_config(emulator).await);
     let mut rows: BTreeMap<String, usize> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while rows.values().sum::<usize>() < USERS as usize && Instant::now() < deadline {

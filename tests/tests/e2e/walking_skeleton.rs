@@ -1,17 +1,15 @@
 //! The core promise end to end: a backend creates a session, a producer notifies the user, and a
 //! client holding only what create returned long-polls its queue and decrypts the message.
 
-mod support;
-
 use aws_credential_types::Credentials;
 use serde_json::{Value, json};
 use sqs_push_core::crypto::{SessionCipher, SessionKey};
-use support::*;
+use sqs_push_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_session_receives_and_decrypts_a_user_notification() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let session_id = unique_session_id("browser");
 
     // Create, as a backend would.
@@ -49,7 +47,7 @@ async fn a_created_session_receives_and_decrypts_a_user_notification() {
     );
 
     // The queue is tagged with its owner, which the role's condition keys on.
-    let admin = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let admin = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let tags = admin
         .list_queue_tags()
         .queue_url(text(session, "sqsUrl"))
@@ -62,7 +60,7 @@ async fn a_created_session_receives_and_decrypts_a_user_notification() {
     );
 
     // The browser's side: only the returned credentials, long-polling the returned URL.
-    let browser = session_sqs_client(&emulator, session).await;
+    let browser = session_sqs_client(emulator, session).await;
     let poll = long_poll(&browser, session);
 
     // A producer notifies the user.
@@ -95,8 +93,7 @@ async fn a_created_session_receives_and_decrypts_a_user_notification() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_is_idempotent_for_a_live_session_and_refuses_another_account() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
     let session_id = unique_session_id("tab");
     let path = format!("/create/100/201/{session_id}");
 
@@ -122,8 +119,7 @@ async fn create_is_idempotent_for_a_live_session_and_refuses_another_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ids_are_400s_naming_the_field_and_unsigned_calls_are_403s() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
 
     for (path, field) in [
         ("/create/x/200/s", "accountId"),
@@ -164,10 +160,11 @@ async fn bad_ids_are_400s_naming_the_field_and_unsigned_calls_are_403s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_enhanced_flow_setting_hands_out_cognito_credentials_for_the_identity() {
-    let emulator = Emulator::start();
-    let mut options = stack_options(&emulator);
-    options.stack.credential_flow = sqs_push_aws::CredentialFlow::Enhanced;
-    let stack = sqs_push_local::LocalStack::start(options).await.unwrap();
+    let stack = Stack::builder()
+        .configure(|options| options.stack.credential_flow = sqs_push_aws::CredentialFlow::Enhanced)
+        .start()
+        .await;
+    let emulator = &stack.emulator;
     let (status, created) = get(&stack, &format!("/create/1/2/{}", unique_session_id("enh"))).await;
     assert_eq!(status, 200, "{created}");
     let session = &created["session"];
@@ -190,7 +187,7 @@ async fn the_enhanced_flow_setting_hands_out_cognito_credentials_for_the_identit
     assert_eq!(session["ttl"].as_u64().unwrap(), expires + 3600);
     // The developer identity's token is the login GetCredentialsForIdentity needs; the
     // credentials it hands out read the queue.
-    let browser = session_sqs_client(&emulator, session).await;
+    let browser = session_sqs_client(emulator, session).await;
     browser
         .receive_message()
         .queue_url(text(session, "sqsUrl"))

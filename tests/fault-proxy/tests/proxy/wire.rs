@@ -367,12 +367,10 @@ async fn odd_input_breaks_nothing() {
         assert_eq!(answer.body, body, "{target}");
     }
     // An upstream that is gone is a 502, not a crash.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = sqs_push_tests::free_port();
+    let dead = FaultProxy::start(&format!("http://127.0.0.1:{port}"))
         .await
-        .unwrap()
-        .local_addr()
         .unwrap();
-    let dead = FaultProxy::start(&format!("http://{port}")).await.unwrap();
     let raw = request(Some("AmazonSQS.SendMessage"), "/", b"{}", true);
     let answer = &parse(&exchange(&dead, &raw).await.unwrap())[0];
     assert_eq!(answer.status, 502);

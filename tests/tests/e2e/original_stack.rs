@@ -3,14 +3,12 @@
 //! `_type` filters, flat rows with reserved fields, epoch times with a fraction, and the
 //! original's answer names. Unknown parameters are our own stricter choice.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_tests::*;
 
 fn now_f64() -> f64 {
     SystemTime::now()
@@ -48,8 +46,7 @@ fn types_of(rows: &[Value]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_filter_returns_exactly_those_types_and_unknown_parameters_are_named() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
     let u1 = fresh_user(10_000_000);
     let u2 = u1 + 2_000_000;
     let before = now_f64() - 1.0;
@@ -145,8 +142,7 @@ async fn a_type_filter_returns_exactly_those_types_and_unknown_parameters_are_na
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_rows_are_flat_and_the_row_s_own_fields_win() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
     let user = fresh_user(20_000_000);
 
     // C.3.1: the message's fields at the top level, no `message` wrapper.
@@ -195,9 +191,9 @@ async fn history_rows_are_flat_and_the_row_s_own_fields_win() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decimal_asof_marks_every_earlier_row_and_the_receipt_reaches_the_session() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let user = fresh_user(30_000_000);
     let session = create(&stack, 7, user, &unique_session_id("asof")).await;
     let t0 = now_f64();

@@ -2,8 +2,6 @@
 //! and pages are exact, receipts flip only what changed and reach every session of the user
 //! once, and a thousand ids handed off with `?async` all end up read.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +10,7 @@ use sqs_push_aws::DynamoHistoryStore;
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::ports::{HistoryRow, HistoryStore};
 use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_tests::*;
 
 const HISTORY_TABLE: &str = "sqs-push-local-history";
 
@@ -99,8 +97,8 @@ fn ids(names: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_a_user_appear_unread_and_time_ranges_and_pages_are_exact() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
 
     // A notification lands in history, unread, as the message object the browser would see.
     let (status, sent) = get(&stack, "/notify/user/300?message=Hello+User").await;
@@ -123,7 +121,7 @@ async fn messages_to_a_user_appear_unread_and_time_ranges_and_pages_are_exact() 
     );
 
     // Seven rows one second apart: pages of three run newest first and end without a token.
-    let store = history_store(&emulator).await;
+    let store = history_store(emulator).await;
     let rows: Vec<(String, u64)> = (0..7).map(|n| (format!("m{n}"), 1_000 + n)).collect();
     write_rows(&store, 301, &rows).await;
     assert_eq!(
@@ -179,9 +177,9 @@ async fn messages_to_a_user_appear_unread_and_time_ranges_and_pages_are_exact() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_flip_only_what_changed_and_reach_every_session_of_the_user_once() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
-    let sqs = aws_sdk_sqs::Client::new(&admin_config(&emulator).await);
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
     let phone = create(&stack, 40, 400, "phone").await;
     let laptop = create(&stack, 40, 400, "laptop").await;
     let stranger = create(&stack, 40, 401, "phone").await;
@@ -332,9 +330,9 @@ async fn receipts_flip_only_what_changed_and_reach_every_session_of_the_user_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_ids_receipted_with_async_are_all_read_afterwards() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
-    let store = history_store(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
+    let store = history_store(emulator).await;
     let base = now() - 10_000;
     let rows: Vec<(String, u64)> = (0..1_000)
         .map(|n| (format!("bulk-{n:04}"), base + n))

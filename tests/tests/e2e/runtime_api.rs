@@ -8,8 +8,6 @@
 //! binaries for the host as well would double the CI build for no extra coverage — the arm64
 //! release zips are checked by `scripts/package` and the template tests.
 
-mod support;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,7 +25,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sqs_push_core::crypto::SessionKey;
 use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_tests::*;
 use tokio::sync::{mpsc, oneshot};
 
 /// What a function answered to one invocation.
@@ -424,10 +422,10 @@ async fn identity_exists(cognito: &aws_sdk_cognitoidentity::Client, identity_id:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
-    let emulator = Emulator::start();
     // The local stack provisions the emulator (tables, stream, pool, role) and names them.
-    let stack = spawn_stack(&emulator).await;
-    let admin = admin_config(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
+    let admin = admin_config(emulator).await;
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
     let cognito = aws_sdk_cognitoidentity::Client::new(&admin);
@@ -435,7 +433,7 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
     let (account, user) = (41, 42);
 
     // api: GET /create/{a}/{u}/{s} as API Gateway's REST proxy event.
-    let mut api = Function::start("api", &emulator, &stack).await;
+    let mut api = Function::start("api", emulator, &stack).await;
     let answer = api
         .respond(api_gateway_get(&format!(
             "/create/{account}/{user}/{session_id}"
@@ -456,7 +454,7 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
     drop(api);
 
     // dispatcher: one good record for that user, one poison record.
-    let mut dispatcher = Function::start("dispatcher", &emulator, &stack).await;
+    let mut dispatcher = Function::start("dispatcher", emulator, &stack).await;
     let good = json!({"userId": user, "message": {"marker": "kinesis"}}).to_string();
     let answer = dispatcher
         .respond(kinesis_event(&[good.as_bytes(), b"not json at all"]))
@@ -483,7 +481,7 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
     drop(dispatcher);
 
     // sender: a SendJob payload as the dispatcher hands it off.
-    let mut sender = Function::start("sender", &emulator, &stack).await;
+    let mut sender = Function::start("sender", emulator, &stack).await;
     let job = json!({
         "messages": [json!({"marker": "sender"}).to_string()],
         "deliveries": [{"queueUrl": queue_url, "aesKey": key.to_base64(), "message": 0}]
@@ -532,7 +530,7 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
             )
         }]
     });
-    let mut cleanup = Function::start("cleanup", &emulator, &stack).await;
+    let mut cleanup = Function::start("cleanup", emulator, &stack).await;
     let answer = cleanup.respond(remove).await;
     let failures = answer["batchItemFailures"]
         .as_array()

@@ -2,8 +2,6 @@
 //! through the TTL sweeper and the stream-driven cleanup, and the orphan sweep of `/cleanup`.
 //! Nothing a session created outlives it.
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use sqs_push_core::model::session::{Credentials as SessionCredentials, Session};
 use sqs_push_core::ports::QueueSpec;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
 use sqs_push_local::LocalStack;
-use support::*;
+use sqs_push_tests::*;
 
 /// The admin clients a test inspects the emulator with.
 struct Admin {
@@ -99,15 +97,17 @@ async fn create(stack: &LocalStack, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_disappears_then_its_queue_and_identity_are_gone() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack_with(&emulator, |options| {
-        options.stack.credential_seconds = 2;
-        options.stack.idle_seconds = 1;
-        options.sweep_interval = Duration::from_millis(250);
-        options.stream_poll_interval = Duration::from_millis(100);
-    })
-    .await;
-    let admin = &Admin::new(&emulator).await;
+    let stack = Stack::builder()
+        .configure(|options| {
+            options.stack.credential_seconds = 2;
+            options.stack.idle_seconds = 1;
+            options.sweep_interval = Duration::from_millis(250);
+            options.stream_poll_interval = Duration::from_millis(100);
+        })
+        .start()
+        .await;
+    let emulator = &stack.emulator;
+    let admin = &Admin::new(emulator).await;
     let stack = &stack;
     let session_id = &unique_session_id("short");
     let session = create(stack, &format!("/create/100/400/{session_id}")).await;
@@ -140,12 +140,14 @@ async fn an_expired_session_disappears_then_its_queue_and_identity_are_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_removes_the_session_and_its_queue_then_its_identity_and_a_second_destroy_is_not_found()
  {
-    let emulator = Emulator::start();
-    let stack = &spawn_stack_with(&emulator, |options| {
-        options.stream_poll_interval = Duration::from_millis(100);
-    })
-    .await;
-    let admin = &Admin::new(&emulator).await;
+    let stack = &Stack::builder()
+        .configure(|options| {
+            options.stream_poll_interval = Duration::from_millis(100);
+        })
+        .start()
+        .await;
+    let emulator = &stack.emulator;
+    let admin = &Admin::new(emulator).await;
     let session_id = unique_session_id("tab");
     let session = create(stack, &format!("/create/100/401/{session_id}")).await;
     let (queue, identity) = (text(&session, "sqsQueueName"), text(&session, "identityId"));
@@ -185,8 +187,8 @@ async fn destroy_removes_the_session_and_its_queue_then_its_identity_and_a_secon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renew_gives_new_credentials_that_receive_from_the_same_queue() {
-    let emulator = Emulator::start();
-    let stack = &spawn_stack(&emulator).await;
+    let stack = &Stack::start().await;
+    let emulator = &stack.emulator;
     let session_id = unique_session_id("renew");
     let path = format!("/100/402/{session_id}");
     let created = create(stack, &format!("/create{path}")).await;
@@ -217,7 +219,7 @@ async fn renew_gives_new_credentials_that_receive_from_the_same_queue() {
     );
 
     // The browser's side, with the renewed credentials only.
-    let browser = session_sqs_client(&emulator, renewed).await;
+    let browser = session_sqs_client(emulator, renewed).await;
     let poll = long_poll(&browser, renewed);
     let (status, notified) = get(
         stack,
@@ -251,8 +253,7 @@ async fn renew_gives_new_credentials_that_receive_from_the_same_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_returns_the_session_as_created_and_the_list_pages_without_secrets() {
-    let emulator = Emulator::start();
-    let stack = &spawn_stack(&emulator).await;
+    let stack = &Stack::start().await;
     let mut created = Vec::new();
     for (user, session) in [(403, "a"), (403, "b"), (403, "c"), (404, "a"), (405, "z")] {
         created.push(create(stack, &format!("/create/100/{user}/{session}")).await);
@@ -333,10 +334,12 @@ async fn status_returns_the_session_as_created_and_the_list_pages_without_secret
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
-    let emulator = Emulator::start();
-    let stack =
-        &spawn_stack_with(&emulator, |options| options.stack.orphan_grace_seconds = 2).await;
-    let admin = Admin::new(&emulator).await;
+    let stack = &Stack::builder()
+        .configure(|options| options.stack.orphan_grace_seconds = 2)
+        .start()
+        .await;
+    let emulator = &stack.emulator;
+    let admin = Admin::new(emulator).await;
     let names = QueueNameGenerator::new("sqs-push-local").unwrap();
 
     let live = create(stack, "/create/100/406/live").await;
@@ -390,14 +393,16 @@ async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_deleted_in_batches() {
     const SESSIONS: usize = 1000;
-    let emulator = Emulator::start();
-    let stack = spawn_stack_with(&emulator, |options| {
-        // Only this test's own sweep runs, so all of them expire in one pass.
-        options.sweep_interval = Duration::from_secs(3600);
-        options.stream_poll_interval = Duration::from_millis(100);
-    })
-    .await;
-    let admin = Admin::new(&emulator).await;
+    let stack = Stack::builder()
+        .configure(|options| {
+            // Only this test's own sweep runs, so all of them expire in one pass.
+            options.sweep_interval = Duration::from_secs(3600);
+            options.stream_poll_interval = Duration::from_millis(100);
+        })
+        .start()
+        .await;
+    let emulator = &stack.emulator;
+    let admin = Admin::new(emulator).await;
     let adapters = Arc::new(sqs_push_functions::wiring::Adapters::aws(&stack.config).await);
     let names = stack.config.queue_names().unwrap();
     let started = Instant::now();
@@ -527,9 +532,9 @@ async fn count_identities(admin: &Admin, pool: &str, ids: &HashSet<&str>) -> usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_creates_of_one_session_share_one_queue_that_outlives_the_cleanup_stream()
 {
-    let emulator = Emulator::start();
-    let stack = &spawn_stack(&emulator).await;
-    let admin = Admin::new(&emulator).await;
+    let stack = &Stack::start().await;
+    let emulator = &stack.emulator;
+    let admin = Admin::new(emulator).await;
     let path = format!("/create/5/6/{}", unique_session_id("race"));
     let answers: Vec<(u16, Value)> = futures::stream::iter(0..50)
         .map(|_| get(stack, &path))

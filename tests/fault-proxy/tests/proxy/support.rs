@@ -1,14 +1,8 @@
-//! Shared helpers: one moto emulator per test binary (while any test holds it), SDK configs
-//! pointed at a proxy, and a recorder of the SDK's retry verdicts.
+//! What the SDK tests share: SDK configs pointed at a proxy, unique names, and a recorder of the
+//! SDK's retry verdicts. The emulator is the end-to-end harness's (`sqs_push_tests::Emulator`).
 
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_credential_types::Credentials;
@@ -17,92 +11,7 @@ use aws_sdk_sqs::config::retry::{ClassifyRetry, RetryAction};
 use aws_smithy_runtime_api::client::retries::classifiers::{RetryClassifierPriority, RetryReason};
 use aws_smithy_types::retry::ErrorKind;
 use sqs_push_fault_proxy::FaultProxy;
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
-
-/// A moto server of our own, stopped when the last test holding it drops it.
-pub struct Emulator {
-    child: Child,
-    /// e.g. `http://127.0.0.1:40123`.
-    pub url: String,
-}
-
-static SHARED: Mutex<Weak<Emulator>> = Mutex::new(Weak::new());
-
-impl Emulator {
-    /// The running emulator, or a new one: tests running at the same time share one.
-    pub fn shared() -> Arc<Self> {
-        let mut shared = SHARED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(emulator) = shared.upgrade() {
-            return emulator;
-        }
-        let emulator = Arc::new(Self::start());
-        *shared = Arc::downgrade(&emulator);
-        emulator
-    }
-
-    /// Starts `scripts/emulator.py` from the project's venv on a free port and waits until it
-    /// answers (the same way the e2e tests in tests/ do).
-    fn start() -> Self {
-        let root = repo_root();
-        let python = root.join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/test (or scripts/emulator once) to install the emulator",
-            python.display()
-        );
-        let port = free_port();
-        let mut child = Command::new(python)
-            .arg(root.join("scripts/emulator.py"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the emulator starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "the emulator did not start within 60 s"
-            );
-            match lines.next() {
-                Some(Ok(line)) if line.contains("emulator listening") => break,
-                Some(_) => continue,
-                None => panic!("the emulator exited before it was ready"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
+use sqs_push_tests::Emulator;
 
 /// An SDK config for `endpoint` with dummy credentials and the given retry config.
 pub async fn sdk_config(endpoint: &str, retry: RetryConfig) -> aws_config::SdkConfig {

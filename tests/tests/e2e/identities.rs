@@ -3,12 +3,10 @@
 //! holds only an identityId from a create answer mints nothing, while create and renew still hand
 //! out credentials that read the queue.
 
-mod support;
-
 use aws_credential_types::Credentials;
 use aws_sdk_cognitoidentity::error::ProvideErrorMetadata;
 use serde_json::Value;
-use support::*;
+use sqs_push_tests::*;
 
 /// A Cognito client as anyone on the internet has one: the calls below are unsigned on AWS.
 async fn stranger_cognito(emulator: &Emulator) -> aws_sdk_cognitoidentity::Client {
@@ -33,8 +31,8 @@ fn code<E: ProvideErrorMetadata>(error: &E) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let session_id = unique_session_id("ident");
     let path = format!("/100/700/{session_id}");
     let (status, created) = get(&stack, &format!("/create{path}")).await;
@@ -43,7 +41,7 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
     let identity_id = text(&session, "identityId").to_string();
     let pool_id = stack.config.identity_pool_id.clone();
 
-    let stranger = stranger_cognito(&emulator).await;
+    let stranger = stranger_cognito(emulator).await;
     // A new unauthenticated identity: the pool admits none.
     let error = stranger
         .get_id()
@@ -78,7 +76,7 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
     assert_eq!(code(&error), "NotAuthorizedException", "{error:?}");
     // The developer call itself needs the api function's role, not a browser's credentials…
     let browser_cognito = aws_sdk_cognitoidentity::Client::new(
-        &sdk_config(&emulator, "us-east-1", session_credentials(&session)).await,
+        &sdk_config(emulator, "us-east-1", session_credentials(&session)).await,
     );
     let error = browser_cognito
         .get_open_id_token_for_developer_identity()
@@ -92,7 +90,7 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
     // …and STS takes no token Cognito did not issue.
     let sts = aws_sdk_sts::Client::new(
         &sdk_config(
-            &emulator,
+            emulator,
             "us-east-1",
             Credentials::new("AKIDSTRANGER", "stranger-secret", None, None, "stranger"),
         )
@@ -109,7 +107,7 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
     assert_eq!(code(&error), "InvalidIdentityToken", "{error:?}");
 
     // Create's credentials read the queue…
-    let browser = session_sqs_client(&emulator, &session).await;
+    let browser = session_sqs_client(emulator, &session).await;
     browser
         .receive_message()
         .queue_url(text(&session, "sqsUrl"))
@@ -123,7 +121,7 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
     let renewed = &renewed["session"];
     assert_eq!(text(renewed, "identityId"), identity_id);
     assert_ne!(renewed["sessionToken"], session["sessionToken"]);
-    let browser = session_sqs_client(&emulator, renewed).await;
+    let browser = session_sqs_client(emulator, renewed).await;
     browser
         .receive_message()
         .queue_url(text(renewed, "sqsUrl"))
@@ -140,8 +138,8 @@ async fn an_identity_id_alone_mints_no_credentials_but_create_and_renew_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_session_gets_an_identity_of_its_own_with_a_developer_login() {
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let mut sessions = Vec::new();
     for tag in ["a", "b"] {
         let path = format!("/create/1/701/{}", unique_session_id(tag));
@@ -152,7 +150,7 @@ async fn every_session_gets_an_identity_of_its_own_with_a_developer_login() {
     let first = &sessions[0];
     assert_ne!(first["identityId"], sessions[1]["identityId"]);
 
-    let admin = aws_sdk_cognitoidentity::Client::new(&admin_config(&emulator).await);
+    let admin = aws_sdk_cognitoidentity::Client::new(&admin_config(emulator).await);
     let pool = admin
         .describe_identity_pool()
         .identity_pool_id(&stack.config.identity_pool_id)
@@ -191,19 +189,19 @@ async fn served(emulator: &Emulator, target: &str) -> u64 {
 async fn renew_never_calls_lookup_developer_identity() {
     const LOOKUP: &str = "AWSCognitoIdentityService.LookupDeveloperIdentity";
     const TOKEN: &str = "AWSCognitoIdentityService.GetOpenIdTokenForDeveloperIdentity";
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let path = format!("/100/702/{}", unique_session_id("renew"));
     let (status, created) = get(&stack, &format!("/create{path}")).await;
     assert_eq!(status, 200, "{created}");
     let (lookups, tokens) = (
-        served(&emulator, LOOKUP).await,
-        served(&emulator, TOKEN).await,
+        served(emulator, LOOKUP).await,
+        served(emulator, TOKEN).await,
     );
     for _ in 0..3 {
         let (status, renewed) = get(&stack, &format!("/renew{path}")).await;
         assert_eq!(status, 200, "{renewed}");
-        let browser = session_sqs_client(&emulator, &renewed["session"]).await;
+        let browser = session_sqs_client(emulator, &renewed["session"]).await;
         browser
             .receive_message()
             .queue_url(text(&renewed["session"], "sqsUrl"))
@@ -212,9 +210,9 @@ async fn renew_never_calls_lookup_developer_identity() {
             .await
             .expect("renew's credentials read the queue");
     }
-    assert_eq!(served(&emulator, LOOKUP).await - lookups, 0, "lookups");
+    assert_eq!(served(emulator, LOOKUP).await - lookups, 0, "lookups");
     assert_eq!(
-        served(&emulator, TOKEN).await - tokens,
+        served(emulator, TOKEN).await - tokens,
         3,
         "one token per renew, for the kept login"
     );

@@ -1,11 +1,10 @@
 //! The proxy between the real AWS SDK clients and the moto emulator: what each fault looks like
 //! to the SDK, measured.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::{Verdicts, proxy, retries, sdk_config, unique};
 use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
@@ -15,7 +14,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_smithy_types::retry::ErrorKind;
 use sqs_push_fault_proxy::{Fault, FaultKind, FaultProxy, Rule, Withhold};
-use support::{Emulator, Verdicts, proxy, retries, sdk_config, unique};
+use sqs_push_tests::Emulator;
 
 type BatchResult = Result<
     aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput,

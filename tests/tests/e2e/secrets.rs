@@ -3,15 +3,13 @@
 //! JSON with span fields — and no AES key, secret key, session token, developer login or message
 //! body appears in any of them, nor in any error answer.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use serde_json::{Value, json};
-use support::*;
+use sqs_push_tests::*;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Every line logged in this test binary.
@@ -82,8 +80,8 @@ fn assert_absent(haystack: &str, secrets: &[(String, String)], where_: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_credential_or_message_body_reaches_a_log_line_or_an_error_answer() {
     let captured = capture();
-    let emulator = Emulator::start();
-    let stack = spawn_stack(&emulator).await;
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
     let mut secrets: Vec<(String, String)> = Vec::new();
     let mut answers: Vec<Value> = Vec::new();
     let unique = |what: &str| format!("{what}-{}", unique_session_id("secret"));
@@ -142,7 +140,7 @@ async fn no_key_credential_or_message_body_reaches_a_log_line_or_an_error_answer
     .await;
     assert_eq!(status, 200, "{answer}");
     let kinesis_body = unique("kinesis-body");
-    aws_sdk_kinesis::Client::new(&admin_config(&emulator).await)
+    aws_sdk_kinesis::Client::new(&admin_config(emulator).await)
         .put_record()
         .stream_name("sqs-push-local-events")
         .partition_key("test")

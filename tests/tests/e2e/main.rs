@@ -1,0 +1,14 @@
+//! The end-to-end tests: one binary (one link of the AWS SDK), a module per area, each test
+//! against an emulator and a local stack of its own started by `sqs_push_tests::Stack`.
+
+mod dispatch;
+mod faults;
+mod history;
+mod hostile;
+mod identities;
+mod lifecycle;
+mod original_stack;
+mod redrive;
+mod runtime_api;
+mod secrets;
+mod walking_skeleton;
