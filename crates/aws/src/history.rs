@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use sqs_push_core::model::ids::UserId;
 use sqs_push_core::model::message::MessageId;
@@ -38,6 +38,15 @@ impl DynamoHistoryStore {
             client,
             table: table.into(),
         }
+    }
+
+    /// An UpdateItem of one row, by its key.
+    fn update_row(&self, user_id: UserId, message_id: &MessageId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", number(user_id.get()))
+            .key("messageId", AttributeValue::S(message_id.to_string()))
     }
 }
 
@@ -184,11 +193,7 @@ impl HistoryStore for DynamoHistoryStore {
         message_id: &MessageId,
     ) -> Result<Marked, PortError> {
         let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", number(user_id.get()))
-            .key("messageId", AttributeValue::S(message_id.to_string()))
+            .update_row(user_id, message_id)
             // Without attribute_exists an update would create a row for an unknown id. A row
             // read with its receipt still pending is marked again, so its receipt goes out.
             .condition_expression(
@@ -203,34 +208,25 @@ impl HistoryStore for DynamoHistoryStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(Marked::Now),
-            Err(SdkError::ServiceError(context))
-                if matches!(
-                    context.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                let UpdateItemError::ConditionalCheckFailedException(failed) = context.err() else {
-                    unreachable!("matched above");
-                };
+        let error = match updated {
+            Ok(_) => return Ok(Marked::Now),
+            Err(error) => error,
+        };
+        match error.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                 Ok(if failed.item().is_some_and(|item| !item.is_empty()) {
                     Marked::Before
                 } else {
                     Marked::Missing
                 })
             }
-            Err(error) => Err(port_error("DynamoDB UpdateItem", &self.table, error)),
+            _ => Err(port_error("DynamoDB UpdateItem", &self.table, error)),
         }
     }
 
     async fn receipt_sent(&self, user_id: UserId, message_id: &MessageId) -> Result<(), PortError> {
         let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", number(user_id.get()))
-            .key("messageId", AttributeValue::S(message_id.to_string()))
+            .update_row(user_id, message_id)
             .condition_expression("attribute_exists(messageId)")
             .update_expression("REMOVE #pending")
             .expression_attribute_names("#pending", RECEIPT_PENDING)

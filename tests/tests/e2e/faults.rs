@@ -36,6 +36,27 @@ async fn received_ids(sqs: &aws_sdk_sqs::Client, receiver: &Receiver) -> BTreeSe
         .collect()
 }
 
+/// Puts `records` on the stack's stream in one PutRecords call, all on one shard (in order).
+async fn put_records(admin: &aws_config::SdkConfig, stack: &Stack, records: &[Value]) {
+    let entries: Vec<_> = records
+        .iter()
+        .map(|record| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("one-shard")
+                .data(aws_sdk_kinesis::primitives::Blob::new(record.to_string()))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    aws_sdk_kinesis::Client::new(admin)
+        .put_records()
+        .stream_name(stack.config.events_stream())
+        .set_records(Some(entries))
+        .send()
+        .await
+        .expect("the records are put");
+}
+
 /// History rows of a message, per user, read straight from the emulator.
 async fn history_rows(
     dynamodb: &aws_sdk_dynamodb::Client,
@@ -302,24 +323,7 @@ async fn a_kinesis_batch_failing_mid_way_resumes_at_the_failed_record_skipping_a
         serde_json::json!({"userId": 2, "sessionId": session_of(2).session, "messageId": "k-3"}),
     ];
     let admin = admin_config(emulator).await;
-    let kinesis = aws_sdk_kinesis::Client::new(&admin);
-    let entries: Vec<_> = records
-        .iter()
-        .map(|record| {
-            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                .partition_key("one-shard")
-                .data(aws_sdk_kinesis::primitives::Blob::new(record.to_string()))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    kinesis
-        .put_records()
-        .stream_name(stack.config.events_stream())
-        .set_records(Some(entries))
-        .send()
-        .await
-        .expect("the records are put");
+    put_records(&admin, &stack, &records).await;
 
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
@@ -573,24 +577,7 @@ async fn a_kinesis_batch_whose_account_query_is_denied_stops_there_and_resumes_s
         serde_json::json!({"userId": 2, "sessionId": last[0].session, "messageId": "d-3"}),
     ];
     let admin = admin_config(emulator).await;
-    let kinesis = aws_sdk_kinesis::Client::new(&admin);
-    let entries: Vec<_> = records
-        .iter()
-        .map(|record| {
-            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                .partition_key("one-shard")
-                .data(aws_sdk_kinesis::primitives::Blob::new(record.to_string()))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    kinesis
-        .put_records()
-        .stream_name(stack.config.events_stream())
-        .set_records(Some(entries))
-        .send()
-        .await
-        .expect("the records are put");
+    put_records(&admin, &stack, &records).await;
 
     let sqs = aws_sdk_sqs::Client::new(&admin);
     // While access is denied: record 1 went out, records 2 and 3 wait (not skipped).

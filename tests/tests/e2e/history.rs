@@ -205,7 +205,8 @@ async fn receipts_flip_only_what_changed_and_reach_every_session_of_the_user_onc
         unread(&["m0", "m1", "m2", "m3"])
     );
 
-    // Receipting two (one named twice, plus an id the user never got) flips those two only.
+    // Receipting two (one named twice, plus an id the user never got) flips those two only; the
+    // id without a row is answered as missing.
     let (status, answer) = get(
         &stack,
         "/messages/set-read/user/400/message/m1,m3,m1,never-sent",
@@ -215,7 +216,7 @@ async fn receipts_flip_only_what_changed_and_reach_every_session_of_the_user_onc
     assert_eq!(
         answer,
         json!({"success": true, "changed": 2, "messageIds": ["m1", "m3"],
-               "messages_receipted": ["m1", "m3"]})
+               "messages_receipted": ["m1", "m3"], "missing": ["never-sent"]})
     );
     assert_eq!(read_flags(&stack, 400).await, unread(&["m0", "m2"]));
 

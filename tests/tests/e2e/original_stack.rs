@@ -228,15 +228,7 @@ async fn a_decimal_asof_marks_every_earlier_row_and_the_receipt_reaches_the_sess
     assert_eq!(answer["messages_receipted"], json!([]));
 
     // C.4.9: malformed times are 400s naming the parameter.
-    for bad in [
-        "abc",
-        "1e9",
-        "-1",
-        "nan",
-        "1.2.3",
-        "1.1234567",
-        "9007199254740992",
-    ] {
+    for bad in ["abc", "1e9", "-1", "nan", "1.2.3", "9007199254740992"] {
         let (status, answer) = get(
             &stack,
             &format!("/messages/set-read/user/{user}/asof/{bad}"),
@@ -255,8 +247,9 @@ async fn a_decimal_asof_marks_every_earlier_row_and_the_receipt_reaches_the_sess
         );
     }
 
-    // C.4.1: asof now, written as time.time() prints it, marks all three and receipts them.
-    let t = format!("{:.2}", now_f64());
+    // C.4.1: asof now, written as Python 3's time.time() prints it (seven fraction digits),
+    // marks all three and receipts them.
+    let t = format!("{:.7}", now_f64());
     let (status, answer) = get(&stack, &format!("/messages/set-read/user/{user}/asof/{t}")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["success"], true);

@@ -50,7 +50,9 @@ async fn main() -> Result<(), Error> {
                 // then writes it to the dead-letter queue.
                 Err(_) => emf.emit(&[(Metric::DeliveriesFailed, deliveries as f64)]),
             }
-            outcome.map(|_| ()).map_err(FunctionError::from)
+            outcome
+                .map(|outcome| outcome.report)
+                .map_err(FunctionError::from)
         }
     }))
     .await
