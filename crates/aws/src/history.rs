@@ -208,9 +208,8 @@ impl HistoryStore for DynamoHistoryStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let error = match updated {
-            Ok(_) => return Ok(Marked::Now),
-            Err(error) => error,
+        let Err(error) = updated else {
+            return Ok(Marked::Now);
         };
         match error.as_service_error() {
             Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
