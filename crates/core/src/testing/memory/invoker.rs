@@ -1,0 +1,38 @@
+//! Lambda's async invoke in memory: invocations recorded instead of run.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::ports::PortError;
+use crate::ports::{AsyncFunction, Invoker};
+
+/// Records async invocations instead of running them.
+#[derive(Debug, Default)]
+pub struct RecordingInvoker {
+    invocations: Mutex<Vec<(AsyncFunction, Vec<u8>)>>,
+}
+
+impl RecordingInvoker {
+    /// The payloads handed to `function`, in order.
+    pub fn payloads(&self, function: AsyncFunction) -> Vec<Vec<u8>> {
+        let invocations = self.invocations.lock().unwrap();
+        invocations
+            .iter()
+            .filter(|(called, _)| *called == function)
+            .map(|(_, payload)| payload.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Invoker for RecordingInvoker {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        self.invocations.lock().unwrap().push((function, payload));
+        Ok(())
+    }
+}
