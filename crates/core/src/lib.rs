@@ -19,6 +19,7 @@ pub mod model;
 pub mod ports;
 pub mod retry;
 pub mod session;
+pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -6,16 +6,8 @@
 use sqs_push_aws::CredentialFlow;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
-
-/// A configuration value that is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("config {variable}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub variable: &'static str,
-    /// What is wrong.
-    pub problem: String,
-}
+pub use sqs_push_core::settings::ConfigError;
+use sqs_push_core::settings::{Lookup, parsed, required, setting, text};
 
 /// Everything the functions need to know about their stack.
 #[derive(Debug, Clone)]
@@ -101,129 +93,48 @@ impl StackConfig {
 
     /// Reads values through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |variable: &'static str| {
-            lookup(variable)
-                .filter(|value| !value.is_empty())
-                .ok_or(ConfigError {
-                    variable,
-                    problem: "is required".to_string(),
-                })
-        };
-        let stage = required("SQS_PUSH_STAGE")?;
+        let lookup: Lookup<'_> = &lookup;
+        let stage = required(lookup, "SQS_PUSH_STAGE")?;
         let region = lookup("SQS_PUSH_REGION")
             .or_else(|| lookup("AWS_REGION"))
             .ok_or(ConfigError {
                 variable: "SQS_PUSH_REGION",
                 problem: "is required (or AWS_REGION)".to_string(),
             })?;
-        let mut config = Self::for_stage(&stage, &region);
-        config.identity_pool_id = required("SQS_PUSH_IDENTITY_POOL_ID")?;
-        config.unauthenticated_role_arn = required("SQS_PUSH_UNAUTH_ROLE_ARN")?;
-        config.endpoint_url = lookup("SQS_PUSH_ENDPOINT_URL").filter(|url| !url.is_empty());
-        config.dead_letter_queue_url =
-            lookup("SQS_PUSH_DEAD_LETTER_QUEUE_URL").filter(|url| !url.is_empty());
-        if let Some(partition) = lookup("SQS_PUSH_PARTITION") {
-            config.partition = partition;
-        }
-        if let Some(name) = lookup("SQS_PUSH_DEVELOPER_PROVIDER").filter(|name| !name.is_empty()) {
-            // Cognito: 1-100 characters of letters, digits, '_', '.' and '-'.
-            let valid = name.len() <= 100
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !valid {
-                return Err(ConfigError {
-                    variable: "SQS_PUSH_DEVELOPER_PROVIDER",
-                    problem: format!(
-                        "must be 1-100 letters, digits, '_', '.' or '-', not {name:?}"
-                    ),
-                });
-            }
-            config.developer_provider_name = name;
-        }
-        if let Some(flow) = lookup("SQS_PUSH_CREDENTIAL_FLOW") {
-            config.credential_flow = flow.parse().map_err(|problem| ConfigError {
-                variable: "SQS_PUSH_CREDENTIAL_FLOW",
-                problem,
-            })?;
-        }
-        let number =
-            |variable: &'static str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-                let Some(raw) = lookup(variable) else {
-                    return Ok(None);
-                };
-                match raw.parse::<u64>() {
-                    Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
-                    _ => Err(ConfigError {
-                        variable,
-                        problem: format!("must be a whole number from {min} to {max}, not {raw:?}"),
-                    }),
-                }
-            };
-        if let Some(v) = number("SQS_PUSH_CREDENTIAL_SECONDS", 900, 43_200)? {
-            config.credential_seconds = v as u32;
-        }
-        if let Some(v) = number("SQS_PUSH_IDLE_SECONDS", 0, 31_536_000)? {
-            config.idle_seconds = v;
-        }
-        if let Some(v) = number("SQS_PUSH_REFRESH_MARGIN_SECONDS", 0, 43_200)? {
-            config.refresh_margin_seconds = v;
-        }
-        if let Some(v) = number("SQS_PUSH_MAX_MESSAGE_BYTES", 1024, 1_048_576)? {
-            config.max_message_bytes = v as u32;
-        }
-        if let Some(v) = number("SQS_PUSH_SCAN_SEGMENTS", 1, 64)? {
-            config.scan_segments = v as u32;
-        }
-        if let Some(v) = number("SQS_PUSH_BROADCAST_SEGMENTS", 1, 256)? {
-            config.dispatch.broadcast_segments = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_SCAN_PAGE", 1, 100_000)? {
-            config.dispatch.scan_page = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_LARGE_ACCOUNT", 0, 100_000)? {
-            config.dispatch.large_account = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_SEND_CONCURRENCY", 1, 1024)? {
-            config.send_concurrency = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_DIRECT_LIMIT", 0, 100_000)? {
-            config.dispatch.direct_limit = v as usize;
-            config.dispatch.report_urls_up_to = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_SENDER_BATCH", 1, 100_000)? {
-            config.dispatch.sender_batch = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_HISTORY_BATCH", 1, 100_000)? {
-            config.dispatch.history_batch = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_INVOKE_PAYLOAD_LIMIT", 16_384, 1_048_576)? {
-            config.dispatch.payload_limit = v as usize;
-        }
-        if let Some(v) = number("SQS_PUSH_HISTORY_TTL_SECONDS", 60, 31_536_000)? {
-            config.history_ttl_seconds = v;
-        }
-        if let Some(v) = number("SQS_PUSH_SENDER_SAFETY_MILLIS", 0, 60_000)? {
-            config.sender_safety_millis = v;
-        }
-        if let Some(v) = number("SQS_PUSH_ORPHAN_GRACE_SECONDS", 0, 86_400)? {
-            config.orphan_grace_seconds = v;
-        }
-        if let Some(v) = number("SQS_PUSH_CLEANUP_CONCURRENCY", 1, 256)? {
-            config.cleanup_concurrency = v as usize;
-        }
-        if let Some(raw) = lookup("SQS_PUSH_IMPLICIT_BROADCAST") {
-            config.dispatch.implicit_broadcast = match raw.as_str() {
-                "true" | "1" => true,
-                "false" | "0" | "" => false,
-                _ => {
-                    return Err(ConfigError {
-                        variable: "SQS_PUSH_IMPLICIT_BROADCAST",
-                        problem: format!("must be true or false, not {raw:?}"),
-                    });
-                }
-            };
-        }
+        let default = Self::for_stage(&stage, &region);
+        let mut config = Self {
+            identity_pool_id: required(lookup, "SQS_PUSH_IDENTITY_POOL_ID")?,
+            unauthenticated_role_arn: required(lookup, "SQS_PUSH_UNAUTH_ROLE_ARN")?,
+            endpoint_url: text(lookup, "SQS_PUSH_ENDPOINT_URL"),
+            dead_letter_queue_url: text(lookup, "SQS_PUSH_DEAD_LETTER_QUEUE_URL"),
+            partition: lookup("SQS_PUSH_PARTITION").unwrap_or(default.partition),
+            developer_provider_name: developer_provider(lookup)?
+                .unwrap_or(default.developer_provider_name),
+            credential_flow: parsed(lookup, "SQS_PUSH_CREDENTIAL_FLOW")?
+                .unwrap_or(default.credential_flow),
+            credential_seconds: setting(lookup, "SQS_PUSH_CREDENTIAL_SECONDS", 900..=43_200)?
+                .unwrap_or(default.credential_seconds),
+            idle_seconds: setting(lookup, "SQS_PUSH_IDLE_SECONDS", 0..=31_536_000)?
+                .unwrap_or(default.idle_seconds),
+            refresh_margin_seconds: setting(lookup, "SQS_PUSH_REFRESH_MARGIN_SECONDS", 0..=43_200)?
+                .unwrap_or(default.refresh_margin_seconds),
+            max_message_bytes: setting(lookup, "SQS_PUSH_MAX_MESSAGE_BYTES", 1024..=1_048_576)?
+                .unwrap_or(default.max_message_bytes),
+            scan_segments: setting(lookup, "SQS_PUSH_SCAN_SEGMENTS", 1..=64)?
+                .unwrap_or(default.scan_segments),
+            send_concurrency: setting(lookup, "SQS_PUSH_SEND_CONCURRENCY", 1..=1024)?
+                .unwrap_or(default.send_concurrency),
+            dispatch: DispatchSettings::from_lookup(lookup)?,
+            history_ttl_seconds: setting(lookup, "SQS_PUSH_HISTORY_TTL_SECONDS", 60..=31_536_000)?
+                .unwrap_or(default.history_ttl_seconds),
+            sender_safety_millis: setting(lookup, "SQS_PUSH_SENDER_SAFETY_MILLIS", 0..=60_000)?
+                .unwrap_or(default.sender_safety_millis),
+            orphan_grace_seconds: setting(lookup, "SQS_PUSH_ORPHAN_GRACE_SECONDS", 0..=86_400)?
+                .unwrap_or(default.orphan_grace_seconds),
+            cleanup_concurrency: setting(lookup, "SQS_PUSH_CLEANUP_CONCURRENCY", 1..=256)?
+                .unwrap_or(default.cleanup_concurrency),
+            ..default
+        };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;
         config.queue_names()?;
         Ok(config)
@@ -261,6 +172,26 @@ impl StackConfig {
             problem: error.to_string(),
         })
     }
+}
+
+/// `SQS_PUSH_DEVELOPER_PROVIDER`, when set and not empty: Cognito takes 1-100 characters of
+/// letters, digits, '_', '.' and '-'.
+fn developer_provider(lookup: Lookup<'_>) -> Result<Option<String>, ConfigError> {
+    let variable = "SQS_PUSH_DEVELOPER_PROVIDER";
+    let Some(name) = text(lookup, variable) else {
+        return Ok(None);
+    };
+    let valid = name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid {
+        return Err(ConfigError {
+            variable,
+            problem: format!("must be 1-100 letters, digits, '_', '.' or '-', not {name:?}"),
+        });
+    }
+    Ok(Some(name))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod grouping;
 pub mod kinesis;
 pub mod segment;
 pub mod send;
+mod settings;
 mod target;
 
 pub use dispatcher::Dispatcher;
