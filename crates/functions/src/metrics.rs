@@ -109,19 +109,43 @@ impl Metric {
     }
 }
 
+/// Where documents go: stdout on Lambda; a test's buffer.
+type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Writes EMF documents for one function of one stage.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Emf {
     stage: String,
     function: &'static str,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Emf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emf")
+            .field("stage", &self.stage)
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One write of a whole line, so a concurrent log line cannot split it.
+fn stdout_line(line: &str) {
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
 impl Emf {
     /// Metrics of `function` (a property of each document, not a dimension) in `stage`.
     pub fn new(stage: &str, function: &'static str) -> Self {
+        Self::with_sink(stage, function, Arc::new(stdout_line))
+    }
+
+    /// The same, writing each line (with its newline) to `sink` instead of stdout.
+    pub fn with_sink(stage: &str, function: &'static str, sink: Sink) -> Self {
         Self {
             stage: stage.to_string(),
             function,
+            sink,
         }
     }
 
@@ -176,8 +200,7 @@ impl Emf {
         if let Some(document) = self.document(&nonzero, now_ms) {
             let mut line = document.to_string();
             line.push('\n');
-            // One write of a whole line, so a concurrent log line cannot split it.
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            (self.sink)(&line);
         }
     }
 
@@ -266,6 +289,52 @@ mod tests {
         }
         let names: std::collections::HashSet<_> = Metric::ALL.iter().map(|m| m.name()).collect();
         assert_eq!(names.len(), Metric::ALL.len(), "names are unique");
+    }
+
+    /// The api's layer on a Router whose `/create/...` answers 200 and `/renew/...` 404.
+    async fn lines_after(path: &str) -> Vec<Value> {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let emf = Emf::with_sink(
+            "prod",
+            "api",
+            Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_string())),
+        );
+        let router = emf.track_api(
+            Router::new()
+                .route("/create/{a}/{u}/{s}", get(|| async { "{}" }))
+                .route(
+                    "/renew/{a}/{u}/{s}",
+                    get(|| async { (http::StatusCode::NOT_FOUND, "{}") }),
+                ),
+        );
+        let request = http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        router.oneshot(request).await.unwrap();
+        let lines = lines.lock().unwrap();
+        lines
+            .iter()
+            .map(|line| {
+                assert!(line.ends_with('\n'), "one line each");
+                serde_json::from_str(line).unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_api_layer_counts_successful_session_calls_only() {
+        let lines = lines_after("/create/1/2/s").await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["SessionsCreated"], 1.0);
+        assert_eq!(lines[0]["Stage"], "prod");
+        assert!(
+            lines_after("/renew/1/2/s").await.is_empty(),
+            "a 404 counts nothing"
+        );
+        assert!(lines_after("/status").await.is_empty());
     }
 
     #[test]
