@@ -24,8 +24,8 @@ enum Command {
     PutEvent(put_event::Args),
     /// Times one broadcast on the local stack against a running emulator.
     Bench(bench::Args),
-    /// Replays dead-lettered sender/history payloads through their function (dry run unless
-    /// --apply).
+    /// Replays dead-lettered sender, history and segment-job payloads through their function
+    /// (dry run unless --apply).
     Redrive(redrive::Args),
 }
 
