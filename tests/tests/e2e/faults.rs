@@ -57,6 +57,22 @@ async fn put_records(admin: &aws_config::SdkConfig, stack: &Stack, records: &[Va
         .expect("the records are put");
 }
 
+/// One `sqs-push redrive --apply` over the stage's dead-letter queue, replayed in this process.
+async fn redrive_applied(
+    stage: &str,
+    dlq: &sqs_push_cli::redrive::SqsDeadLetters,
+    runner: &sqs_push_cli::redrive::LocalRunner,
+) -> sqs_push_cli::redrive::RedriveReport {
+    let options = sqs_push_cli::redrive::RedriveOptions {
+        apply: true,
+        hide: Duration::from_secs(5),
+        ..Default::default()
+    };
+    sqs_push_cli::redrive::redrive(stage, dlq, runner, options, &mut |_| {})
+        .await
+        .expect("redrive reads the dead-letter queue")
+}
+
 /// History rows of a message, per user, read straight from the emulator.
 async fn history_rows(
     dynamodb: &aws_sdk_dynamodb::Client,
@@ -475,7 +491,7 @@ async fn a_history_row_whose_direct_write_is_throttled_for_a_while_exists_exactl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_delivers_it_once_raised()
  {
-    use sqs_push_cli::redrive::{LocalRunner, RedriveOptions, SqsDeadLetters, dlq_name, redrive};
+    use sqs_push_cli::redrive::{LocalRunner, SqsDeadLetters, dlq_name};
     let stack = stack_behind_proxy(50).await;
     let emulator = &stack.emulator;
     let receiver = create(&stack, 6, 6161, &unique_session_id("small")).await;
@@ -502,25 +518,10 @@ async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_deli
     let dlq = SqsDeadLetters::find(sqs.clone(), &dlq_name(&stack.config.stage))
         .await
         .unwrap();
-    let options = RedriveOptions {
-        hide: Duration::from_secs(5),
-        ..RedriveOptions::default()
-    };
     let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
     let runner = LocalRunner::new(&stack.config, &adapters);
     // Still too small: the replay fails and the record stays.
-    let report = redrive(
-        &stack.config.stage,
-        &dlq,
-        runner.as_ref(),
-        RedriveOptions {
-            apply: true,
-            ..options
-        },
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let report = redrive_applied(&stack.config.stage, &dlq, runner.as_ref()).await;
     assert_eq!(
         (
             report.per_function.get("sender"),
@@ -535,18 +536,7 @@ async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_deli
     // The cause fixed, redrive delivers it, once.
     max_size(262_144).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let report = redrive(
-        &stack.config.stage,
-        &dlq,
-        runner.as_ref(),
-        RedriveOptions {
-            apply: true,
-            ..options
-        },
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let report = redrive_applied(&stack.config.stage, &dlq, runner.as_ref()).await;
     assert_eq!((report.redriven, report.left), (1, 0), "{report:?}");
     let got = drain(&sqs, &receiver, 5).await;
     assert_eq!(got.len(), 1, "{got:?}");

@@ -212,6 +212,17 @@ mod tests {
         UserId::try_from(id).unwrap()
     }
 
+    /// `{"message": "x"}` dispatched to one user.
+    async fn notify_user(f: &Fixture, id: u64) -> DispatchReport {
+        f.dispatcher
+            .dispatch(
+                &Target::User(user(id)),
+                message(serde_json::json!({"message": "x"})),
+            )
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_user_message_reaches_live_sessions_and_history_but_not_expired_ones() {
         let f = fixture(50);
@@ -355,14 +366,7 @@ mod tests {
             session(&f, 1, 7, "b", NOW + 60).await,
         ];
         f.queues.fail_sends(Some(PortErrorKind::Transient));
-        let report = f
-            .dispatcher
-            .dispatch(
-                &Target::User(user(7)),
-                message(serde_json::json!({"message": "x"})),
-            )
-            .await
-            .unwrap();
+        let report = notify_user(&f, 7).await;
         assert_eq!(
             (report.sent_directly, report.failed, report.handed_on),
             (0, 2, 2)
@@ -404,14 +408,7 @@ mod tests {
         let refused = session(&f, 1, 7, "a", NOW + 60).await;
         // Not transient: what SQS answers for a message above the queue's MaximumMessageSize.
         f.queues.fail_sends(Some(PortErrorKind::Other));
-        let report = f
-            .dispatcher
-            .dispatch(
-                &Target::User(user(7)),
-                message(serde_json::json!({"message": "x"})),
-            )
-            .await
-            .unwrap();
+        let report = notify_user(&f, 7).await;
         assert_eq!((report.dead_lettered, report.handed_on), (1, 0));
         assert!(f.invoker.payloads(AsyncFunction::Sender).is_empty());
         let letters = f.invoker.dead_letters(AsyncFunction::Sender);
@@ -463,14 +460,7 @@ mod tests {
     async fn direct_history_rows_that_still_fail_are_handed_to_the_history_function() {
         let f = fixture(50);
         f.history.fail_writes(true);
-        let report = f
-            .dispatcher
-            .dispatch(
-                &Target::User(user(9)),
-                message(serde_json::json!({"message": "x"})),
-            )
-            .await
-            .unwrap();
+        let report = notify_user(&f, 9).await;
         assert_eq!(report.history_handed_on, 1);
         let tasks = f.invoker.payloads(AsyncFunction::History);
         assert_eq!(tasks.len(), 1);
