@@ -383,6 +383,7 @@ mod tests {
             },
             identity_id: "us-east-1:abc".into(),
             developer_login: None,
+            channels: Default::default(),
             aes_key: SessionKey::generate(),
             credentials: Credentials {
                 access_key: "A".into(),

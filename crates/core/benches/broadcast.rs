@@ -75,6 +75,7 @@ fn session(account: u64, user: u64, id: &str) -> Session {
         },
         identity_id: "us-east-1:00000000-0000-0000-0000-000000000000".into(),
         developer_login: None,
+        channels: Default::default(),
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "ASIA".into(),

@@ -178,6 +178,7 @@ pub fn receipts(config: &StackConfig, adapters: &Adapters) -> ReceiptService {
 /// The cleanup function's service.
 pub fn cleanup_service(config: &StackConfig, adapters: &Adapters) -> CleanupService {
     CleanupService::new(
+        adapters.sessions.clone(),
         adapters.queues.clone(),
         adapters.identities.clone(),
         config.cleanup_concurrency,

@@ -61,6 +61,7 @@ pub async fn seed_sessions(
                     queue: queue.clone(),
                     identity_id: "seeded".into(),
                     developer_login: None,
+                    channels: Default::default(),
                     aes_key: aes_key.clone(),
                     credentials: Credentials {
                         access_key: "seeded".into(),
