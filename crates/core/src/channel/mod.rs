@@ -194,10 +194,7 @@ impl ChannelService {
 
     /// How many live sessions are subscribed to `channel`.
     pub async fn count(&self, channel: &ChannelName) -> Result<u64, SessionError> {
-        Ok(self
-            .store
-            .count_channel(channel, self.clock.now())
-            .await?)
+        Ok(self.store.count_channel(channel, self.clock.now()).await?)
     }
 
     /// Up to `limit` live members of `channel`, resuming after `after`; a page can be shorter

@@ -100,7 +100,9 @@ async fn a_batch_over_the_limit_subscribes_nothing_and_names_the_limit() {
         .unwrap_err();
     assert!(matches!(error, SessionError::Limit(_)), "{error}");
     assert!(
-        error.to_string().contains("SQS_PUSH_MAX_CHANNELS_PER_SESSION"),
+        error
+            .to_string()
+            .contains("SQS_PUSH_MAX_CHANNELS_PER_SESSION"),
         "{error}"
     );
     assert_eq!(f.store.membership_count(), 2, "nothing of the refused call");
@@ -112,11 +114,7 @@ async fn a_batch_over_the_limit_subscribes_nothing_and_names_the_limit() {
     let too_many: Vec<ChannelName> = (0..26)
         .map(|n| ChannelName::parse(&format!("c{n}")).unwrap())
         .collect();
-    let error = f
-        .channels
-        .subscribe(a, u, &s, &too_many)
-        .await
-        .unwrap_err();
+    let error = f.channels.subscribe(a, u, &s, &too_many).await.unwrap_err();
     assert!(error.to_string().contains("at most 25"), "{error}");
 }
 
@@ -222,7 +220,10 @@ async fn an_expired_session_leaves_the_count_and_a_new_one_starts_with_none() {
     assert_eq!(f.channels.count(&names(&["room"])[0]).await.unwrap(), 0);
     assert!(members(&f, "room").await.is_empty());
     let again = f.sessions.create(a, u, s.clone(), None).await.unwrap();
-    assert!(again.channels.is_empty(), "a re-created session starts with none");
+    assert!(
+        again.channels.is_empty(),
+        "a re-created session starts with none"
+    );
     assert!(members(&f, "room").await.is_empty());
     // The old membership row waits for cleanup, which removes only rows of the old queue.
     f.channels

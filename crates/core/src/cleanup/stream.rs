@@ -284,11 +284,11 @@ pub async fn delete_identities(
 mod tests {
     use super::*;
     use crate::crypto::SessionKey;
+    use crate::model::channel::ChannelName;
     use crate::model::ids::{AccountId, SessionId, UserId};
     use crate::model::session::Credentials;
     use crate::ports::QueueSpec;
     use crate::testing::ManualClock;
-    use crate::model::channel::ChannelName;
     use crate::testing::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
 
     struct Fixture {

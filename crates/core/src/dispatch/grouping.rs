@@ -182,8 +182,15 @@ mod tests {
             assert_eq!(got.len(), 100);
             assert!(got.iter().all(|m| m["channel"] == "room:7"));
         }
-        assert!(queues.opened(&bystander.queue.url, &bystander.aes_key).is_empty());
-        assert!(history.is_empty(), "channel messages write no history unless asked");
+        assert!(
+            queues
+                .opened(&bystander.queue.url, &bystander.aes_key)
+                .is_empty()
+        );
+        assert!(
+            history.is_empty(),
+            "channel messages write no history unless asked"
+        );
     }
 
     #[tokio::test]

@@ -250,9 +250,7 @@ impl SegmentWorker {
             Scope::Account { account_id } => {
                 self.store.account_page(*account_id, position, limit).await
             }
-            Scope::Channel { channel } => {
-                self.store.channel_page(channel, position, limit).await
-            }
+            Scope::Channel { channel } => self.store.channel_page(channel, position, limit).await,
         }
     }
 
@@ -636,7 +634,7 @@ mod tests {
     async fn a_large_channel_is_read_by_a_segment_worker_and_reaches_only_live_subscribers() {
         use crate::model::channel::ChannelName;
         let mut f = fixture(7, 4);
-        let urls = seed(&f, 30).await; // 61 sessions, one of them past its ttl
+        seed(&f, 30).await; // 61 sessions, one of them past its ttl
         let bystander = seed_session(&f.store, &f.queues, 1, 900, "x", NOW + 60).await;
         let channel = ChannelName::parse("prices:AAPL").unwrap();
         let mut subscribed = BTreeSet::new();
@@ -675,8 +673,15 @@ mod tests {
         assert_eq!(queues, subscribed, "every live member, no one else");
         assert!(!queues.contains(&bystander.queue.url));
         assert!(seen.values().all(|n| *n == 1), "a queue got it twice");
-        assert!(seen.keys().all(|(_, text)| text.contains("\"channel\":\"prices:AAPL\"")));
-        assert_eq!(history_users(&f).len(), 30, "asked for: one row per live member's user");
+        assert!(
+            seen.keys()
+                .all(|(_, text)| text.contains("\"channel\":\"prices:AAPL\""))
+        );
+        assert_eq!(
+            history_users(&f).len(),
+            30,
+            "asked for: one row per live member's user"
+        );
     }
 
     #[tokio::test]

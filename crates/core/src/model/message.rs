@@ -374,8 +374,8 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.field, "_history");
-        let error = Message::new(fields(json!({"_history": "maybe"})), MessageId::random)
-            .unwrap_err();
+        let error =
+            Message::new(fields(json!({"_history": "maybe"})), MessageId::random).unwrap_err();
         assert_eq!(error.field, "_history");
     }
 

@@ -86,8 +86,7 @@ pub trait SessionStore: Send + Sync {
     /// Removes a session's membership of `channel` and the name from its row, only while the
     /// row still holds the queue `session` names (else a
     /// [`crate::PortErrorKind::ConditionFailed`]).
-    async fn unsubscribe(&self, session: &Session, channel: &ChannelName)
-    -> Result<(), PortError>;
+    async fn unsubscribe(&self, session: &Session, channel: &ChannelName) -> Result<(), PortError>;
     /// One page of a channel's memberships (one key range), live or not, resuming after
     /// `start`, with at most `limit` rows; `next` is absent on the last page.
     async fn channel_page(

@@ -419,33 +419,21 @@ impl SessionStore for MemorySessionStore {
         for channel in channels {
             row.session.channels.insert(channel.clone());
             memberships.insert(
-                (
-                    channel.clone(),
-                    session.user_id,
-                    session.session_id.clone(),
-                ),
+                (channel.clone(), session.user_id, session.session_id.clone()),
                 Recipient::from(&row.session),
             );
         }
         Ok(())
     }
 
-    async fn unsubscribe(
-        &self,
-        session: &Session,
-        channel: &ChannelName,
-    ) -> Result<(), PortError> {
+    async fn unsubscribe(&self, session: &Session, channel: &ChannelName) -> Result<(), PortError> {
         self.write_check("unsubscribe")?;
         let mut rows = self.rows.lock().unwrap();
         let mut memberships = self.memberships.lock().unwrap();
         match rows.get_mut(&row_key(session.user_id, &session.session_id)) {
             Some(row) if row.session.queue.url == session.queue.url => {
                 row.session.channels.remove(channel);
-                memberships.remove(&(
-                    channel.clone(),
-                    session.user_id,
-                    session.session_id.clone(),
-                ));
+                memberships.remove(&(channel.clone(), session.user_id, session.session_id.clone()));
                 Ok(())
             }
             _ => Err(Self::condition_failed(
@@ -511,11 +499,9 @@ impl SessionStore for MemorySessionStore {
         self.write_check("refresh_memberships")?;
         let mut memberships = self.memberships.lock().unwrap();
         for channel in &session.channels {
-            if let Some(recipient) = memberships.get_mut(&(
-                channel.clone(),
-                session.user_id,
-                session.session_id.clone(),
-            )) && recipient.queue_url == session.queue.url
+            if let Some(recipient) =
+                memberships.get_mut(&(channel.clone(), session.user_id, session.session_id.clone()))
+                && recipient.queue_url == session.queue.url
             {
                 recipient.ttl = session.ttl;
                 recipient.expires = session.credentials.expires;
@@ -529,11 +515,7 @@ impl SessionStore for MemorySessionStore {
         let mut memberships = self.memberships.lock().unwrap();
         let mut removed = 0;
         for channel in &session.channels {
-            let key = (
-                channel.clone(),
-                session.user_id,
-                session.session_id.clone(),
-            );
+            let key = (channel.clone(), session.user_id, session.session_id.clone());
             if memberships
                 .get(&key)
                 .is_some_and(|recipient| recipient.queue_url == session.queue.url)
