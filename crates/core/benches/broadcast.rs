@@ -29,9 +29,9 @@ use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::dispatch::{DispatchSettings, Dispatcher, Target};
 use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::model::channel::ChannelName;
-use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::message::{Message, MessageId};
+use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{
     AsyncFunction, BatchEntry, FailedEntry, Invoker, PortError, QueueService, QueueSpec,

@@ -2,7 +2,8 @@
 //! publish once (through the API and through Kinesis) and a bystander nothing; unsubscribe,
 //! subscribe at create, batch subscribe all or nothing; destroy and the TTL end a membership at
 //! once and cleanup removes its rows; renew keeps and extends them; a 5,000-subscriber channel
-//! goes through segment workers and reaches each session once.
+//! goes through segment workers and reaches each session once; a Kinesis batch of 100 records to
+//! one channel reads its memberships once.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::model::channel::ChannelName;
 use sqs_push_local::LocalStack;
 use sqs_push_tests::*;
+
+use crate::identities::served;
 
 /// Every membership row of the channels table, as `(channel, member, ttl)`.
 async fn memberships(stack: &LocalStack, emulator: &Emulator) -> BTreeSet<(String, String, u64)> {
@@ -393,4 +396,66 @@ async fn a_5000_subscriber_channel_goes_through_segment_workers_and_reaches_each
         .into_iter()
         .sum();
     assert_eq!(late, 0, "duplicates arrived after the first pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_batch_of_100_records_to_one_channel_reads_its_memberships_once() {
+    const QUERY: &str = "DynamoDB_20120810.Query";
+    let stack = Stack::start().await;
+    let emulator = &stack.emulator;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(emulator).await);
+    let mut members = Vec::new();
+    for (account, user) in [(1, 31), (2, 32)] {
+        let (status, created) = get(
+            &stack,
+            &format!("/create/{account}/{user}/tab?channels=feed"),
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+        members.push(Receiver {
+            account,
+            user,
+            session: "tab".into(),
+            queue_url: text(&created["session"], "sqsUrl").to_string(),
+            key: sqs_push_core::crypto::SessionKey::from_base64(text(
+                &created["session"],
+                "aesKey",
+            ))
+            .unwrap(),
+        });
+    }
+    let queries = served(emulator, QUERY).await;
+    // One PutRecords call: the poller reads the 100 records as one batch (its limit is 100).
+    let entries: Vec<_> = (0..100)
+        .map(|n| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("feed")
+                .data(Blob::new(format!(r#"{{"channel": "feed", "n": {n}}}"#)))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let put = aws_sdk_kinesis::Client::new(&admin_config(emulator).await)
+        .put_records()
+        .stream_name("sqs-push-local-events")
+        .set_records(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.failed_record_count(), Some(0));
+    for member in &members {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < 100 && Instant::now() < deadline {
+            got.extend(drain(&sqs, member, 5).await);
+        }
+        let numbers: BTreeSet<u64> = got.iter().map(|m| m["n"].as_u64().unwrap()).collect();
+        assert_eq!(numbers.len(), 100, "user {}: {got:?}", member.user);
+        assert_eq!(got.len(), 100, "each record once");
+    }
+    let read = served(emulator, QUERY).await - queries;
+    assert_eq!(
+        read, 1,
+        "the batch's 100 records share one read of the channel's memberships"
+    );
 }
