@@ -388,8 +388,9 @@ mod tests {
         old.channels.insert(room.clone());
         // The session is created again (same ids, new queue) and joins the room again before
         // the old row's change reaches cleanup.
-        let mut new = f.session(1).await;
-        new.ttl = old.ttl;
+        let mut new = f.session(101).await;
+        new.user_id = old.user_id;
+        assert_ne!(new.queue.url, old.queue.url, "a new queue");
         f.store.put(&new).await.unwrap();
         f.store
             .subscribe(&new, std::slice::from_ref(&room), 10, 0)
