@@ -557,19 +557,28 @@ def wait_http(url: str, seconds: float) -> bool:
 
 
 def patch_dynamodb_transactions() -> None:
-    """Serialize moto's DynamoDB writes with its transactions.
+    """Make moto's DynamoDB transactions safe under concurrency, and cheap.
 
     moto's TransactWriteItems deep-copies every table it touches (to roll back) while other
-    request threads go on writing to them: under concurrent subscribes the copy fails with
-    "dictionary changed size during iteration" and the call answers a 500 that DynamoDB would
-    never give. One lock over the writes makes a transaction see the table still, as DynamoDB's
-    isolation does (reads need none: they never see a half-applied transaction, since the items
-    are applied one at a time only after the copy)."""
+    request threads go on writing to them: under concurrent subscribes the copy failed with
+    "dictionary changed size during iteration" and the call answered a 500 DynamoDB never gives.
+    One lock over the writes makes a transaction see the table still, as DynamoDB's isolation
+    does. And the copy took every item and every stream record of the table, so a subscribe cost
+    more the longer the stack ran; the copy here takes the table's structure by reference and
+    deep-copies only the items the transaction names (the only ones it can change) and the list
+    of stream records (not the records), so rolling back still restores exactly what was there."""
+    import copy
+    from collections import defaultdict
+
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
 
     if getattr(DynamoDBBackend, "_sqs_push_serialized", False):
         return
     lock = threading.RLock()
+    # Table name -> the (hash, range) keys the running transaction names; set under `lock`.
+    touched: dict[str, set] = {}
 
     def serialized(method):
         def call(self, *args, **kwargs):
@@ -578,10 +587,61 @@ def patch_dynamodb_transactions() -> None:
 
         return call
 
-    for name in ("transact_write_items", "put_item", "update_item", "delete_item", "batch_write_item"):
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
         original = getattr(DynamoDBBackend, name, None)
         if original is not None:
             setattr(DynamoDBBackend, name, serialized(original))
+
+    original_transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        with lock:
+            touched.clear()
+            for entry in transact_items:
+                _, op = next(iter(entry.items()))
+                table = self.tables.get(op.get("TableName"))
+                key = op.get("Key") or op.get("Item") or {}
+                if table is None or table.hash_key_attr not in key:
+                    continue
+                range_attr = table.range_key_attr
+                range_value = DynamoType(key[range_attr]) if range_attr in key else None
+                touched.setdefault(table.name, set()).add(
+                    (DynamoType(key[table.hash_key_attr]), range_value)
+                )
+            try:
+                return original_transact(self, transact_items)
+            finally:
+                touched.clear()
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+    def table_deepcopy(self, memo):
+        new = Table.__new__(Table)
+        memo[id(self)] = new
+        keys = touched.get(self.name)
+        for attribute, value in self.__dict__.items():
+            if attribute == "items" and keys is not None:
+                items = defaultdict(dict)
+                for hash_value, stored in value.items():
+                    items[hash_value] = dict(stored) if isinstance(stored, dict) else stored
+                for hash_value, range_value in keys:
+                    stored = items.get(hash_value)
+                    if isinstance(stored, dict) and range_value in stored:
+                        stored[range_value] = copy.deepcopy(stored[range_value], memo)
+                    elif stored is not None and not isinstance(stored, dict):
+                        items[hash_value] = copy.deepcopy(stored, memo)
+                value = items
+            elif attribute == "stream_shard" and value is not None:
+                shard = copy.copy(value)
+                shard.table = new
+                shard.items = list(value.items)
+                value = shard
+            elif attribute not in ("lambda_event_source_mappings",):
+                value = copy.deepcopy(value, memo)
+            setattr(new, attribute, value)
+        return new
+
+    Table.__deepcopy__ = table_deepcopy
     DynamoDBBackend._sqs_push_serialized = True
 
 

@@ -228,17 +228,29 @@ async fn subscribes(emulator: &str, count: usize) -> Result<String, String> {
             latencies.push(call(format!("/subscribe/1/{session}/bench/room:{channel}")).await?);
         }
     }
+    // The floor of a signed call on this stack: a status read (one GetItem).
+    let mut floor = Vec::with_capacity(latencies.len());
+    for _ in 0..latencies.len() {
+        floor.push(call("/status/1/0/bench".to_string()).await?);
+    }
     stack.stop().await;
-    latencies.sort_unstable();
-    let at = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
+    let percentiles = |mut times: Vec<Duration>| {
+        times.sort_unstable();
+        let at = |quantile: f64| times[((times.len() - 1) as f64 * quantile).round() as usize];
+        format!(
+            "p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(1.0)
+        )
+    };
     Ok(format!(
         "{} subscribe calls ({CHANNELS_PER_SESSION} channels per session, signed, one at a time): \
-         p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}",
+         {}; as many status calls (one GetItem) for comparison: {}",
         latencies.len(),
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(1.0),
+        percentiles(latencies),
+        percentiles(floor),
     ))
 }
 
