@@ -131,6 +131,7 @@ fn sending(c: &mut Criterion) {
                 queue_url: queue.url,
                 aes_key: key.clone(),
                 message: 0,
+                session: None,
             });
         }
         deliveries

@@ -181,11 +181,8 @@ impl Dispatcher {
             for message in messages {
                 let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
                 let index = job.messages.len();
-                job.deliveries.extend(live.iter().map(|session| Delivery {
-                    queue_url: session.queue_url.clone(),
-                    aes_key: session.aes_key.clone(),
-                    message: index,
-                }));
+                job.deliveries
+                    .extend(live.iter().map(|session| Delivery::to(session, index)));
                 if !message.is_sqs_only() {
                     report.history_users += users.len();
                     histories.push(HistoryJob {

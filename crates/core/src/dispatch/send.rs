@@ -2,7 +2,7 @@
 //! grouped per queue, at most 10 entries and a byte limit per call, with bounded concurrency,
 //! failed entries retried, and a deadline so a Lambda stops in time to report what it did not send.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +14,8 @@ use tokio::time::Instant;
 
 use crate::batch::cut;
 use crate::crypto::{SessionCipher, SessionKey};
+use crate::dispatch::letter::{About, DeliveryRef, Letter, SessionRef};
+use crate::model::recipient::Recipient;
 use crate::ports::{AsyncFunction, BatchEntry, HandOffLimits, Invoker, QueueService};
 use crate::ports::{PortError, PortErrorKind};
 use crate::retry::{Stop, retry_leftovers};
@@ -62,6 +64,33 @@ pub struct Delivery {
     pub aes_key: String,
     /// Index into [`SendJob::messages`].
     pub message: usize,
+    /// The session: what a dead letter names instead of the key. `None` only in payloads
+    /// written by a version that did not name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionRef>,
+}
+
+impl Delivery {
+    /// `message` for `recipient`'s queue.
+    pub fn to(recipient: &Recipient, message: usize) -> Self {
+        Self {
+            queue_url: recipient.queue_url.clone(),
+            aes_key: recipient.aes_key.clone(),
+            message,
+            session: Some(SessionRef {
+                user_id: recipient.user_id,
+                session_id: recipient.session_id.clone(),
+            }),
+        }
+    }
+
+    /// What a dead letter keeps of it: the queue and the session, not the key.
+    pub fn reference(&self) -> DeliveryRef {
+        DeliveryRef {
+            queue_url: self.queue_url.clone(),
+            session: self.session.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Delivery {
@@ -138,17 +167,134 @@ pub fn hand_on_delay(attempt: u32) -> Duration {
 pub const MAX_HAND_ONS: u32 = 3;
 
 impl SendJob {
-    /// The part of this job still to do: the deliveries at `indexes`, one attempt further on.
+    /// The part of this job still to do: the deliveries at `indexes`, one attempt further on,
+    /// with only the messages they use.
     pub fn remainder(&self, indexes: &[usize]) -> SendJob {
+        let deliveries: Vec<Delivery> = indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index).cloned())
+            .collect();
+        self.with_messages_of(deliveries, self.attempt + 1)
+    }
+
+    /// A job of `deliveries` (indexes into this job's messages) carrying only the messages
+    /// they use, renumbered.
+    fn with_messages_of(&self, deliveries: Vec<Delivery>, attempt: u32) -> SendJob {
+        let mut renumber: BTreeMap<usize, usize> = BTreeMap::new();
+        for delivery in &deliveries {
+            renumber.entry(delivery.message).or_default();
+        }
+        let mut messages = Vec::with_capacity(renumber.len());
+        for (new, (old, slot)) in renumber.iter_mut().enumerate() {
+            *slot = new;
+            messages.push(self.messages.get(*old).cloned().unwrap_or_default());
+        }
         SendJob {
-            messages: self.messages.clone(),
-            deliveries: indexes
-                .iter()
-                .filter_map(|index| self.deliveries.get(*index).cloned())
+            messages,
+            deliveries: deliveries
+                .into_iter()
+                .map(|delivery| Delivery {
+                    message: renumber[&delivery.message],
+                    ..delivery
+                })
                 .collect(),
-            attempt: self.attempt + 1,
+            attempt,
         }
     }
+
+    /// The deliveries at `indexes` as jobs one attempt further on, each within `limits` by
+    /// its serialized size and carrying only the messages its deliveries use: a job that
+    /// names many large messages is cut by message, never copied whole into every payload.
+    fn remainder_jobs(&self, indexes: &[usize], limits: HandOffLimits) -> Vec<SendJob> {
+        let mut chosen: Vec<&Delivery> = indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index))
+            .collect();
+        chosen.sort_by_key(|delivery| delivery.message);
+        let empty = json_len(&SendJob {
+            attempt: self.attempt + 1,
+            ..SendJob::default()
+        });
+        let message_bytes = |message: usize| {
+            self.messages
+                .get(message)
+                .map_or(0, |text| json_len(text) + 1)
+        };
+        let mut jobs: Vec<Vec<Delivery>> = Vec::new();
+        let (mut current, mut bytes) = (Vec::<Delivery>::new(), empty);
+        for delivery in chosen {
+            let shares_message = current
+                .last()
+                .is_some_and(|last| last.message == delivery.message);
+            let mut size = json_len(delivery) + 1;
+            if !shares_message {
+                size += message_bytes(delivery.message);
+            }
+            if !current.is_empty()
+                && (bytes + size > limits.max_bytes || current.len() >= limits.max_items)
+            {
+                jobs.push(std::mem::take(&mut current));
+                // The message travels again in the new job.
+                bytes = empty;
+                size = json_len(delivery) + 1 + message_bytes(delivery.message);
+            }
+            bytes += size;
+            current.push(delivery.clone());
+        }
+        if !current.is_empty() {
+            jobs.push(current);
+        }
+        jobs.into_iter()
+            .map(|deliveries| self.with_messages_of(deliveries, self.attempt + 1))
+            .collect()
+    }
+
+    /// The deliveries at `indexes` as letters, one per message: its text once, and the
+    /// deliveries as references (queue, session) without their keys.
+    fn letters(&self, indexes: &[usize]) -> Vec<Letter> {
+        let mut per_message: BTreeMap<usize, Vec<DeliveryRef>> = BTreeMap::new();
+        for delivery in indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index))
+        {
+            per_message
+                .entry(delivery.message)
+                .or_default()
+                .push(delivery.reference());
+        }
+        per_message
+            .into_iter()
+            .map(|(message, deliveries)| {
+                let text = self.messages.get(message).cloned().unwrap_or_default();
+                Letter::new(
+                    About::Undelivered {
+                        message_id: message_id_of(&text),
+                        attempt: self.attempt,
+                    },
+                    text,
+                    deliveries,
+                )
+            })
+            .collect()
+    }
+}
+
+/// The `messageId` of a message's JSON, or an empty string.
+fn message_id_of(text: &str) -> String {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(rename = "messageId", default)]
+        message_id: Option<String>,
+    }
+    serde_json::from_str::<Id>(text)
+        .ok()
+        .and_then(|id| id.message_id)
+        .unwrap_or_default()
+}
+
+/// How many bytes `value`'s JSON takes.
+fn json_len(value: &impl Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
 }
 
 /// Sends [`SendJob`]s.
@@ -229,20 +375,13 @@ impl Sender {
         let exhausted = give_up.len();
         give_up.extend(report.refused.iter().copied());
         if !retry.is_empty() {
-            let SendJob {
-                messages,
-                deliveries,
-                attempt,
-            } = job.remainder(&retry);
-            let payloads = invoker
-                .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
-                    SendJob {
-                        messages: messages.clone(),
-                        deliveries,
-                        attempt,
-                    }
-                })
-                .await?;
+            let jobs = job.remainder_jobs(&retry, limits);
+            let payloads = jobs.len();
+            let handed = jobs.iter().map(|job| {
+                let payload = serde_json::to_vec(job).expect("a send job serializes");
+                invoker.invoke_async(AsyncFunction::Sender, payload)
+            });
+            futures::future::try_join_all(handed).await?;
             outcome.handed_on = retry.len();
             tracing::warn!(
                 deliveries = retry.len(),
@@ -260,32 +399,18 @@ impl Sender {
                     give_up.len() - exhausted
                 )
             };
-            let SendJob {
-                messages,
-                deliveries,
-                ..
-            } = job.remainder(&give_up);
-            let attempt = job.attempt;
-            let records = invoker
-                .dead_letter_all(
-                    AsyncFunction::Sender,
-                    deliveries,
-                    limits,
-                    &reason,
-                    |deliveries| {
-                        SendJob {
-                            messages: messages.clone(),
-                            deliveries,
-                            // As far as it got: a replay that fails again is dead-lettered
-                            // again at once, not handed on for another round.
-                            attempt,
-                        }
-                    },
-                )
-                .await?;
+            // A letter per message: its text once, the deliveries by queue and session, no
+            // key; its `attempt` is as far as the job got, so a replay that fails again is
+            // dead-lettered again at once, not handed on for another round.
+            let letters = job.letters(&give_up);
+            let mut records = 0;
+            for letter in &letters {
+                records += letter.post(invoker, AsyncFunction::Sender, &reason).await?;
+            }
             outcome.dead_lettered = give_up.len();
             tracing::error!(
                 deliveries = give_up.len(),
+                letters = letters.len(),
                 records,
                 %reason,
                 "deliveries dead-lettered; replay them with sqs-push redrive"
@@ -452,6 +577,7 @@ mod tests {
                     queue_url: url.clone(),
                     aes_key: key.to_base64(),
                     message: i,
+                    session: None,
                 })
                 .collect(),
             attempt: 0,
@@ -480,6 +606,7 @@ mod tests {
                     queue_url: url.to_string(),
                     aes_key: key.clone(),
                     message: i,
+                    session: None,
                 })
                 .collect(),
             attempt: 0,
@@ -545,21 +672,25 @@ mod tests {
                     queue_url: live,
                     aes_key: key.clone(),
                     message: 0,
+                    session: None,
                 },
                 Delivery {
                     queue_url: "memory://gone".into(),
                     aes_key: key.clone(),
                     message: 0,
+                    session: None,
                 },
                 Delivery {
                     queue_url: "memory://x".into(),
                     aes_key: "bad".into(),
                     message: 0,
+                    session: None,
                 },
                 Delivery {
                     queue_url: "memory://y".into(),
                     aes_key: key,
                     message: 7,
+                    session: None,
                 },
             ],
             attempt: 0,
@@ -588,6 +719,7 @@ mod tests {
                 queue_url: url,
                 aes_key: SessionKey::generate().to_base64(),
                 message: 0,
+                session: None,
             });
         }
         let job = SendJob {
@@ -638,6 +770,7 @@ mod tests {
                 queue_url: "u".into(),
                 aes_key: "KEY".into(),
                 message: 0,
+                session: None,
             }],
             attempt: 0,
         };
