@@ -51,7 +51,8 @@ pub enum Metric {
     SessionsDestroyed,
     /// Kinesis records the dispatcher dispatched.
     RecordsDispatched,
-    /// Kinesis records the dispatcher skipped for good (malformed or poison).
+    /// Kinesis records the dispatcher skipped for good (malformed or poison), each put in the
+    /// dead-letter queue as the record; the `poison-records` alarm watches it.
     RecordsRejected,
     /// History rows written.
     HistoryWritten,

@@ -331,3 +331,116 @@ async fn the_largest_message_refused_on_kinesis_is_dead_lettered_whole_not_skipp
         .expect("the record is put");
     dead_lettered_whole_then_redriven(&stack, &scene, "largest-kinesis").await;
 }
+
+/// Puts `records` on the stack's stream in one PutRecords call, on one shard; returns their
+/// sequence numbers.
+async fn put_records(stack: &Stack, records: &[String]) -> Vec<String> {
+    let admin = admin_config(&stack.emulator).await;
+    let entries: Vec<_> = records
+        .iter()
+        .map(|data| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("one-shard")
+                .data(aws_sdk_kinesis::primitives::Blob::new(data.as_bytes()))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let output = aws_sdk_kinesis::Client::new(&admin)
+        .put_records()
+        .stream_name(stack.config.events_stream())
+        .set_records(Some(entries))
+        .send()
+        .await
+        .expect("the records are put");
+    output
+        .records()
+        .iter()
+        .map(|entry| entry.sequence_number().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_on_both_kinesis_paths_are_dead_lettered_as_the_record_and_listed_by_redrive()
+ {
+    let stack = Stack::start().await;
+    let sqs = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let url = empty_dead_letter_queue(&sqs, &stack.config.stage).await;
+    let receiver = create(&stack, 4, 7104, &unique_session_id("poison")).await;
+    // A batch of one: the record-by-record path.
+    let alone = put_records(&stack, &[r#"{"message":"no target"}"#.to_string()]).await;
+    let first = wait_for_letters(&sqs, &url, &stack.config.stage, &[&receiver]).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    // A batch of four: the grouped path, two of them poison (one larger than a record).
+    let huge = format!(r#"{{"userID":7104,"m":"{}"}}"#, "y".repeat(300_000));
+    let batch = [
+        r#"{"userId":7104,"message":"one","messageId":"p-1"}"#.to_string(),
+        huge.clone(),
+        r#"{"userId":7104,"message":"two","messageId":"p-2"}"#.to_string(),
+        "not json".to_string(),
+    ];
+    let sequences = put_records(&stack, &batch).await;
+    let mut got = ids(&sqs, &receiver, 20).await;
+    while got.len() < 2 {
+        got.extend(ids(&sqs, &receiver, 5).await);
+    }
+    got.sort();
+    assert_eq!(got, vec!["p-1", "p-2"], "the batch's good records went out");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let letters = loop {
+        let letters = wait_for_letters(&sqs, &url, &stack.config.stage, &[&receiver]).await;
+        if letters.len() == 3 || Instant::now() > deadline {
+            break letters;
+        }
+    };
+    // (sequence number, bytes, the first 24): the whole record, without printing 300 KB.
+    let summary = |data: &str| (data.len(), data.chars().take(24).collect::<String>());
+    let mut found: Vec<(String, (usize, String))> = letters
+        .iter()
+        .map(|letter| match &letter.about {
+            About::Poison {
+                shard_id,
+                sequence_number,
+                ..
+            } => {
+                use base64::Engine;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(&letter.text)
+                    .unwrap();
+                assert!(shard_id.starts_with("shardId-"), "{shard_id}");
+                (
+                    sequence_number.clone(),
+                    summary(&String::from_utf8(data).unwrap()),
+                )
+            }
+            other => panic!("not poison: {other:?}"),
+        })
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (alone[0].clone(), summary(r#"{"message":"no target"}"#)),
+        (sequences[1].clone(), summary(&huge)),
+        (sequences[3].clone(), summary("not json")),
+    ];
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "each poison record, whole, by its sequence number"
+    );
+
+    // Redrive lists them (dry run and apply alike) and leaves them.
+    let report = redrive_applied(&stack).await;
+    let mut listed: Vec<String> = report
+        .poison
+        .iter()
+        .map(|poison| poison.sequence_number.clone())
+        .collect();
+    listed.sort();
+    let mut sequences_expected: Vec<String> = expected.into_iter().map(|(s, _)| s).collect();
+    sequences_expected.sort();
+    assert_eq!(listed, sequences_expected, "{report:?}");
+    assert!(report.poison.iter().all(|poison| !poison.reason.is_empty()));
+    assert_eq!((report.redriven, report.resent), (0, 0), "{report:?}");
+    assert!(report.left >= 3, "{report:?}");
+}
