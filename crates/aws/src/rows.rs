@@ -186,6 +186,10 @@ pub struct RecipientRow {
     pub expires: u64,
     /// The table's TTL attribute.
     pub ttl: u64,
+    /// When the session was created; absent where the read does not project it (the account
+    /// index).
+    #[serde(default)]
+    pub created: Option<u64>,
 }
 
 /// The recipient in a projected row; the error names the bad field.
@@ -199,5 +203,6 @@ pub fn recipient_from_row(item: impl Into<serde_dynamo::Item>) -> Result<Recipie
         aes_key: row.aes_key,
         expires: row.expires,
         ttl: row.ttl,
+        created: row.created,
     })
 }

@@ -132,6 +132,7 @@ fn sending(c: &mut Criterion) {
                 aes_key: key.clone(),
                 message: 0,
                 session: None,
+                created: None,
             });
         }
         deliveries

@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod identities;
 mod lifecycle;
+mod new_queues;
 mod original_stack;
 mod redrive;
 mod runtime_api;

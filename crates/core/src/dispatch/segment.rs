@@ -336,6 +336,7 @@ fn deliveries_of(live: Vec<Recipient>, messages: usize) -> Vec<Delivery> {
                     user_id: recipient.user_id,
                     session_id: recipient.session_id,
                 }),
+                created: recipient.created,
                 queue_url: recipient.queue_url,
                 aes_key: recipient.aes_key,
                 message: 0,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::batch::cut;
+use crate::clock::{Clock, SystemClock};
 use crate::crypto::{SessionCipher, SessionKey};
 use crate::dispatch::letter::{About, DeliveryRef, Letter, SessionRef};
 use crate::model::recipient::Recipient;
@@ -68,6 +69,10 @@ pub struct Delivery {
     /// written by a version that did not name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionRef>,
+    /// When the session was created, epoch seconds, where the read had it: a queue younger
+    /// than [`NEW_QUEUE_SECONDS`] that SQS calls missing may only not be visible yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
 }
 
 impl Delivery {
@@ -81,6 +86,7 @@ impl Delivery {
                 user_id: recipient.user_id,
                 session_id: recipient.session_id.clone(),
             }),
+            created: recipient.created,
         }
     }
 
@@ -302,12 +308,24 @@ fn json_len(value: &impl Serialize) -> usize {
 pub struct Sender {
     queues: Arc<dyn QueueService>,
     concurrency: usize,
+    clock: Arc<dyn Clock>,
 }
 
 struct QueueCall {
     queue_url: String,
     entries: Vec<BatchEntry>,
+    /// When the queue's session was created, if known.
+    created: Option<u64>,
 }
+
+/// AWS documents that a new queue may not be usable for up to a second after CreateQueue: a
+/// queue whose session is younger than this that SQS calls missing is retried and handed on
+/// like a transient failure, not counted gone.
+pub const NEW_QUEUE_SECONDS: u64 = 5;
+
+/// Pauses before sending again to a queue too new to be visible, in this process, before
+/// what is left is handed on (which waits 1 s, then 4 s).
+const NEW_QUEUE_PAUSES: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(700)];
 
 impl Sender {
     /// `concurrency` bounds the SendMessageBatch calls in flight.
@@ -315,7 +333,19 @@ impl Sender {
         Self {
             queues,
             concurrency: concurrency.max(1),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same, telling a session's age by `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether a queue whose session was created at `created` may still be becoming visible.
+    fn is_new(&self, created: Option<u64>) -> bool {
+        created.is_some_and(|created| self.clock.now() < created + NEW_QUEUE_SECONDS)
     }
 
     /// Seals and sends every delivery; stops starting calls once `deadline` has passed.
@@ -427,7 +457,7 @@ impl Sender {
         let refused: Mutex<Vec<usize>> = Mutex::new(Vec::new());
         let queue_url = call.queue_url.as_str();
         let refused_ref = &refused;
-        let left = retry_leftovers(call.entries, deadline, |pending| {
+        let attempt = |pending: Vec<BatchEntry>| -> futures::future::BoxFuture<'_, _> {
             Box::pin(async move {
                 let failed = self.queues.send_batch(queue_url, &pending).await?;
                 let (retryable, hopeless): (Vec<_>, Vec<_>) =
@@ -448,8 +478,20 @@ impl Sender {
                     .filter(|entry| retryable.iter().any(|failed| failed.id == entry.id))
                     .collect())
             })
-        })
-        .await;
+        };
+        let mut left = retry_leftovers(call.entries, deadline, attempt).await;
+        // A queue created a moment ago may not be visible yet: ask again shortly.
+        for pause in NEW_QUEUE_PAUSES {
+            let missing = matches!(&left.stop, Stop::Failed(error) if error.is_not_found());
+            if !missing || !self.is_new(call.created) {
+                break;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() + pause >= deadline) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            left = retry_leftovers(left.items, deadline, attempt).await;
+        }
         report.refused = refused
             .into_inner()
             .expect("no panic while holding the lock");
@@ -465,6 +507,11 @@ impl Sender {
             Stop::Done => {}
             Stop::Deadline => {
                 report.unsent += unsettled;
+                report.retry_later = left_ids();
+            }
+            Stop::Failed(error) if error.is_not_found() && self.is_new(call.created) => {
+                tracing::warn!(queue = %queue_url, entries = unsettled, "a new queue is not visible yet; handed on");
+                report.failed += unsettled;
                 report.retry_later = left_ids();
             }
             Stop::Failed(error) if error.is_not_found() => report.queues_gone += unsettled,
@@ -500,6 +547,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
     let mut report = SendReport::default();
     let mut order: Vec<&str> = Vec::new();
     let mut per_queue: HashMap<&str, Vec<BatchEntry>> = HashMap::new();
+    let mut created: HashMap<&str, u64> = HashMap::new();
     let mut ciphers: HashMap<&str, Option<SessionCipher>> = HashMap::new();
     for (index, delivery) in job.deliveries.iter().enumerate() {
         let Some(message) = job.messages.get(delivery.message) else {
@@ -519,6 +567,11 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
             report.refused.push(index);
             continue;
         };
+        if let Some(at) = delivery.created {
+            // A queue is one session's; the newest creation time is the cautious one.
+            let known = created.entry(delivery.queue_url.as_str()).or_insert(at);
+            *known = (*known).max(at);
+        }
         let entries = per_queue
             .entry(delivery.queue_url.as_str())
             .or_insert_with(|| {
@@ -540,6 +593,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
             calls.push(QueueCall {
                 queue_url: queue_url.to_string(),
                 entries: group,
+                created: created.get(queue_url).copied(),
             });
         }
     }
@@ -578,6 +632,7 @@ mod tests {
                     aes_key: key.to_base64(),
                     message: i,
                     session: None,
+                    created: None,
                 })
                 .collect(),
             attempt: 0,
@@ -607,6 +662,7 @@ mod tests {
                     aes_key: key.clone(),
                     message: i,
                     session: None,
+                    created: None,
                 })
                 .collect(),
             attempt: 0,
@@ -673,24 +729,28 @@ mod tests {
                     aes_key: key.clone(),
                     message: 0,
                     session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://gone".into(),
                     aes_key: key.clone(),
                     message: 0,
                     session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://x".into(),
                     aes_key: "bad".into(),
                     message: 0,
                     session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://y".into(),
                     aes_key: key,
                     message: 7,
                     session: None,
+                    created: None,
                 },
             ],
             attempt: 0,
@@ -720,6 +780,7 @@ mod tests {
                 aes_key: SessionKey::generate().to_base64(),
                 message: 0,
                 session: None,
+                created: None,
             });
         }
         let job = SendJob {
@@ -771,6 +832,7 @@ mod tests {
                 aes_key: "KEY".into(),
                 message: 0,
                 session: None,
+                created: None,
             }],
             attempt: 0,
         };
@@ -779,5 +841,80 @@ mod tests {
             !printed.contains("KEY") && !printed.contains("secret body"),
             "{printed}"
         );
+    }
+
+    fn delivery_to(queue_url: &str, created: Option<u64>) -> Delivery {
+        Delivery {
+            queue_url: queue_url.to_string(),
+            aes_key: SessionKey::generate().to_base64(),
+            message: 0,
+            session: None,
+            created,
+        }
+    }
+
+    // Paused time: the pauses before asking again pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_queue_of_a_session_created_seconds_ago_is_handed_on_not_counted_gone() {
+        let queues = Arc::new(MemoryQueues::default());
+        let sender = Sender::new(queues.clone(), 4)
+            .with_clock(Arc::new(crate::testing::ManualClock::at(1_000)));
+        let invoker = crate::testing::memory::RecordingInvoker::default();
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![
+                delivery_to("memory://queues/000000000000/new", Some(999)),
+                delivery_to(
+                    "memory://queues/000000000000/old",
+                    Some(1_000 - NEW_QUEUE_SECONDS),
+                ),
+                delivery_to("memory://queues/000000000000/unknown", None),
+            ],
+            attempt: 0,
+        };
+        let outcome = sender
+            .send_or_hand_on(&job, None, &invoker, 1_048_576)
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.report.queues_gone, outcome.handed_on),
+            (2, 1),
+            "{outcome:?}"
+        );
+        let handed: Vec<SendJob> = invoker
+            .payloads(AsyncFunction::Sender)
+            .iter()
+            .map(|payload| serde_json::from_slice(payload).unwrap())
+            .collect();
+        assert_eq!(handed.len(), 1);
+        assert_eq!(
+            handed[0].deliveries[0].queue_url,
+            "memory://queues/000000000000/new"
+        );
+        assert_eq!(
+            queues.calls(),
+            2 + 3,
+            "asked again twice here before handing on; the old and unknown once each"
+        );
+    }
+
+    // Paused time: the queue appears 200 ms in, before the first pause ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_becomes_visible_a_moment_later_gets_the_message_here() {
+        let queues = Arc::new(MemoryQueues::default());
+        let sender = Sender::new(queues.clone(), 4)
+            .with_clock(Arc::new(crate::testing::ManualClock::at(50)));
+        let late = queues.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            queue(&late, "late").await;
+        });
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![delivery_to("memory://queues/000000000000/late", Some(50))],
+            attempt: 0,
+        };
+        let report = sender.send(&job, None).await;
+        assert_eq!((report.sent, report.queues_gone), (1, 0), "{report:?}");
     }
 }
