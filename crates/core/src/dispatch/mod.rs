@@ -582,6 +582,30 @@ mod tests {
         assert_eq!(f.history.rows_of(user(9)).len(), 1);
     }
 
+    // Paused time: 50 ms per history write is exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_forty_messages_writes_its_history_jobs_at_once_not_one_after_another() {
+        let f = fixture(50);
+        f.history.set_latency(std::time::Duration::from_millis(50));
+        let items: Vec<(Target, Message)> = (0..40)
+            .map(|u| {
+                let fields = serde_json::json!({"message": "x"});
+                let message = Message::new(fields.as_object().unwrap().clone(), || {
+                    MessageId::parse(&format!("m-{u}")).unwrap()
+                })
+                .unwrap();
+                (Target::User(user(u)), message)
+            })
+            .collect();
+        let started = tokio::time::Instant::now();
+        let report = f.dispatcher.dispatch_many(items).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(report.history_users, 40);
+        assert_eq!(f.history.len(), 40);
+        // One after another: 40 × 50 ms = 2 s. Sixteen at once: three rounds.
+        assert!(took < std::time::Duration::from_millis(400), "{took:?}");
+    }
+
     #[tokio::test]
     async fn sender_payloads_stay_under_the_byte_limit() {
         let mut f = fixture(0);
