@@ -99,7 +99,9 @@ pub struct StreamReport {
     /// throttling, 5xx, but also access denied, a missing table or index, a validation error
     /// of our own request (an index being replaced): the cause is the stack's, not the record's,
     /// so it and every later record are retried until an operator fixes it (the iterator-age
-    /// alarm shows the stream backing up), never skipped.
+    /// alarm shows the stream backing up), never skipped. Lambda reads it as
+    /// `batchItemFailures`, so it is not serialized here.
+    #[serde(skip)]
     pub first_failure: Option<String>,
     /// Deliveries that failed here and were handed on to `sender`.
     pub handed_on: usize,
