@@ -19,6 +19,8 @@ export interface SqsPushSession {
   /** Epoch seconds when the session itself is removed. */
   ttl?: number;
   region?: string;
+  /** The channels the session is subscribed to (the backend subscribes it). */
+  channels?: string[];
   [extra: string]: unknown;
 }
 

@@ -556,6 +556,35 @@ def wait_http(url: str, seconds: float) -> bool:
     return False
 
 
+def patch_dynamodb_transactions() -> None:
+    """Serialize moto's DynamoDB writes with its transactions.
+
+    moto's TransactWriteItems deep-copies every table it touches (to roll back) while other
+    request threads go on writing to them: under concurrent subscribes the copy fails with
+    "dictionary changed size during iteration" and the call answers a 500 that DynamoDB would
+    never give. One lock over the writes makes a transaction see the table still, as DynamoDB's
+    isolation does (reads need none: they never see a half-applied transaction, since the items
+    are applied one at a time only after the copy)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_sqs_push_serialized", False):
+        return
+    lock = threading.RLock()
+
+    def serialized(method):
+        def call(self, *args, **kwargs):
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    for name in ("transact_write_items", "put_item", "update_item", "delete_item", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name, None)
+        if original is not None:
+            setattr(DynamoDBBackend, name, serialized(original))
+    DynamoDBBackend._sqs_push_serialized = True
+
+
 STATS_PATH = "/_emulator/stats"
 
 
@@ -626,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     patch_cognito_identity(strict_identities=not args.lenient_identities)
+    patch_dynamodb_transactions()
     install_request_counter()
 
     from moto.server import ThreadedMotoServer

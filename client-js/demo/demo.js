@@ -22,6 +22,11 @@ $('session-form').addEventListener('submit', (event) => {
   connect();
 });
 $('disconnect').addEventListener('click', () => disconnect());
+$('channel-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  subscribe();
+});
+$('channel').addEventListener('input', updateSendLabels);
 $('send-form').addEventListener('submit', (event) => {
   event.preventDefault();
   send(event.submitter ? event.submitter.value : 'user');
@@ -62,6 +67,7 @@ async function connect() {
     client.start();
     $('disconnect').disabled = false;
     $('send-session').disabled = false;
+    $('subscribe').disabled = false;
   } catch (err) {
     log(`create failed: ${err.message}`, 'error');
   } finally {
@@ -75,7 +81,23 @@ async function disconnect() {
   client = null;
   $('disconnect').disabled = true;
   $('send-session').disabled = true;
+  $('subscribe').disabled = true;
   await stopping.stop();
+}
+
+/** Subscribes this page's session to the channel (the backend's call, unsigned here). */
+async function subscribe() {
+  if (!current) return;
+  const channel = $('channel').value.trim();
+  const ids = [current.accountId, current.userId, current.sessionId].map((id) => encodeURIComponent(String(id)));
+  try {
+    await demoApi(`/subscribe/${ids.join('/')}/${encodeURIComponent(channel)}`);
+    $('channel-result').textContent = `Subscribed to ${channel}.`;
+    log(`subscribed to ${channel}`);
+  } catch (err) {
+    $('channel-result').textContent = `Subscribing failed: ${err.message}`;
+    log(`subscribe failed: ${err.message}`, 'error');
+  }
 }
 
 async function send(to) {
@@ -90,6 +112,8 @@ async function send(to) {
     path = `/notify/account/${accountId}`;
   } else if (to === 'everyone') {
     path = '/notify';
+  } else if (to === 'channel') {
+    path = `/notify/channel/${encodeURIComponent($('channel').value.trim())}`;
   } else {
     path = `/notify/user/${userId}`;
   }
@@ -133,6 +157,7 @@ function show(msg) {
 
 /** Which kind of target a message was sent to, from the fields the service stamps on it. */
 function targetOf(msg) {
+  if (msg.channel !== undefined) return `channel ${msg.channel}`;
   if (msg.sessionId !== undefined) return 'session';
   if (msg.userId !== undefined) return `user ${msg.userId}`;
   if (msg.accountId !== undefined) return `account ${msg.accountId}`;
@@ -157,6 +182,7 @@ function showSession(session) {
 function updateSendLabels() {
   $('send-user').textContent = `the user (${$('userId').value.trim()})`;
   $('send-account').textContent = `the account (${$('accountId').value.trim()})`;
+  $('send-channel').textContent = `the channel (${$('channel').value.trim()})`;
 }
 
 function log(text, kind = 'info') {

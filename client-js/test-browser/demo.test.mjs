@@ -100,6 +100,35 @@ test("the page's own send button reaches its session", async () => {
   assert.match(newest.latency, /^\d+ ms$/);
   assert.match(await page.textContent('#send-result'), /1 session\(s\) matched/);
 
+});
+
+test("the page's channel box subscribes its session and a publish to the channel arrives", async () => {
+  await page.fill('#channel', 'room:7');
+  await page.getByRole('button', { name: 'Subscribe this session' }).click();
+  await page.waitForFunction(() => /Subscribed to room:7/.test(document.querySelector('#channel-result').textContent), null, {
+    timeout: DELIVERY_LIMIT_MS,
+  });
+  const count = await callGw('/channels/room:7');
+  assert.equal(count.sessions, 1, 'the page\'s session is the one subscriber');
+  const before = (await rows()).length;
+  await page.fill('#text', 'Hello Channel');
+  await page.getByRole('button', { name: 'the channel (room:7)' }).click();
+  await page.waitForFunction((n) => document.querySelectorAll('#messages tbody tr').length > n, before, {
+    timeout: DELIVERY_LIMIT_MS,
+  });
+  const [newest] = await rows();
+  assert.deepEqual([newest.to, newest.message], ['channel room:7', 'Hello Channel']);
+  // A publish from the backend (signed) reaches it too, once.
+  const published = await callGw('/notify/channel/room:7?message=From+the+backend');
+  assert.equal(published.sessionsMatched, 1);
+  await page.waitForFunction(
+    (id) => [...document.querySelectorAll('#messages tbody tr')].some((tr) => tr.cells[4].textContent === id),
+    published.messageId,
+    { timeout: DELIVERY_LIMIT_MS },
+  );
+  const shown = (await rows()).filter((r) => r.messageId === published.messageId);
+  assert.deepEqual(shown.map((r) => [r.to, r.message]), [['channel room:7', 'From the backend']]);
+
   mkdirSync(out, { recursive: true });
   await page.screenshot({ path: join(out, 'demo.png'), fullPage: true });
 });

@@ -1,8 +1,11 @@
 //! The tables' rows as serde types, defined once and read with `serde_dynamo` from items
 //! (GetItem, Query, Scan) and from stream images alike.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use sqs_push_core::crypto::SessionKey;
+use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::session::{Credentials, QueueRef, Session};
@@ -42,6 +45,14 @@ pub struct SessionRow {
     pub ttl: u64,
     /// When the session was created.
     pub created: u64,
+    /// The channels the session is subscribed to: a string set, absent when empty (DynamoDB
+    /// keeps no empty set).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeSet::is_empty",
+        with = "serde_dynamo::string_set"
+    )]
+    pub channels: BTreeSet<ChannelName>,
 }
 
 impl From<&Session> for SessionRow {
@@ -61,6 +72,7 @@ impl From<&Session> for SessionRow {
             expires: session.credentials.expires,
             ttl: session.ttl,
             created: session.created,
+            channels: session.channels.clone(),
         }
     }
 }
@@ -88,6 +100,7 @@ impl TryFrom<SessionRow> for Session {
             },
             ttl: row.ttl,
             created: row.created,
+            channels: row.channels,
         })
     }
 }
@@ -205,4 +218,69 @@ pub fn recipient_from_row(item: impl Into<serde_dynamo::Item>) -> Result<Recipie
         ttl: row.ttl,
         created: row.created,
     })
+}
+
+/// One row of the channels table: key `channel` + `member` (`<userId>#<sessionId>`), the
+/// session's routing attributes (never credentials) and its ttl, also the table's TTL attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipRow {
+    /// Partition key.
+    pub channel: ChannelName,
+    /// Sort key: `<userId>#<sessionId>`.
+    pub member: String,
+    /// The session's account.
+    pub account_id: AccountId,
+    /// The session's user.
+    pub user_id: UserId,
+    /// The session.
+    pub session_id: SessionId,
+    /// The session's queue URL.
+    pub sqs_url: String,
+    /// The session's AES key, base64.
+    pub aes_key: String,
+    /// When the session's credentials expire, epoch seconds.
+    pub expires: u64,
+    /// The session's ttl: a publish skips the row once it passes, and DynamoDB's TTL removes it
+    /// (a backstop; cleanup removes it when the session ends).
+    pub ttl: u64,
+}
+
+/// A membership's sort key: `<userId>#<sessionId>` (a session id holds no `#`-free guarantee,
+/// but the user id before the first `#` is digits only, so the key splits unambiguously).
+pub fn member_key(user_id: UserId, session_id: &SessionId) -> String {
+    format!("{user_id}#{session_id}")
+}
+
+impl MembershipRow {
+    /// The membership of `session` in `channel`.
+    pub fn of(channel: &ChannelName, session: &Session) -> Self {
+        Self {
+            channel: channel.clone(),
+            member: member_key(session.user_id, &session.session_id),
+            account_id: session.account_id,
+            user_id: session.user_id,
+            session_id: session.session_id.clone(),
+            sqs_url: session.queue.url.clone(),
+            aes_key: session.aes_key.to_base64(),
+            expires: session.credentials.expires,
+            ttl: session.ttl,
+        }
+    }
+}
+
+impl From<MembershipRow> for Recipient {
+    fn from(row: MembershipRow) -> Self {
+        Recipient {
+            account_id: row.account_id,
+            user_id: row.user_id,
+            session_id: row.session_id,
+            queue_url: row.sqs_url,
+            aes_key: row.aes_key,
+            expires: row.expires,
+            ttl: row.ttl,
+            // A membership does not keep when its session was created.
+            created: None,
+        }
+    }
 }

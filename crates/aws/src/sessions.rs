@@ -1,10 +1,18 @@
-//! The sessions table on DynamoDB: key `userId` (N) + `sessionId` (S), GSI on `accountId`.
+//! The sessions table on DynamoDB: key `userId` (N) + `sessionId` (S), GSI on `accountId`; and
+//! the channels table beside it: key `channel` (S) + `member` (`<userId>#<sessionId>`), one row
+//! per membership, written together with the session row's `channels` set in one transaction.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
+};
+use futures::StreamExt;
+use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use sqs_push_core::model::session::Session;
@@ -12,7 +20,9 @@ use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
-use crate::rows::{SessionRow, recipient_from_row, session_from_row, to_item};
+use crate::rows::{
+    MembershipRow, SessionRow, from_item, member_key, recipient_from_row, session_from_row, to_item,
+};
 
 /// Name of the global secondary index on `accountId`.
 pub const ACCOUNT_INDEX: &str = "accountId-index";
@@ -21,19 +31,147 @@ pub const ACCOUNT_INDEX_ATTRIBUTES: [&str; 4] = ["sqsUrl", "aesKey", "expires", 
 
 type Item = HashMap<String, AttributeValue>;
 
-/// [`SessionStore`] on a DynamoDB table.
+/// Membership rows written or deleted at once, one session at a time (renew, cleanup).
+const MEMBERSHIP_CONCURRENCY: usize = 8;
+
+/// [`SessionStore`] on a DynamoDB table and its channels table.
 #[derive(Debug, Clone)]
 pub struct DynamoSessionStore {
     client: Client,
     table: String,
+    channels_table: String,
 }
 
 impl DynamoSessionStore {
-    /// The store for `table`.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The store for the sessions `table` and the `channels_table` of its memberships.
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        channels_table: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             table: table.into(),
+            channels_table: channels_table.into(),
+        }
+    }
+
+    fn membership_key(&self, channel: &ChannelName, session: &Session) -> Item {
+        HashMap::from([
+            ("channel".to_string(), string(channel.as_str())),
+            (
+                "member".to_string(),
+                string(&member_key(session.user_id, &session.session_id)),
+            ),
+        ])
+    }
+
+    /// Extends one membership to the session's ttl, if it still holds the session's queue.
+    async fn refresh_membership(
+        &self,
+        channel: ChannelName,
+        session: &Session,
+    ) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.channels_table)
+            .set_key(Some(self.membership_key(&channel, session)))
+            .update_expression("SET #ttl = :ttl, expires = :expires")
+            .condition_expression("sqsUrl = :url")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":ttl", number(session.ttl))
+            .expression_attribute_values(":expires", number(session.credentials.expires))
+            .expression_attribute_values(":url", string(&session.queue.url))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = port_error("DynamoDB UpdateItem", &self.channels_table, error);
+                // Unsubscribed meanwhile, or no row of this queue: nothing to extend.
+                if error.kind == PortErrorKind::ConditionFailed {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Deletes one membership if it still holds the session's queue; 1 when it did.
+    async fn remove_membership(
+        &self,
+        channel: ChannelName,
+        session: &Session,
+    ) -> Result<usize, PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.channels_table)
+            .set_key(Some(self.membership_key(&channel, session)))
+            .condition_expression("sqsUrl = :url")
+            .expression_attribute_values(":url", string(&session.queue.url))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(1),
+            Err(error) => {
+                let error = port_error("DynamoDB DeleteItem", &self.channels_table, error);
+                // Gone already, or a re-created session's row: not this session's to delete.
+                if error.kind == PortErrorKind::ConditionFailed {
+                    Ok(0)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// One transaction; a cancellation for a failed condition is a
+    /// [`PortErrorKind::ConditionFailed`], for a conflicting transaction a transient error.
+    async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), PortError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let TransactWriteItemsError::TransactionCanceledException(cancelled) =
+                    context.err()
+                else {
+                    unreachable!("matched above");
+                };
+                let codes: Vec<&str> = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|reason| reason.code())
+                    .collect();
+                let kind = if codes.contains(&"ConditionalCheckFailed") {
+                    PortErrorKind::ConditionFailed
+                } else {
+                    PortErrorKind::Transient
+                };
+                Err(PortError::new(
+                    kind,
+                    operation,
+                    &self.table,
+                    format!("transaction cancelled: {}", codes.join(", ")),
+                ))
+            }
+            Err(error) => Err(port_error(operation, &self.table, error)),
         }
     }
 
@@ -284,17 +422,213 @@ impl SessionStore for DynamoSessionStore {
         Ok(SessionPage { sessions, next })
     }
 
-    async fn replace(&self, session: &Session) -> Result<(), PortError> {
-        self.client
-            .put_item()
+    async fn replace(&self, session: &Session) -> Result<Session, PortError> {
+        const OPERATION: &str = "DynamoDB UpdateItem";
+        // Every attribute of the row but its key and its channels, which are subscribe's: a
+        // whole-row put here would drop a channel subscribed since the session was read.
+        let mut row = session_to_item(session);
+        row.remove("userId");
+        row.remove("sessionId");
+        row.remove("channels");
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        for (index, (name, value)) in row.into_iter().enumerate() {
+            names.insert(format!("#a{index}"), name);
+            values.insert(format!(":v{index}"), value);
+            sets.push(format!("#a{index} = :v{index}"));
+        }
+        names.insert("#url".to_string(), "sqsUrl".to_string());
+        values.insert(":url".to_string(), string(&session.queue.url));
+        let output = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(session_to_item(session)))
-            .condition_expression("sqsUrl = :url")
-            .expression_attribute_values(":url", string(&session.queue.url))
+            .set_key(Some(Self::key(session.user_id, &session.session_id)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("#url = :url")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|error| port_error("DynamoDB PutItem", &self.table, error))?;
-        Ok(())
+            .map_err(|error| port_error(OPERATION, &self.table, error))?;
+        match output.attributes() {
+            Some(item) if !item.is_empty() => self.session(OPERATION, item),
+            _ => Err(self.malformed(OPERATION, "new row")),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        session: &Session,
+        channels: &[ChannelName],
+        at_most_before: usize,
+        now: u64,
+    ) -> Result<(), PortError> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(Self::key(session.user_id, &session.session_id)))
+                        .update_expression("ADD channels :new")
+                        .condition_expression(
+                            "sqsUrl = :url AND #ttl = :ttl AND #ttl > :now \
+                         AND (attribute_not_exists(channels) OR size(channels) <= :room)",
+                        )
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(
+                            ":new",
+                            AttributeValue::Ss(channels.iter().map(ToString::to_string).collect()),
+                        )
+                        .expression_attribute_values(":url", string(&session.queue.url))
+                        .expression_attribute_values(":ttl", number(session.ttl))
+                        .expression_attribute_values(":now", number(now))
+                        .expression_attribute_values(":room", number(at_most_before as u64))
+                        .build()
+                        .expect("table, key and expression are set"),
+                )
+                .build(),
+        ];
+        for channel in channels {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.channels_table)
+                            .set_item(Some(to_item(&MembershipRow::of(channel, session))))
+                            .build()
+                            .expect("table and item are set"),
+                    )
+                    .build(),
+            );
+        }
+        self.transact("DynamoDB TransactWriteItems (subscribe)", items)
+            .await
+    }
+
+    async fn unsubscribe(&self, session: &Session, channel: &ChannelName) -> Result<(), PortError> {
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(Self::key(session.user_id, &session.session_id)))
+                        .update_expression("DELETE channels :gone")
+                        .condition_expression("sqsUrl = :url")
+                        .expression_attribute_values(
+                            ":gone",
+                            AttributeValue::Ss(vec![channel.to_string()]),
+                        )
+                        .expression_attribute_values(":url", string(&session.queue.url))
+                        .build()
+                        .expect("table, key and expression are set"),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.channels_table)
+                        .set_key(Some(self.membership_key(channel, session)))
+                        .build()
+                        .expect("table and key are set"),
+                )
+                .build(),
+        ];
+        self.transact("DynamoDB TransactWriteItems (unsubscribe)", items)
+            .await
+    }
+
+    async fn channel_page(
+        &self,
+        channel: &ChannelName,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        const OPERATION: &str = "DynamoDB Query";
+        let start_key = start.map(|position| {
+            HashMap::from([
+                ("channel".to_string(), string(channel.as_str())),
+                (
+                    "member".to_string(),
+                    string(&member_key(position.user_id, &position.session_id)),
+                ),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.channels_table)
+            .key_condition_expression("channel = :channel")
+            .expression_attribute_values(":channel", string(channel.as_str()))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|error| port_error(OPERATION, &self.channels_table, error))?;
+        let rows: Vec<MembershipRow> = output
+            .items()
+            .iter()
+            .map(|item| from_item(item.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|field| self.malformed(OPERATION, field))?;
+        let recipients: Vec<Recipient> = rows.into_iter().map(Recipient::from).collect();
+        // The last row read is where the next page starts (the key names only the member).
+        let next = match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => recipients.last().map(|last| ScanPosition {
+                user_id: last.user_id,
+                session_id: last.session_id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(RecipientPage { recipients, next })
+    }
+
+    async fn count_channel(&self, channel: &ChannelName, now: u64) -> Result<u64, PortError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.channels_table)
+            .key_condition_expression("channel = :channel")
+            .filter_expression("#ttl > :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":channel", string(channel.as_str()))
+            .expression_attribute_values(":now", number(now))
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0u64;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|error| port_error("DynamoDB Query", &self.channels_table, error))?;
+            count += u64::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+
+    async fn refresh_memberships(&self, session: &Session) -> Result<(), PortError> {
+        // Owned names: a stream of futures borrowing from the set's iterator is not `Send`.
+        let channels: Vec<ChannelName> = session.channels.iter().cloned().collect();
+        let results: Vec<Result<(), PortError>> = futures::stream::iter(channels)
+            .map(|channel| self.refresh_membership(channel, session))
+            .buffer_unordered(MEMBERSHIP_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn remove_memberships(&self, session: &Session) -> Result<usize, PortError> {
+        let channels: Vec<ChannelName> = session.channels.iter().cloned().collect();
+        let results: Vec<Result<usize, PortError>> = futures::stream::iter(channels)
+            .map(|channel| self.remove_membership(channel, session))
+            .buffer_unordered(MEMBERSHIP_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().sum()
     }
 
     async fn scan_page(
@@ -389,6 +723,7 @@ mod tests {
             },
             identity_id: "us-east-1:abc".into(),
             developer_login: None,
+            channels: Default::default(),
             aes_key: SessionKey::generate(),
             credentials: Credentials {
                 access_key: "A".into(),

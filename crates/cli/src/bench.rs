@@ -1,6 +1,8 @@
 //! `bench broadcast`: on the local stack, the time for one broadcast (the segmented path) to
 //! reach every session, whether each got it exactly once, and the emulator requests the stack
 //! made per delivered message (the emulator's count less the benchmark's own receives).
+//! `bench --subscribes N`: instead, N signed `/subscribe` calls one after another (ten channels
+//! per session, over N/10 sessions made by `/create`), and their latency percentiles.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,9 @@ pub struct Args {
     /// Sessions to broadcast to (two per user).
     #[arg(long, default_value_t = 2000)]
     sessions: u64,
+    /// Measure this many subscribe calls instead of a broadcast.
+    #[arg(long)]
+    subscribes: Option<usize>,
 }
 
 /// Requests the emulator has served: in all, and the SendMessageBatch calls among them.
@@ -53,7 +58,11 @@ pub async fn run(args: Args) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         sqs_push_functions::telemetry::init_local();
     }
-    match broadcast(&args).await {
+    let result = match args.subscribes {
+        Some(count) => subscribes(&args.emulator, count).await,
+        None => broadcast(&args).await,
+    };
+    match result {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -185,6 +194,51 @@ async fn broadcast(args: &Args) -> Result<String, String> {
         requests as f64 / elapsed.as_secs_f64(),
         per_message(stack_requests),
         per_message(batches),
+    ))
+}
+
+/// `count` signed subscribe calls, one at a time, ten channels per session: their latency.
+async fn subscribes(emulator: &str, count: usize) -> Result<String, String> {
+    const CHANNELS_PER_SESSION: usize = 10;
+    let mut options = LocalOptions::new(emulator);
+    options.api_address = "127.0.0.1:0".parse().expect("a literal address");
+    options.sweep_interval = Duration::from_secs(600);
+    let keys = options.keys.clone();
+    let stack = LocalStack::start(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let credentials = Credentials::new(keys.access_key, keys.secret_key, None, None, "bench");
+    let call = |path: String| {
+        let url = format!("{}{path}", stack.api_url());
+        let credentials = credentials.clone();
+        async move {
+            let started = Instant::now();
+            let (status, answer) =
+                crate::call_gw::call(&url, "GET", "us-east-1", &credentials, b"").await?;
+            if status != 200 {
+                return Err(format!("{path} answered {status}: {answer}"));
+            }
+            Ok::<_, String>(started.elapsed())
+        }
+    };
+    let mut latencies = Vec::with_capacity(count);
+    for session in 0..count.div_ceil(CHANNELS_PER_SESSION) {
+        call(format!("/create/1/{session}/bench")).await?;
+        for channel in 0..CHANNELS_PER_SESSION.min(count - latencies.len()) {
+            latencies.push(call(format!("/subscribe/1/{session}/bench/room:{channel}")).await?);
+        }
+    }
+    stack.stop().await;
+    latencies.sort_unstable();
+    let at = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
+    Ok(format!(
+        "{} subscribe calls ({CHANNELS_PER_SESSION} channels per session, signed, one at a time): \
+         p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}",
+        latencies.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
     ))
 }
 

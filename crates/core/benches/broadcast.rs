@@ -12,7 +12,9 @@
 //!    requests per delivered message, grouped and one by one.
 //!
 //! `cargo bench -p sqs-push-core --bench broadcast` (numbers in docs/benchmarks.md).
-//! `BROADCAST_SESSIONS=100000` runs a smaller model.
+//! `BROADCAST_SESSIONS=100000` runs a smaller model. `MODEL_TARGET=channel` runs 1 and 2 as a
+//! publish to a channel every session is subscribed to instead (one worker pages the channel's
+//! memberships, each page a 20 ms Query), then stops.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,8 +28,10 @@ use sqs_push_core::dispatch::segment::{PlannedMessage, Scope, SegmentJob, Segmen
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::dispatch::{DispatchSettings, Dispatcher, Target};
 use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::message::{Message, MessageId};
+use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{
     AsyncFunction, BatchEntry, FailedEntry, Invoker, PortError, QueueService, QueueSpec,
@@ -75,6 +79,7 @@ fn session(account: u64, user: u64, id: &str) -> Session {
         },
         identity_id: "us-east-1:00000000-0000-0000-0000-000000000000".into(),
         developer_login: None,
+        channels: Default::default(),
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "ASIA".into(),
@@ -216,14 +221,39 @@ fn dispatcher(
     )
 }
 
-async fn model_run(sessions: u64) {
+/// What the model run publishes to: everyone (a table scan in segments) or one channel every
+/// session is subscribed to (its memberships, one key range, paged by one worker).
+fn model_target(channel: Option<&ChannelName>) -> (Target, Scope) {
+    match channel {
+        Some(channel) => (
+            Target::Channel(channel.clone()),
+            Scope::Channel {
+                channel: channel.clone(),
+            },
+        ),
+        None => (
+            Target::Everyone,
+            Scope::Segment {
+                segment: 0,
+                total_segments: 4,
+            },
+        ),
+    }
+}
+
+async fn model_run(sessions: u64, channel: Option<ChannelName>) {
     let store = Arc::new(MemorySessionStore::default());
     let seeded = std::time::Instant::now();
     for user in 0..sessions / 2 {
         for id in ["a", "b"] {
-            store.put(&session(1, user, id)).await.unwrap();
+            let session = session(1, user, id);
+            store.put(&session).await.unwrap();
+            if let Some(channel) = &channel {
+                store.put_membership(channel, Recipient::from(&session));
+            }
         }
     }
+    let (target, scope) = model_target(channel.as_ref());
     println!("seeded {sessions} sessions in {:?}", seeded.elapsed());
     // One segment worker alone: peak memory above the baseline, planning CPU per recipient.
     let recording = Arc::new(RecordingDiscard::default());
@@ -240,10 +270,7 @@ async fn model_run(sessions: u64) {
             created: NOW,
             history: true,
         }],
-        scope: Scope::Segment {
-            segment: 0,
-            total_segments: 4,
-        },
+        scope: scope.clone(),
         start: None,
         generation: 0,
     };
@@ -261,10 +288,15 @@ async fn model_run(sessions: u64) {
     let reads = std::time::Instant::now();
     let mut position = None;
     loop {
-        let page = store
-            .scan_page(0, 4, position.as_ref(), SCAN_PAGE)
-            .await
-            .unwrap();
+        let page = match &scope {
+            Scope::Channel { channel } => {
+                store
+                    .channel_page(channel, position.as_ref(), SCAN_PAGE)
+                    .await
+            }
+            _ => store.scan_page(0, 4, position.as_ref(), SCAN_PAGE).await,
+        }
+        .unwrap();
         match page.next {
             Some(next) => position = Some(next),
             None => break,
@@ -312,10 +344,7 @@ async fn model_run(sessions: u64) {
         .ok()
         .unwrap();
     let started = Instant::now();
-    let report = dispatcher
-        .dispatch(&Target::Everyone, hello("m-1m"))
-        .await
-        .unwrap();
+    let report = dispatcher.dispatch(&target, hello("m-1m")).await.unwrap();
     let answered = started.elapsed();
     while invoker.running.load(Ordering::SeqCst) > 0
         || queues.entries.load(Ordering::Relaxed) < sessions
@@ -324,13 +353,19 @@ async fn model_run(sessions: u64) {
     }
     let last = invoker.last_send.lock().unwrap().unwrap() - started;
     println!(
-        "model run: {sessions} sessions, {} segments, page {SCAN_PAGE}: answered in {answered:?}, \
-         last SQS send at {last:?}; {} SendMessageBatch calls, {} entries, {} async invokes, {} scan pages",
+        "model run ({}): {sessions} sessions, {} segments, page {SCAN_PAGE}: answered in {answered:?}, \
+         last SQS send at {last:?}; {} SendMessageBatch calls, {} entries, {} async invokes, \
+         {} scan pages, {} channel pages",
+        match &target {
+            Target::Channel(channel) => format!("publish to channel {channel}"),
+            _ => "broadcast to everyone".to_string(),
+        },
         report.segments.unwrap(),
         queues.calls.load(Ordering::Relaxed),
         queues.entries.load(Ordering::Relaxed),
         invoker.invocations.load(Ordering::Relaxed),
-        store.scan_pages()
+        store.scan_pages(),
+        store.channel_pages()
     );
     store.set_scan_latency(Duration::ZERO);
 }
@@ -447,9 +482,18 @@ fn main() {
         .enable_time()
         .build()
         .unwrap();
+    let channel = match std::env::var("MODEL_TARGET").as_deref() {
+        Ok("channel") => Some(ChannelName::parse("prices:AAPL").unwrap()),
+        Ok("everyone") | Err(_) => None,
+        Ok(other) => panic!("MODEL_TARGET is everyone or channel, not {other:?}"),
+    };
     runtime.block_on(async {
         // The model first: the worker's memory is measured before anything else ran.
-        model_run(sessions).await;
+        let channel_only = channel.is_some();
+        model_run(sessions, channel).await;
+        if channel_only {
+            return;
+        }
         // 100 records to one account of 1,000 users × 2 sessions (read at once: 2,000 sessions
         // is not above the large-account threshold).
         kinesis_batch(100, r#""accountId":7"#, 2_000).await;

@@ -43,6 +43,7 @@ fn session(user: u64, id: &str) -> Session {
         },
         identity_id: format!("us-east-1:{user}"),
         developer_login: None,
+        channels: Default::default(),
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "a".into(),

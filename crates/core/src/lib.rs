@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod channel;
 pub mod cleanup;
 pub mod clock;
 pub mod crypto;

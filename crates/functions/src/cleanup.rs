@@ -236,7 +236,12 @@ mod tests {
         );
         queues.fail_deletes_of(&failing_url);
         let event: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let service = CleanupService::new(queues.clone(), identities.clone(), 2);
+        let service = CleanupService::new(
+            Arc::new(sqs_push_core::testing::memory::MemorySessionStore::default()),
+            queues.clone(),
+            identities.clone(),
+            2,
+        );
         let response = handle(&service, event).await;
         assert_eq!(
             serde_json::to_value(&response).unwrap(),

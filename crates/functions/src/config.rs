@@ -4,6 +4,7 @@
 //! the same struct in code. A bad value is an error that names the variable.
 
 use sqs_push_aws::CredentialFlow;
+use sqs_push_core::channel::ChannelSettings;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
 pub use sqs_push_core::settings::ConfigError;
@@ -53,6 +54,8 @@ pub struct StackConfig {
     pub orphan_grace_seconds: u64,
     /// Queue deletes in flight at once in cleanup and `/cleanup`.
     pub cleanup_concurrency: usize,
+    /// How channels behave (`SQS_PUSH_MAX_CHANNELS_PER_SESSION`).
+    pub channels: ChannelSettings,
     /// The stage's dead-letter queue (`SQS_PUSH_DEAD_LETTER_QUEUE_URL`), where work that cannot
     /// succeed as things stand is put for `sqs-push redrive`.
     pub dead_letter_queue_url: Option<String>,
@@ -82,6 +85,7 @@ impl StackConfig {
             sender_safety_millis: 2_000,
             orphan_grace_seconds: 600,
             cleanup_concurrency: 16,
+            channels: ChannelSettings::default(),
             dead_letter_queue_url: None,
         }
     }
@@ -133,6 +137,12 @@ impl StackConfig {
                 .unwrap_or(default.orphan_grace_seconds),
             cleanup_concurrency: setting(lookup, "SQS_PUSH_CLEANUP_CONCURRENCY", 1..=256)?
                 .unwrap_or(default.cleanup_concurrency),
+            channels: ChannelSettings {
+                // A subscribe writes the session's memberships in one DynamoDB transaction of
+                // at most 100 items, and renew rewrites every one of them.
+                max_per_session: setting(lookup, "SQS_PUSH_MAX_CHANNELS_PER_SESSION", 1..=1_000)?
+                    .unwrap_or(default.channels.max_per_session),
+            },
             ..default
         };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;
@@ -148,6 +158,11 @@ impl StackConfig {
     /// The sessions table.
     pub fn sessions_table(&self) -> String {
         format!("{}-sessions", self.prefix())
+    }
+
+    /// The channels table: one row per (channel, session) membership.
+    pub fn channels_table(&self) -> String {
+        format!("{}-channels", self.prefix())
     }
 
     /// The history table.

@@ -6,6 +6,7 @@ use sqs_push_aws::{
     Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
     LambdaInvoker, SqsQueues,
 };
+use sqs_push_core::channel::ChannelService;
 use sqs_push_core::cleanup::orphans::{OrphanSettings, OrphanSweeper};
 use sqs_push_core::cleanup::stream::CleanupService;
 use sqs_push_core::clock::{Clock, SystemClock};
@@ -76,6 +77,7 @@ impl Adapters {
             sessions: Arc::new(DynamoSessionStore::new(
                 clients.dynamodb.clone(),
                 config.sessions_table(),
+                config.channels_table(),
             )),
             queues: Arc::new(SqsQueues::new(
                 clients.sqs.clone(),
@@ -152,6 +154,11 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         },
     );
     Ok(ApiState {
+        channels: ChannelService::new(
+            adapters.sessions.clone(),
+            adapters.clock.clone(),
+            config.channels.clone(),
+        ),
         sessions,
         dispatcher: dispatcher(config, adapters),
         orphans,
@@ -178,6 +185,7 @@ pub fn receipts(config: &StackConfig, adapters: &Adapters) -> ReceiptService {
 /// The cleanup function's service.
 pub fn cleanup_service(config: &StackConfig, adapters: &Adapters) -> CleanupService {
     CleanupService::new(
+        adapters.sessions.clone(),
         adapters.queues.clone(),
         adapters.identities.clone(),
         config.cleanup_concurrency,

@@ -238,6 +238,7 @@ fn allow_lists() -> BTreeMap<&'static str, BTreeSet<String>> {
                 "dynamodb:ListStreams",
                 "sqs:DeleteQueue",
                 "cognito-identity:DeleteIdentities",
+                "dynamodb:DeleteItem",
                 "sqs:SendMessage",
             ]),
         ),
@@ -635,6 +636,7 @@ fn resource_names_are_the_ones_the_code_derives_from_the_stage() {
     let name = |id: &str, property: &str| resource(id)["Properties"][property].clone();
     assert_eq!(name("SessionsTable", "TableName"), config.sessions_table());
     assert_eq!(name("HistoryTable", "TableName"), config.history_table());
+    assert_eq!(name("ChannelsTable", "TableName"), config.channels_table());
     assert_eq!(name("EventsStream", "Name"), config.events_stream());
     assert_eq!(
         name("IdentityPool", "IdentityPoolName"),
@@ -652,14 +654,20 @@ fn resource_names_are_the_ones_the_code_derives_from_the_stage() {
 
 #[test]
 fn tables_and_stream_survive_the_stack_and_keep_ttl_streams_and_indexes() {
-    for id in ["SessionsTable", "HistoryTable", "EventsStream"] {
+    for id in [
+        "SessionsTable",
+        "ChannelsTable",
+        "HistoryTable",
+        "EventsStream",
+    ] {
         let retained = resource(id);
         assert_eq!(retained["DeletionPolicy"], "Retain", "{id}");
         assert_eq!(retained["UpdateReplacePolicy"], "Retain", "{id}");
     }
     let sessions = &resource("SessionsTable")["Properties"];
     let history = &resource("HistoryTable")["Properties"];
-    for table in [sessions, history] {
+    let channels = &resource("ChannelsTable")["Properties"];
+    for table in [sessions, history, channels] {
         assert_eq!(
             table["TimeToLiveSpecification"],
             json!({ "AttributeName": "ttl", "Enabled": true })
@@ -1118,8 +1126,8 @@ fn api_5xx_and_p99_latency_alarm_on_the_api_that_exists() {
 }
 
 #[test]
-fn dynamodb_throttled_requests_alarm_for_both_tables_and_the_account_index() {
-    for table in ["SessionsTable", "HistoryTable"] {
+fn dynamodb_throttled_requests_alarm_for_every_table_and_the_account_index() {
+    for table in ["SessionsTable", "ChannelsTable", "HistoryTable"] {
         let reference = json!({ "Ref": table });
         let alarm = alarms()
             .into_iter()
@@ -1358,8 +1366,8 @@ fn every_resource_that_takes_tags_carries_the_stack_tags() {
 }
 
 #[test]
-fn both_tables_keep_point_in_time_recovery_and_refuse_deletion() {
-    for id in ["SessionsTable", "HistoryTable"] {
+fn every_table_keeps_point_in_time_recovery_and_refuses_deletion() {
+    for id in ["SessionsTable", "ChannelsTable", "HistoryTable"] {
         let table = &resource(id)["Properties"];
         assert_eq!(
             table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,

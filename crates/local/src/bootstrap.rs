@@ -1,5 +1,5 @@
-//! Creates, idempotently, everything the `local` stage needs in the emulator: the tables, the
-//! event stream, the identity pool (developer-authenticated identities only) and its identities'
+//! Creates, idempotently, everything the `local` stage needs in the emulator: the tables (the
+//! sessions, their channel memberships, the history), the event stream, the identity pool (developer-authenticated identities only) and its identities'
 //! role.
 
 use aws_sdk_dynamodb::types::{
@@ -93,6 +93,7 @@ impl Provisioner {
     /// Runs every step; safe to repeat against an emulator that already has some or all of it.
     pub async fn provision(&self, config: &StackConfig) -> Result<Provisioned, BootstrapError> {
         self.sessions_table(config).await?;
+        self.channels_table(config).await?;
         self.history_table(config).await?;
         self.events_stream(config).await?;
         let unauthenticated_role_arn = self.unauthenticated_role(config).await?;
@@ -140,6 +141,24 @@ impl Provisioner {
             .send()
             .await;
         self.created_or_existing(created, "create sessions table")?;
+        self.time_to_live(&table).await
+    }
+
+    /// One row per membership: a publish reads one key range, its channel's.
+    async fn channels_table(&self, config: &StackConfig) -> Result<(), BootstrapError> {
+        let table = config.channels_table();
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("channel", ScalarAttributeType::S))
+            .attribute_definitions(attribute("member", ScalarAttributeType::S))
+            .key_schema(key("channel", KeyType::Hash))
+            .key_schema(key("member", KeyType::Range))
+            .send()
+            .await;
+        self.created_or_existing(created, "create channels table")?;
         self.time_to_live(&table).await
     }
 

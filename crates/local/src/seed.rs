@@ -3,6 +3,7 @@
 
 use futures::StreamExt;
 use sqs_push_core::crypto::SessionKey;
+use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::ids::{AccountId, SessionId, UserId};
 use sqs_push_core::model::session::{Credentials, Session};
 use sqs_push_core::ports::QueueSpec;
@@ -31,7 +32,28 @@ pub async fn seed_sessions(
     sessions_per_user: u64,
     accounts: u64,
 ) -> Vec<SeededSession> {
+    seed_subscribers(config, users, sessions_per_user, accounts, None).await
+}
+
+/// As [`seed_sessions`], each session also subscribed to `channel` (when given): the row lists
+/// the channel and a membership row is written beside it, as `/subscribe`'s transaction would
+/// (written plainly here: the emulator copies whole tables for every transaction).
+pub async fn seed_subscribers(
+    config: &StackConfig,
+    users: u64,
+    sessions_per_user: u64,
+    accounts: u64,
+    channel: Option<&ChannelName>,
+) -> Vec<SeededSession> {
     let adapters = Adapters::aws(config).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(
+        &crate::stack::emulator_sdk_config(
+            config.endpoint_url.as_deref().unwrap_or_default(),
+            &config.region,
+        )
+        .await,
+    );
+    let channels_table = config.channels_table();
     let names = config.queue_names().expect("the stack's config is valid");
     let expires = adapters.clock.now() + u64::from(config.credential_seconds);
     let pairs: Vec<(u64, u64)> = (0..users)
@@ -40,6 +62,8 @@ pub async fn seed_sessions(
     futures::stream::iter(pairs)
         .map(|(user, session)| {
             let adapters = adapters.clone();
+            let dynamodb = dynamodb.clone();
+            let channels_table = channels_table.clone();
             let name = names.generate();
             let account = user % accounts.max(1);
             async move {
@@ -61,6 +85,7 @@ pub async fn seed_sessions(
                     queue: queue.clone(),
                     identity_id: "seeded".into(),
                     developer_login: None,
+                    channels: channel.iter().map(|c| (*c).clone()).collect(),
                     aes_key: aes_key.clone(),
                     credentials: Credentials {
                         access_key: "seeded".into(),
@@ -76,6 +101,17 @@ pub async fn seed_sessions(
                     .put(&row)
                     .await
                     .expect("the emulator stores the row");
+                if let Some(channel) = channel {
+                    dynamodb
+                        .put_item()
+                        .table_name(&channels_table)
+                        .set_item(Some(sqs_push_aws::rows::to_item(
+                            &sqs_push_aws::rows::MembershipRow::of(channel, &row),
+                        )))
+                        .send()
+                        .await
+                        .expect("the emulator stores the membership");
+                }
                 SeededSession {
                     account_id: account,
                     user_id: user,

@@ -1,6 +1,6 @@
 //! Hostile and careless requests against the local stack, signed with the test keys: each is
 //! answered with the expected 4xx and a message naming what was wrong, and nothing changes —
-//! both tables and the queue list are the same before and after.
+//! every table and the queue list are the same before and after.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Weak};
@@ -21,15 +21,20 @@ async fn raw_call(stack: &LocalStack, method: &str, path: &str, body: &[u8]) -> 
         .unwrap_or_else(|error| (0, format!("the call failed: {error}")))
 }
 
-/// Everything a request could change: every sessions row, every history row, every queue.
+/// Everything a request could change: every sessions row, every history row, every channel
+/// membership, every queue.
 async fn snapshot(
     stack: &LocalStack,
     emulator: &Emulator,
-) -> (Vec<String>, Vec<String>, BTreeSet<String>) {
+) -> (Vec<String>, Vec<String>, Vec<String>, BTreeSet<String>) {
     let config = admin_config(emulator).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let mut tables = Vec::new();
-    for table in [stack.config.sessions_table(), stack.config.history_table()] {
+    for table in [
+        stack.config.sessions_table(),
+        stack.config.history_table(),
+        stack.config.channels_table(),
+    ] {
         let mut rows: Vec<String> = Vec::new();
         let mut start = None;
         loop {
@@ -64,9 +69,10 @@ async fn snapshot(
         .iter()
         .cloned()
         .collect();
+    let channels = tables.pop().unwrap();
     let history = tables.pop().unwrap();
     let sessions = tables.pop().unwrap();
-    (sessions, history, queues)
+    (sessions, history, channels, queues)
 }
 
 /// One runtime for every case: the shared stack's tasks and the clients' pooled connections live
@@ -91,6 +97,8 @@ impl Fixture {
     async fn start() -> Self {
         let stack = Stack::start().await;
         let receiver = create(&stack, 1, 2, "s").await;
+        let (status, answer) = get(&stack, "/subscribe/1/2/s/room").await;
+        assert_eq!(status, 200, "{answer}");
         let (status, answer) = get(&stack, "/notify/user/2?message=before").await;
         assert_eq!(status, 200, "{answer}");
         let sqs = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
@@ -149,7 +157,8 @@ async fn refused(method: &str, path: &str, body: &str, expected: u16, needle: &s
     let after = snapshot(stack, &stack.emulator).await;
     assert_eq!(before.0, after.0, "the sessions table changed");
     assert_eq!(before.1, after.1, "the history table changed");
-    assert_eq!(before.2, after.2, "the queue list changed");
+    assert_eq!(before.2, after.2, "the channels table changed");
+    assert_eq!(before.3, after.3, "the queue list changed");
     assert!(
         drain(&fixture.sqs, &fixture.receiver, 1).await.is_empty(),
         "a refused request reached the session"
@@ -221,7 +230,8 @@ hostile! {
     head_notify_user_2_message_x: HEAD "/notify/user/2?message=x", "" => 405, "";
     delete_notify: DELETE "/notify", "" => 405, "Method Not Allowed";
     put_create_1_2_s3: PUT "/create/1/2/s3", "" => 405, "Method Not Allowed";
-    post_create_1_2_s3: POST "/create/1/2/s3", "" => 405, "Method Not Allowed";
+    post_create_1_2_s3_unknown_key: POST "/create/1/2/s3", r#"{"_broadcast":true}"# => 400, "_broadcast";
+    post_create_1_2_s3_channels_not_a_list: POST "/create/1/2/s3", r#"{"channels":"room"}"# => 400, "channels";
     // invalid, nested, non-object, oversized and empty JSON
     post_notify_user_2_not_json: POST "/notify/user/2", "not json" => 400, "not valid JSON";
     post_notify_user_2_empty_body: POST "/notify/user/2", "" => 400, "not valid JSON";
@@ -251,4 +261,43 @@ hostile! {
     get_notify_user_2_sqs_only_no_message_x: GET "/notify/user/2?_sqs_only=no&message=x", "" => 400, "_sqs_only";
     post_notify_user_2_sqs_only_no: POST "/notify/user/2", r#"{"_sqs_only":"no"}"# => 400, "_sqs_only";
     post_notify_user_2_sqs_only_2: POST "/notify/user/2", r#"{"_sqs_only":2}"# => 400, "_sqs_only";
+    post_notify_user_2_history_and_sqs_only: POST "/notify/user/2", r#"{"_history":true,"_sqs_only":true}"# => 400, "_history";
+    // a channel message that also names a user, an account, a session or everyone: ambiguous
+    get_notify_channel_room_user_id: GET "/notify/channel/room?userId=2&message=x", "" => 400, "ambiguous";
+    get_notify_channel_field_and_account: GET "/notify?channel=room&accountId=1&message=x", "" => 400, "ambiguous";
+    post_notify_channel_field_and_session: POST "/notify", r#"{"channel":"room","userId":2,"sessionId":"s"}"# => 400, "ambiguous";
+    post_notify_channel_room_broadcast: POST "/notify/channel/room", r#"{"_broadcast":true}"# => 400, "_broadcast";
+    get_notify_channel_room_other_channel: GET "/notify/channel/room?channel=other", "" => 400, "channel";
+    get_notify_channels_bracketed: GET "/notify?channels%5B%5D=room&message=x", "" => 400, "channel";
+    post_notify_channel_list: POST "/notify", r#"{"channel":["room"]}"# => 400, "channel";
+    // channel names outside 1-128 of A-Z a-z 0-9 _ - . : @ = +
+    get_notify_channel_pct2f: GET "/notify/channel/a%2Fb?message=x", "" => 400, "channel";
+    get_notify_channel_slash: GET "/notify/channel/a/b?message=x", "" => 400, "channel";
+    get_notify_channel_space: GET "/notify/channel/a%20b?message=x", "" => 400, "channel";
+    get_notify_channel_hash: GET "/notify/channel/a%23b?message=x", "" => 400, "channel";
+    get_notify_channel_long: GET &format!("/notify/channel/{}?message=x", "a".repeat(129)), "" => 400, "channel";
+    get_subscribe_slash: GET "/subscribe/1/2/s/a/b", "" => 400, "channel";
+    get_subscribe_unknown_session: GET "/subscribe/1/2/nobody/room", "" => 404, "not found";
+    get_subscribe_other_account: GET "/subscribe/9/2/s/other", "" => 404, "not found";
+    post_subscribe_batch_one_bad: POST "/subscribe/1/2/s", r#"{"channels":["ok","a b"]}"# => 400, "channel";
+    post_subscribe_batch_26: POST "/subscribe/1/2/s", &format!(r#"{{"channels":[{}]}}"#, (0..26).map(|n| format!("\"c{n}\"")).collect::<Vec<_>>().join(",")) => 400, "at most 25";
+    post_subscribe_batch_missing: POST "/subscribe/1/2/s", "{}" => 400, "channels";
+    post_subscribe_batch_unknown_key: POST "/subscribe/1/2/s", r#"{"channel":"x"}"# => 400, "body key channel";
+    get_create_with_a_bad_channel: GET "/create/1/2/s4?channels=ok,a%2Fb", "" => 400, "channel";
+    get_unsubscribe_bad_name: GET "/unsubscribe/1/2/s/a%20b", "" => 400, "channel";
+    get_channels_bad_name: GET "/channels/a%20b", "" => 400, "channel";
+    get_channels_sessions_bad_limit: GET "/channels/room/sessions?limit=0", "" => 400, "limit";
+    // every route refuses a query parameter it does not take, naming it
+    get_create_unknown_broadcast: GET "/create/1/2/s5?_broadcast=true", "" => 400, "_broadcast";
+    get_renew_unknown: GET "/renew/1/2/s?userId=3", "" => 400, "userId";
+    get_status_one_unknown: GET "/status/1/2/s?verbose=1", "" => 400, "verbose";
+    get_status_list_unknown: GET "/status?userId=2", "" => 400, "userId";
+    get_destroy_unknown: GET "/destroy/1/2/s?force=1", "" => 400, "force";
+    get_cleanup_unknown: GET "/cleanup?all=1", "" => 400, "all";
+    get_subscribe_unknown: GET "/subscribe/1/2/s/room?userId=3", "" => 400, "userId";
+    get_unsubscribe_unknown: GET "/unsubscribe/1/2/s/room?x=1", "" => 400, "x";
+    get_channels_unknown: GET "/channels/room?x=1", "" => 400, "x";
+    get_channels_sessions_unknown: GET "/channels/room/sessions?x=1", "" => 400, "x";
+    get_messages_unknown: GET "/messages/user/2?userId=3", "" => 400, "userId";
+    get_set_read_unknown: GET "/messages/set-read/user/2/message/m?userId=3", "" => 400, "userId";
 }

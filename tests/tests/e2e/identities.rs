@@ -173,7 +173,7 @@ async fn every_session_gets_an_identity_of_its_own_with_a_developer_login() {
 }
 
 /// Requests the emulator served so far with this X-Amz-Target (`/_emulator/stats`).
-async fn served(emulator: &Emulator, target: &str) -> u64 {
+pub(crate) async fn served(emulator: &Emulator, target: &str) -> u64 {
     let stats: Value = reqwest::get(format!("{}/_emulator/stats", emulator.url))
         .await
         .expect("the emulator answers /_emulator/stats")

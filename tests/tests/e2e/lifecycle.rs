@@ -437,6 +437,7 @@ async fn a_thousand_sessions_expiring_at_once_are_all_cleaned_with_identities_de
                     queue,
                     identity_id,
                     developer_login: None,
+                    channels: Default::default(),
                     aes_key: SessionKey::generate(),
                     credentials: SessionCredentials {
                         access_key: "unused".into(),

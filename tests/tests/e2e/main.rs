@@ -1,6 +1,7 @@
 //! The end-to-end tests: one binary (one link of the AWS SDK), a module per area, each test
 //! against an emulator and a local stack of its own started by `sqs_push_tests::Stack`.
 
+mod channels;
 mod dead_letters;
 mod dispatch;
 mod faults;

@@ -1,5 +1,6 @@
 //! Cleanup: what a session leaves behind when its row is removed or replaced. Changes to the
-//! sessions table come in (from its stream); the queues and identities they orphan are deleted.
+//! sessions table come in (from its stream); the queues, identities and channel memberships
+//! they orphan are deleted.
 //!
 //! A resource already gone counts as deleted, so replaying a change is harmless. A change whose
 //! deletes failed is reported back by its sequence number, so the stream retries only from there.
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::model::session::{QueueRef, Session};
-use crate::ports::{IdentityProvider, QueueService};
+use crate::ports::{IdentityProvider, QueueService, SessionStore};
 use crate::retry::{Stop, retry_leftovers};
 
 /// Cognito's limit on ids per DeleteIdentities call.
@@ -51,25 +52,35 @@ pub struct Leftovers {
     pub queue: Option<QueueRef>,
     /// An identity to delete.
     pub identity_id: Option<String>,
+    /// The ended session whose channel memberships (those still holding its queue) to delete.
+    pub memberships: Option<Session>,
 }
 
 impl SessionChange {
-    /// A remove leaves the old row's queue and identity; a modify leaves whichever of them the
-    /// new row no longer names; an insert leaves nothing.
+    /// A remove leaves the old row's queue, identity and memberships; a modify leaves
+    /// whichever of them the new row no longer names (a replaced session's memberships go with
+    /// its queue); an insert leaves nothing.
     pub fn leftovers(&self) -> Leftovers {
         let Some(old) = &self.old else {
             return Leftovers::default();
         };
+        let memberships = (!old.channels.is_empty()).then(|| old.clone());
         match (self.kind, &self.new) {
             (ChangeKind::Insert, _) => Leftovers::default(),
             (ChangeKind::Remove, _) | (ChangeKind::Modify, None) => Leftovers {
                 queue: Some(old.queue.clone()),
                 identity_id: Some(old.identity_id.clone()),
+                memberships,
             },
-            (ChangeKind::Modify, Some(new)) => Leftovers {
-                queue: (old.queue.url != new.queue.url).then(|| old.queue.clone()),
-                identity_id: (old.identity_id != new.identity_id).then(|| old.identity_id.clone()),
-            },
+            (ChangeKind::Modify, Some(new)) => {
+                let replaced = old.queue.url != new.queue.url;
+                Leftovers {
+                    queue: replaced.then(|| old.queue.clone()),
+                    identity_id: (old.identity_id != new.identity_id)
+                        .then(|| old.identity_id.clone()),
+                    memberships: memberships.filter(|_| replaced),
+                }
+            }
         }
     }
 }
@@ -83,6 +94,8 @@ pub struct CleanupReport {
     pub expired: usize,
     /// Queues deleted, or found already gone.
     pub queues_deleted: usize,
+    /// Channel membership rows deleted.
+    pub memberships_deleted: usize,
     /// Identities deleted (unknown ids count: Cognito ignores them).
     pub identities_deleted: usize,
     /// DeleteIdentities calls made.
@@ -94,6 +107,7 @@ pub struct CleanupReport {
 /// Deletes what removed and replaced sessions leave behind.
 #[derive(Clone)]
 pub struct CleanupService {
+    store: Arc<dyn SessionStore>,
     queues: Arc<dyn QueueService>,
     identities: Arc<dyn IdentityProvider>,
     concurrency: usize,
@@ -102,11 +116,13 @@ pub struct CleanupService {
 impl CleanupService {
     /// `concurrency` bounds the queue deletes in flight at once.
     pub fn new(
+        store: Arc<dyn SessionStore>,
         queues: Arc<dyn QueueService>,
         identities: Arc<dyn IdentityProvider>,
         concurrency: usize,
     ) -> Self {
         Self {
+            store,
             queues,
             identities,
             concurrency: concurrency.max(1),
@@ -140,6 +156,22 @@ impl CleanupService {
             }
         }
 
+        // Memberships only hold routing data and a publish already skips ended ones (by ttl),
+        // so they go one session at a time; a failure retries the change like a queue's.
+        let mut memberships_deleted = 0;
+        for (index, left) in leftovers.iter().enumerate() {
+            let Some(ended) = &left.memberships else {
+                continue;
+            };
+            match self.store.remove_memberships(ended).await {
+                Ok(deleted) => memberships_deleted += deleted,
+                Err(error) => {
+                    tracing::warn!(queue = %ended.queue.name, %error, "membership delete failed; the change will be retried");
+                    failed[index] = true;
+                }
+            }
+        }
+
         // Each identity once, in batch order, with the changes that named it.
         let mut owners: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut ids: Vec<String> = Vec::new();
@@ -163,6 +195,7 @@ impl CleanupService {
             changes: changes.len(),
             expired: changes.iter().filter(|change| change.expired).count(),
             queues_deleted,
+            memberships_deleted,
             identities_deleted: ids.len() - outcome.failed.len(),
             identity_calls: outcome.calls,
             failed: changes
@@ -176,6 +209,7 @@ impl CleanupService {
             changes = report.changes,
             expired = report.expired,
             queues_deleted = report.queues_deleted,
+            memberships_deleted = report.memberships_deleted,
             identities_deleted = report.identities_deleted,
             identity_calls = report.identity_calls,
             failed = report.failed.len(),
@@ -250,14 +284,16 @@ pub async fn delete_identities(
 mod tests {
     use super::*;
     use crate::crypto::SessionKey;
+    use crate::model::channel::ChannelName;
     use crate::model::ids::{AccountId, SessionId, UserId};
     use crate::model::session::Credentials;
     use crate::ports::QueueSpec;
     use crate::testing::ManualClock;
-    use crate::testing::memory::{MemoryIdentities, MemoryQueues};
+    use crate::testing::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
 
     struct Fixture {
         service: CleanupService,
+        store: Arc<MemorySessionStore>,
         queues: Arc<MemoryQueues>,
         identities: Arc<MemoryIdentities>,
     }
@@ -266,8 +302,10 @@ mod tests {
         let clock = Arc::new(ManualClock::at(1_000_000));
         let queues = Arc::new(MemoryQueues::default());
         let identities = Arc::new(MemoryIdentities::new(clock, 3600));
+        let store = Arc::new(MemorySessionStore::default());
         Fixture {
-            service: CleanupService::new(queues.clone(), identities.clone(), 4),
+            service: CleanupService::new(store.clone(), queues.clone(), identities.clone(), 4),
+            store,
             queues,
             identities,
         }
@@ -293,6 +331,7 @@ mod tests {
                 queue,
                 identity_id,
                 developer_login: None,
+                channels: Default::default(),
                 aes_key: SessionKey::generate(),
                 credentials: Credentials {
                     access_key: "A".into(),
@@ -334,6 +373,67 @@ mod tests {
         assert_eq!((report.queues_deleted, report.identities_deleted), (1, 1));
         assert_eq!(f.queues.count(), 0);
         assert!(!f.identities.exists(&session.identity_id));
+    }
+
+    #[tokio::test]
+    async fn an_ended_sessions_memberships_go_but_a_re_created_sessions_stay() {
+        let f = fixture();
+        let room = ChannelName::parse("room").unwrap();
+        let mut old = f.session(1).await;
+        f.store.put(&old).await.unwrap();
+        f.store
+            .subscribe(&old, std::slice::from_ref(&room), 10, 0)
+            .await
+            .unwrap();
+        old.channels.insert(room.clone());
+        // The session is created again (same ids, new queue) and joins the room again before
+        // the old row's change reaches cleanup.
+        let mut new = f.session(101).await;
+        new.user_id = old.user_id;
+        assert_ne!(new.queue.url, old.queue.url, "a new queue");
+        f.store.put(&new).await.unwrap();
+        f.store
+            .subscribe(&new, std::slice::from_ref(&room), 10, 0)
+            .await
+            .unwrap();
+        let report = f
+            .service
+            .apply(&[change(1, ChangeKind::Modify, Some(&old), Some(&new))])
+            .await;
+        assert_eq!(report.memberships_deleted, 0, "the row holds the new queue");
+        let page = f.store.channel_page(&room, None, 10).await.unwrap();
+        assert_eq!(page.recipients[0].queue_url, new.queue.url);
+        // The new session's removal takes its membership with it.
+        let mut ended = new.clone();
+        ended.channels.insert(room.clone());
+        let report = f
+            .service
+            .apply(&[change(2, ChangeKind::Remove, Some(&ended), None)])
+            .await;
+        assert_eq!(report.memberships_deleted, 1);
+        assert_eq!(f.store.membership_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_membership_delete_that_fails_retries_the_change() {
+        let f = fixture();
+        let room = ChannelName::parse("room").unwrap();
+        let mut session = f.session(1).await;
+        f.store.put(&session).await.unwrap();
+        f.store
+            .subscribe(&session, std::slice::from_ref(&room), 10, 0)
+            .await
+            .unwrap();
+        session.channels.insert(room);
+        f.store.fail_writes(Some(crate::PortErrorKind::Transient));
+        let remove = change(7, ChangeKind::Remove, Some(&session), None);
+        let report = f.service.apply(std::slice::from_ref(&remove)).await;
+        assert_eq!(report.failed, vec!["7".to_string()]);
+        assert_eq!(f.store.membership_count(), 1);
+        f.store.fail_writes(None);
+        let report = f.service.apply(&[remove]).await;
+        assert!(report.failed.is_empty());
+        assert_eq!(f.store.membership_count(), 0);
     }
 
     #[tokio::test]

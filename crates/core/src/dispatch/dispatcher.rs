@@ -189,7 +189,7 @@ impl Dispatcher {
                 let index = job.messages.len();
                 job.deliveries
                     .extend(live.iter().map(|session| Delivery::to(session, index)));
-                if !message.is_sqs_only() {
+                if message.writes_history() {
                     report.history_users += users.len();
                     histories.push(HistoryJob {
                         message_id: message.id().to_string(),
@@ -296,6 +296,28 @@ impl Dispatcher {
                     });
                 }
                 page.recipients
+            }
+            Target::Channel(channel) => {
+                // One key range: the channel's memberships. One page one row past the threshold
+                // tells a large channel from a small one, as for an account.
+                let page = self
+                    .store
+                    .channel_page(channel, None, self.settings.large_account + 1)
+                    .await?;
+                if page.next.is_some() {
+                    return Ok(Reach::Segmented {
+                        scopes: vec![Scope::Channel {
+                            channel: channel.clone(),
+                        }],
+                        estimated_sessions: None,
+                    });
+                }
+                // An ended session's membership waits for cleanup; it is no subscriber.
+                let now = self.clock.now();
+                page.recipients
+                    .into_iter()
+                    .filter(|recipient| recipient.is_live(now))
+                    .collect()
             }
             Target::AccountSession(account_id, session_id) => {
                 // The index has no session key: read the account page by page, keep the matches.
@@ -494,7 +516,7 @@ impl Dispatcher {
                 message: String::from_utf8(message.to_json()).expect("serde_json writes UTF-8"),
                 message_id: message.id().to_string(),
                 created,
-                history: !message.is_sqs_only(),
+                history: message.writes_history(),
             })
             .collect();
         let chunks = cut(
@@ -509,7 +531,7 @@ impl Dispatcher {
             .flat_map(|chunk| {
                 scopes.iter().map(|scope| SegmentJob {
                     messages: chunk.clone(),
-                    scope: *scope,
+                    scope: scope.clone(),
                     start: None,
                     generation: 0,
                 })

@@ -153,6 +153,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kinesis_batch_of_100_records_to_one_channel_reads_its_membership_once() {
+        use crate::model::channel::ChannelName;
+        use crate::ports::SessionStore;
+        let store = Arc::new(MemorySessionStore::default());
+        let queues = Arc::new(MemoryQueues::default());
+        let history = Arc::new(MemoryHistory::default());
+        let room = ChannelName::parse("room:7").unwrap();
+        let member = seed_session(&store, &queues, 1, 1, "a", NOW + 60).await;
+        let other_account = seed_session(&store, &queues, 2, 2, "a", NOW + 60).await;
+        let bystander = seed_session(&store, &queues, 1, 3, "a", NOW + 60).await;
+        for session in [&member, &other_account] {
+            store
+                .subscribe(session, std::slice::from_ref(&room), 100, NOW)
+                .await
+                .unwrap();
+        }
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Sender::new(queues.clone(), 4),
+            HistoryWriter::new(history.clone(), 86_400, 4),
+            Arc::new(RecordingInvoker::default()),
+            Arc::new(ManualClock::at(NOW)),
+            DispatchSettings {
+                direct_limit: 1_000,
+                ..DispatchSettings::default()
+            },
+        );
+        let records: Vec<StreamRecord> = (0..100)
+            .map(|i| StreamRecord {
+                sequence_number: i.to_string(),
+                event_id: format!("shardId-000000000000:{i}"),
+                data: format!(r#"{{"channel":"room:7","n":{i}}}"#).into_bytes(),
+            })
+            .collect();
+        let report = dispatch_records_grouped(&dispatcher, &records).await;
+        assert_eq!((report.dispatched, report.skipped), (100, 0));
+        assert_eq!(store.channel_pages(), 1, "one read for the whole batch");
+        for session in [&member, &other_account] {
+            let got = queues.opened(&session.queue.url, &session.aes_key);
+            assert_eq!(got.len(), 100);
+            assert!(got.iter().all(|m| m["channel"] == "room:7"));
+        }
+        assert!(
+            queues
+                .opened(&bystander.queue.url, &bystander.aes_key)
+                .is_empty()
+        );
+        assert!(
+            history.is_empty(),
+            "channel messages write no history unless asked"
+        );
+    }
+
+    #[tokio::test]
     async fn several_messages_for_one_queue_share_send_message_batch_calls() {
         let store = Arc::new(MemorySessionStore::default());
         let queues = Arc::new(MemoryQueues::default());

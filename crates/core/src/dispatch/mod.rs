@@ -267,6 +267,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_channel_message_reaches_live_members_only_and_writes_history_only_when_asked() {
+        use crate::model::channel::ChannelName;
+        let f = fixture(50);
+        let room = ChannelName::parse("room").unwrap();
+        let member = session(&f, 1, 200, "a", NOW + 60).await;
+        let other_account = session(&f, 2, 300, "a", NOW + 60).await;
+        let bystander = session(&f, 1, 201, "a", NOW + 60).await;
+        let mut ended = session(&f, 1, 202, "a", NOW + 60).await;
+        for s in [&member, &other_account, &ended] {
+            f.store
+                .subscribe(s, std::slice::from_ref(&room), 100, NOW)
+                .await
+                .unwrap();
+        }
+        // Past its ttl: its membership waits for cleanup but is no subscriber.
+        ended.ttl = NOW - 1;
+        f.store.put(&ended).await.unwrap();
+        f.store
+            .refresh_memberships(&{
+                let mut with_channel = ended.clone();
+                with_channel.channels.insert(room.clone());
+                with_channel
+            })
+            .await
+            .unwrap();
+        let target = Target::Channel(room.clone());
+        let report = f
+            .dispatcher
+            .dispatch(&target, message(serde_json::json!({"message": "tick"})))
+            .await
+            .unwrap();
+        assert_eq!((report.sessions_matched, report.sent_directly), (2, 2));
+        for s in [&member, &other_account] {
+            assert_eq!(
+                received(&f, s),
+                vec![serde_json::json!({"message": "tick", "channel": "room", "messageId": "m-1"})]
+            );
+        }
+        assert!(received(&f, &bystander).is_empty() && received(&f, &ended).is_empty());
+        assert!(f.history.is_empty(), "no history unless asked");
+        f.dispatcher
+            .dispatch(
+                &target,
+                message(serde_json::json!({"message": "kept", "_history": "1"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                f.history.rows_of(user(200)).len(),
+                f.history.rows_of(user(300)).len(),
+                f.history.rows_of(user(202)).len()
+            ),
+            (1, 1, 0),
+            "one row per live member's user"
+        );
+    }
+
+    #[tokio::test]
     async fn a_user_without_sessions_still_gets_history_and_sqs_only_skips_it() {
         let f = fixture(50);
         f.dispatcher

@@ -1,5 +1,5 @@
-//! The segmented path: a message for everyone — or for an account too large to read in the
-//! process that accepted it — is not resolved there. [`Dispatcher::dispatch`] plans it — one
+//! The segmented path: a message for everyone — or for an account or a channel too large to
+//! read in the process that accepted it — is not resolved there. [`Dispatcher::dispatch`] plans it — one
 //! [`SegmentJob`] per [`Scope`] (a scan segment of the table, or the account's index), async-
 //! invoked on the `dispatcher` function — and answers at once. Each [`SegmentWorker`] pages
 //! through its scope with a projection of routing attributes only, hands every page's
@@ -21,6 +21,7 @@ use crate::dispatch::letter::SessionRef;
 use crate::dispatch::send::{Delivery, SendJob};
 use crate::history::HistoryTask;
 use crate::history::write::HistoryJob;
+use crate::model::channel::ChannelName;
 use crate::model::ids::{AccountId, UserId};
 use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::ports::{AsyncFunction, HandOffLimits, Invoker, PortError, SessionStore};
@@ -38,7 +39,7 @@ fn yes() -> bool {
 }
 
 /// What a segment job reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Scope {
     /// One segment of a parallel scan of the whole table: a broadcast.
@@ -52,6 +53,11 @@ pub enum Scope {
     Account {
         /// The account.
         account_id: AccountId,
+    },
+    /// Every live session subscribed to a channel, from the channel's memberships.
+    Channel {
+        /// The channel.
+        channel: ChannelName,
     },
 }
 
@@ -178,7 +184,7 @@ impl SegmentWorker {
                 .map(|message| message.message_id.clone())
                 .unwrap_or_default(),
             messages: job.messages.len(),
-            scope: job.scope,
+            scope: job.scope.clone(),
             pages: 0,
             rows: 0,
             deliveries: 0,
@@ -189,7 +195,7 @@ impl SegmentWorker {
         };
         let mut position = job.start.clone();
         loop {
-            let page = self.read_page(job.scope, position.as_ref()).await?;
+            let page = self.read_page(&job.scope, position.as_ref()).await?;
             report.pages += 1;
             report.rows += page.recipients.len();
             self.hand_off_page(job, page.recipients, &mut report)
@@ -229,7 +235,7 @@ impl SegmentWorker {
 
     async fn read_page(
         &self,
-        scope: Scope,
+        scope: &Scope,
         position: Option<&ScanPosition>,
     ) -> Result<RecipientPage, PortError> {
         let limit = self.settings.scan_page;
@@ -239,12 +245,13 @@ impl SegmentWorker {
                 total_segments,
             } => {
                 self.store
-                    .scan_page(segment, total_segments, position, limit)
+                    .scan_page(*segment, *total_segments, position, limit)
                     .await
             }
             Scope::Account { account_id } => {
-                self.store.account_page(account_id, position, limit).await
+                self.store.account_page(*account_id, position, limit).await
             }
+            Scope::Channel { channel } => self.store.channel_page(channel, position, limit).await,
         }
     }
 
@@ -257,6 +264,14 @@ impl SegmentWorker {
         report: &mut SegmentReport,
     ) -> Result<(), PortError> {
         let now = self.clock.now();
+        // A channel's ended memberships are not subscribers: no history for their users.
+        let recipients: Vec<Recipient> = match job.scope {
+            Scope::Channel { .. } => recipients
+                .into_iter()
+                .filter(|recipient| recipient.is_live(now))
+                .collect(),
+            _ => recipients,
+        };
         let users: Vec<UserId> = if job.messages.iter().any(|message| message.history) {
             recipients
                 .iter()
@@ -538,7 +553,7 @@ mod tests {
         assert_eq!(payloads.len(), 1);
         let rest: SegmentJob = serde_json::from_slice(&payloads[0]).unwrap();
         assert_eq!(rest.start, Some(position));
-        assert_eq!((rest.generation, rest.scope), (1, job.scope));
+        assert_eq!((rest.generation, &rest.scope), (1, &job.scope));
         assert_eq!(rest.messages, job.messages);
         // A far deadline: the worker finishes the segment itself.
         let report = worker
@@ -613,6 +628,60 @@ mod tests {
             .unwrap();
         assert!(!report.accepted);
         assert_eq!(report.sessions_matched, 61);
+    }
+
+    #[tokio::test]
+    async fn a_large_channel_is_read_by_a_segment_worker_and_reaches_only_live_subscribers() {
+        use crate::model::channel::ChannelName;
+        let mut f = fixture(7, 4);
+        seed(&f, 30).await; // 61 sessions, one of them past its ttl
+        let bystander = seed_session(&f.store, &f.queues, 1, 900, "x", NOW + 60).await;
+        let channel = ChannelName::parse("prices:AAPL").unwrap();
+        let mut subscribed = BTreeSet::new();
+        for recipient in f.store.recipients() {
+            if recipient.queue_url == bystander.queue.url {
+                continue;
+            }
+            if recipient.is_live(NOW) {
+                subscribed.insert(recipient.queue_url.clone());
+            }
+            f.store.put_membership(&channel, recipient);
+        }
+        f.dispatcher.settings.large_account = 20;
+        let report = f
+            .dispatcher
+            .dispatch(
+                &Target::Channel(channel.clone()),
+                Message::new(
+                    serde_json::json!({"message": "tick", "_history": true})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                    || MessageId::parse("tick").unwrap(),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(report.accepted, "61 members > 20: segmented");
+        let jobs = f.invoker.payloads(AsyncFunction::Dispatcher);
+        let job: SegmentJob = serde_json::from_slice(&jobs[0]).unwrap();
+        assert_eq!(job.scope, Scope::Channel { channel });
+        run_workers(&f, Some(Instant::now())).await;
+        let seen = deliveries(&f);
+        let queues: BTreeSet<String> = seen.keys().map(|(url, _)| url.clone()).collect();
+        assert_eq!(queues, subscribed, "every live member, no one else");
+        assert!(!queues.contains(&bystander.queue.url));
+        assert!(seen.values().all(|n| *n == 1), "a queue got it twice");
+        assert!(
+            seen.keys()
+                .all(|(_, text)| text.contains("\"channel\":\"prices:AAPL\""))
+        );
+        assert_eq!(
+            history_users(&f).len(),
+            30,
+            "asked for: one row per live member's user"
+        );
     }
 
     #[tokio::test]

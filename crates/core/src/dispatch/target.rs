@@ -2,12 +2,14 @@
 //! browser.
 //!
 //! One resolver serves the API and the Kinesis path: `accountId`, `userId` and `sessionId` pick
-//! the target with the original stack's account-scoped semantics, every id is validated like a
-//! path id, and a field name that is almost a target field (`userID`, `session_id`) is refused
-//! rather than ignored — targeting never fails open.
+//! the target with the original stack's account-scoped semantics, `channel` picks a channel's
+//! subscribers and combines with none of them, every id is validated like a path id, and a field
+//! name that is almost a target field (`userID`, `session_id`) is refused rather than ignored —
+//! targeting never fails open.
 
 use serde_json::Value;
 
+use crate::model::channel::ChannelName;
 use crate::model::ids::{AccountId, IdError, SessionId, UserId};
 use crate::model::message::{Fields, Message};
 
@@ -27,12 +29,19 @@ pub enum Target {
     AccountSession(AccountId, SessionId),
     /// Every session of every user of an account.
     Account(AccountId),
+    /// Every live session subscribed to a channel.
+    Channel(ChannelName),
     /// Every session.
     Everyone,
 }
 
 /// The fields that pick a target.
-pub const TARGET_FIELDS: [&str; 3] = [AccountId::FIELD, UserId::FIELD, SessionId::FIELD];
+pub const TARGET_FIELDS: [&str; 4] = [
+    AccountId::FIELD,
+    UserId::FIELD,
+    SessionId::FIELD,
+    ChannelName::FIELD,
+];
 
 /// Why a message's fields do not name a target; names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +77,8 @@ pub struct TargetFields {
     pub user_id: Option<UserId>,
     /// `sessionId`.
     pub session_id: Option<SessionId>,
+    /// `channel`.
+    pub channel: Option<ChannelName>,
 }
 
 /// Lower case without `_` and `-`: how a near-miss field name is recognised.
@@ -87,7 +98,7 @@ pub fn near_miss(name: &str) -> Option<&'static str> {
 }
 
 /// Field names that look like a target but are not read as one: plurals, bare nouns.
-const TARGET_LOOK_ALIKES: [&str; 9] = [
+const TARGET_LOOK_ALIKES: [&str; 11] = [
     "userids",
     "accountids",
     "sessionids",
@@ -97,6 +108,8 @@ const TARGET_LOOK_ALIKES: [&str; 9] = [
     "user",
     "account",
     "session",
+    "channels",
+    "channelnames",
 ];
 
 /// Fields that name recipients when their value is an object or a list.
@@ -124,7 +137,10 @@ pub fn widening_field(fields: &Fields) -> Result<(), TargetError> {
             return Err(TargetError::new(
                 name,
                 format!(
-                    "field {name:?} looks like a target but is not one, and this message names                      no target, so it would go to everyone; target with accountId, userId and                      sessionId (one value each), or say \"_broadcast\": true to mean everyone"
+                    "field {name:?} looks like a target but is not one, and this message names \
+                     no target, so it would go to everyone; target with accountId, userId and \
+                     sessionId, or with channel (one value each), or say \"_broadcast\": true \
+                     to mean everyone"
                 ),
             ));
         }
@@ -158,7 +174,7 @@ impl TargetFields {
                     name,
                     format!(
                         "field {name:?} looks like a misspelt {meant:?}; target fields are \
-                         accountId, userId and sessionId, exactly so"
+                         accountId, userId, sessionId and channel, exactly so"
                     ),
                 ));
             }
@@ -173,12 +189,24 @@ impl TargetFields {
         if let Some(value) = fields.get(SessionId::FIELD) {
             target.session_id = Some(SessionId::parse(&id_text(SessionId::FIELD, value)?)?);
         }
+        if let Some(value) = fields.get(ChannelName::FIELD) {
+            let Value::String(name) = value else {
+                return Err(TargetError::new(
+                    ChannelName::FIELD,
+                    "invalid channel: must be a string (one channel name)",
+                ));
+            };
+            target.channel = Some(ChannelName::parse(name)?);
+        }
         Ok(target)
     }
 
     /// True when no target field is present.
     pub fn is_empty(&self) -> bool {
-        self.account_id.is_none() && self.user_id.is_none() && self.session_id.is_none()
+        self.account_id.is_none()
+            && self.user_id.is_none()
+            && self.session_id.is_none()
+            && self.channel.is_none()
     }
 
     /// Combines a path's target with the fields of the message: a field may narrow the path's
@@ -202,12 +230,35 @@ impl TargetFields {
             account_id: one(AccountId::FIELD, path.account_id, self.account_id)?,
             user_id: one(UserId::FIELD, path.user_id, self.user_id)?,
             session_id: one(SessionId::FIELD, path.session_id, self.session_id)?,
+            channel: one(ChannelName::FIELD, path.channel, self.channel)?,
         })
     }
 
     /// The target these fields name; `None` when there are none. A `sessionId` alone is refused:
     /// session ids are unique per user only, so it could reach anyone's session.
     pub fn target(self) -> Result<Option<Target>, TargetError> {
+        if let Some(channel) = self.channel {
+            // A channel names its subscribers; with an account, user or session too it would be
+            // unclear whether the message is for the intersection, the union or either.
+            if let Some(other) = [
+                self.account_id.map(|_| AccountId::FIELD),
+                self.user_id.map(|_| UserId::FIELD),
+                self.session_id.map(|_| SessionId::FIELD),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            {
+                return Err(TargetError::new(
+                    ChannelName::FIELD,
+                    format!(
+                        "a channel message must not also name {other}: it would be ambiguous \
+                         whom it is for; send it to the channel or to the {other}, not both"
+                    ),
+                ));
+            }
+            return Ok(Some(Target::Channel(channel)));
+        }
         Ok(Some(
             match (self.account_id, self.user_id, self.session_id) {
                 (Some(a), Some(u), Some(s)) => Target::SessionInAccount(a, u, s),
@@ -231,6 +282,7 @@ impl TargetFields {
 
 impl From<&Target> for TargetFields {
     fn from(target: &Target) -> Self {
+        let mut channel = None;
         let (account_id, user_id, session_id) = match target.clone() {
             Target::Session(u, s) => (None, Some(u), Some(s)),
             Target::SessionInAccount(a, u, s) => (Some(a), Some(u), Some(s)),
@@ -238,12 +290,17 @@ impl From<&Target> for TargetFields {
             Target::UserInAccount(a, u) => (Some(a), Some(u), None),
             Target::AccountSession(a, s) => (Some(a), None, Some(s)),
             Target::Account(a) => (Some(a), None, None),
+            Target::Channel(c) => {
+                channel = Some(c);
+                (None, None, None)
+            }
             Target::Everyone => (None, None, None),
         };
         Self {
             account_id,
             user_id,
             session_id,
+            channel,
         }
     }
 }
@@ -256,9 +313,14 @@ impl Target {
     }
 
     /// Writes the fields that tell the browser who the message was for, as the original
-    /// stack did: the ids the target names.
+    /// stack did: the ids the target names, or the channel. A channel message writes history
+    /// only when it asks (`_history: true`).
     pub fn stamp(&self, message: &mut Message) {
         let fields = TargetFields::from(self);
+        if let Some(channel) = fields.channel {
+            message.set(ChannelName::FIELD, Value::from(channel.as_str()));
+            message.write_history_only_if_requested();
+        }
         if let Some(account_id) = fields.account_id {
             message.set(AccountId::FIELD, Value::from(account_id.get()));
         }
@@ -327,6 +389,47 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_is_a_target_of_its_own_and_combines_with_no_other() {
+        let channel = ChannelName::parse("prices:AAPL").unwrap();
+        assert_eq!(
+            target(json!({"channel": "prices:AAPL", "message": "x"})),
+            Ok(Some(Target::Channel(channel.clone())))
+        );
+        for other in [
+            json!({"accountId": 1}),
+            json!({"userId": 2}),
+            json!({"sessionId": "s"}),
+            json!({"userId": 2, "sessionId": "s"}),
+        ] {
+            let mut value = other.clone();
+            value["channel"] = json!("prices:AAPL");
+            let error = target(value).unwrap_err();
+            assert_eq!(error.field, "channel", "{other}");
+            assert!(error.message.contains("ambiguous"), "{error}");
+        }
+        for bad in [json!("a/b"), json!(""), json!(7), json!(["a"]), json!(null)] {
+            let error = target(json!({ "channel": bad })).unwrap_err();
+            assert_eq!(error.field, "channel", "{bad}");
+        }
+        let error = target(json!({"Channel": "a"})).unwrap_err();
+        assert!(error.message.contains("\"channel\""), "{error}");
+        // A path's channel is narrowed by nothing and contradicted by another channel.
+        let path = TargetFields::from(&Target::Channel(channel.clone()));
+        let error = TargetFields::from_fields(&fields(json!({"channel": "other"})))
+            .unwrap()
+            .merge(path)
+            .unwrap_err();
+        assert_eq!(error.field, "channel");
+        let mut message = Message::new(Fields::new(), || {
+            crate::model::message::MessageId::parse("m").unwrap()
+        })
+        .unwrap();
+        Target::Channel(channel).stamp(&mut message);
+        assert_eq!(message.fields()["channel"], "prices:AAPL");
+        assert!(!message.writes_history(), "history only when asked");
+    }
+
+    #[test]
     fn a_session_id_alone_is_refused_as_ambiguous() {
         let error = target(json!({"sessionId": "s"})).unwrap_err();
         assert_eq!(error.field, "sessionId");
@@ -372,6 +475,9 @@ mod tests {
             (r#"{"target":{"userId":1}}"#, "target"),
             (r#"{"to":[1,2]}"#, "to"),
             (r#"{"recipients":{"users":[1]}}"#, "recipients"),
+            (r#"{"channels":["a"]}"#, "channels"),
+            (r#"{"channels[]":"a"}"#, "channels[]"),
+            (r#"{"channel[]":"a"}"#, "channel[]"),
         ] {
             assert_eq!(refused(json), Err(field.to_string()), "{json}");
         }

@@ -18,6 +18,9 @@ pub const SQS_ONLY_FIELD: &str = "_sqs_only";
 /// Field that marks a message without target fields as meant for everyone (Kinesis); stripped
 /// before delivery.
 pub const BROADCAST_FIELD: &str = "_broadcast";
+/// Field that asks for user history on a channel message (channel messages write none unless it
+/// is true; other targets always do unless `_sqs_only`).
+pub const HISTORY_FIELD: &str = "_history";
 /// DynamoDB's limit on one item (a history row), in bytes.
 pub const MAX_HISTORY_ITEM_BYTES: usize = 400 * 1024;
 /// What a history row adds to the message text: attribute names, keys, times, flags.
@@ -144,6 +147,11 @@ pub struct Message {
     id: MessageId,
     fields: Fields,
     sqs_only: bool,
+    /// `_history: true`: wanted even where history is not written by default (channels).
+    history_requested: bool,
+    /// Whether users' history gets the message: not for `_sqs_only`, and for a channel only
+    /// when requested ([`Message::write_history_only_if_requested`]).
+    history: bool,
 }
 
 impl Message {
@@ -168,11 +176,23 @@ impl Message {
             Some(value) => parse_flag(SQS_ONLY_FIELD, value)?,
             None => false,
         };
+        let history_requested = match fields.get(HISTORY_FIELD) {
+            Some(value) => parse_flag(HISTORY_FIELD, value)?,
+            None => false,
+        };
+        if sqs_only && history_requested {
+            return Err(IdError {
+                field: HISTORY_FIELD,
+                reason: format!("is true but {SQS_ONLY_FIELD} is too; send one or the other"),
+            });
+        }
         fields.insert(MESSAGE_ID_FIELD.to_string(), Value::String(id.0.clone()));
         Ok(Self {
             id,
             fields,
             sqs_only,
+            history_requested,
+            history: !sqs_only,
         })
     }
 
@@ -189,6 +209,16 @@ impl Message {
     /// True for messages meant only for live sessions (read receipts): no history row.
     pub fn is_sqs_only(&self) -> bool {
         self.sqs_only
+    }
+
+    /// Whether users' history gets the message.
+    pub fn writes_history(&self) -> bool {
+        self.history
+    }
+
+    /// For targets whose history is opt-in (a channel): history only with `_history: true`.
+    pub fn write_history_only_if_requested(&mut self) {
+        self.history = self.history && self.history_requested;
     }
 
     /// Removes a field (the `_broadcast` marker) before delivery.
@@ -211,7 +241,7 @@ impl Message {
             });
         }
         let row = json + self.id.as_str().len() + HISTORY_ROW_OVERHEAD;
-        if !self.sqs_only && row > limits.max_history_item_bytes {
+        if self.history && row > limits.max_history_item_bytes {
             return Err(SizeError {
                 what: "the history row",
                 size: row,
@@ -325,6 +355,28 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("MaximumMessageSize"), "{error}");
         assert_eq!(error.limit, 1_048_576);
+        // A channel message writes no history unless asked, so DynamoDB's limit binds only then.
+        let mut channel = with(500_000, json!({}));
+        channel.write_history_only_if_requested();
+        assert!(!channel.writes_history());
+        assert_eq!(channel.check_sizes(&limits), Ok(()));
+        let mut asked = with(500_000, json!({"_history": true}));
+        asked.write_history_only_if_requested();
+        assert!(asked.writes_history());
+        assert!(asked.check_sizes(&limits).is_err());
+    }
+
+    #[test]
+    fn history_asked_for_and_refused_at_once_is_refused() {
+        let error = Message::new(
+            fields(json!({"_history": true, "_sqs_only": true})),
+            MessageId::random,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "_history");
+        let error =
+            Message::new(fields(json!({"_history": "maybe"})), MessageId::random).unwrap_err();
+        assert_eq!(error.field, "_history");
     }
 
     #[test]

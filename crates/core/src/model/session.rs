@@ -1,11 +1,13 @@
 //! The session record as every feature sees it: the row, its queue and credentials, and what a
 //! client is shown of it.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
 
 use crate::crypto::SessionKey;
+use crate::model::channel::ChannelName;
 use crate::model::ids::{AccountId, SessionId, UserId};
 
 /// Temporary AWS credentials that can read one queue. Debug output is redacted.
@@ -63,6 +65,9 @@ pub struct Session {
     pub ttl: u64,
     /// When the session was created, epoch seconds.
     pub created: u64,
+    /// The channels the session is subscribed to (the row's `channels` set; cleanup reads it to
+    /// remove the memberships).
+    pub channels: BTreeSet<ChannelName>,
 }
 
 impl Session {
@@ -87,6 +92,7 @@ impl Session {
             account_id: self.account_id.get(),
             ttl: self.ttl,
             region: region.to_string(),
+            channels: self.channels.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct ClientSession {
     pub ttl: u64,
     /// The region to sign SQS calls for.
     pub region: String,
+    /// The channels the session is subscribed to.
+    pub channels: Vec<String>,
 }
 
 impl fmt::Debug for ClientSession {

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::model::channel::ChannelName;
 use crate::model::ids::{AccountId, SessionId, UserId};
 use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::model::session::Session;
@@ -55,8 +56,9 @@ pub trait SessionStore: Send + Sync {
         after: Option<&SessionCursor>,
     ) -> Result<SessionPage, PortError>;
     /// Rewrites a row only while it still exists with the same queue; a row removed or
-    /// replaced meanwhile is a [`crate::PortErrorKind::ConditionFailed`].
-    async fn replace(&self, session: &Session) -> Result<(), PortError>;
+    /// replaced meanwhile is a [`crate::PortErrorKind::ConditionFailed`]. The row's `channels`
+    /// are left as they are (they are subscribe's to change); returns the row as now stored.
+    async fn replace(&self, session: &Session) -> Result<Session, PortError>;
     /// One page of one segment of a parallel scan (`segment` of `total_segments`), resuming
     /// after `start`, with at most `limit` rows (the store may return fewer, and a 1 MB page
     /// cap applies on DynamoDB). Only the routing attributes are read — never credentials.
@@ -67,6 +69,41 @@ pub trait SessionStore: Send + Sync {
         start: Option<&ScanPosition>,
         limit: usize,
     ) -> Result<RecipientPage, PortError>;
+    /// Subscribes a session to `channels` (none of which it holds yet): one membership row per
+    /// channel holding the routing projection and the session's ttl (never credentials), and
+    /// the names added to the row's `channels` — all or nothing, and only while the row still
+    /// holds the queue and the ttl `session` names (a renew in between would leave the new
+    /// memberships with the old ttl), is within its ttl at `now` and holds at most
+    /// `at_most_before` channels; otherwise a [`crate::PortErrorKind::ConditionFailed`] and
+    /// nothing is written.
+    async fn subscribe(
+        &self,
+        session: &Session,
+        channels: &[ChannelName],
+        at_most_before: usize,
+        now: u64,
+    ) -> Result<(), PortError>;
+    /// Removes a session's membership of `channel` and the name from its row, only while the
+    /// row still holds the queue `session` names (else a
+    /// [`crate::PortErrorKind::ConditionFailed`]).
+    async fn unsubscribe(&self, session: &Session, channel: &ChannelName) -> Result<(), PortError>;
+    /// One page of a channel's memberships (one key range), live or not, resuming after
+    /// `start`, with at most `limit` rows; `next` is absent on the last page.
+    async fn channel_page(
+        &self,
+        channel: &ChannelName,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError>;
+    /// How many memberships of `channel` are within their ttl at `now`.
+    async fn count_channel(&self, channel: &ChannelName, now: u64) -> Result<u64, PortError>;
+    /// Rewrites the ttl and expiry of the session's membership rows that still hold its queue
+    /// (renew extends a session, so its memberships must outlive the old ttl too).
+    async fn refresh_memberships(&self, session: &Session) -> Result<(), PortError>;
+    /// Deletes the session's membership rows (the channels its row listed) that still hold its
+    /// queue: a membership a re-created session wrote since is not this session's. Returns how
+    /// many rows were deleted.
+    async fn remove_memberships(&self, session: &Session) -> Result<usize, PortError>;
     /// The table's approximate size (DynamoDB refreshes ItemCount about every six hours);
     /// `None` when the store cannot tell cheaply.
     async fn estimated_count(&self) -> Result<Option<u64>, PortError> {

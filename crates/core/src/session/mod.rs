@@ -76,6 +76,9 @@ pub enum SessionError {
         /// The session.
         session_id: SessionId,
     },
+    /// A request over a limit (400): too many channels.
+    #[error("{0}")]
+    Limit(String),
     /// A backend call failed (502).
     #[error(transparent)]
     Backend(#[from] PortError),
@@ -173,6 +176,7 @@ impl SessionService {
             queue,
             identity_id,
             developer_login: Some(login),
+            channels: Default::default(),
             aes_key: SessionKey::generate(),
             ttl: credentials.expires + self.settings.idle_seconds,
             credentials,
@@ -280,6 +284,14 @@ impl SessionService {
             }
             Err(error) => return Err(error.into()),
         };
+        // The memberships end with the row: a publish stops reaching the session and the
+        // channel's count drops at once. Cleanup removes them again from the stream record, so
+        // a failure here only delays that.
+        if !session.channels.is_empty()
+            && let Err(error) = self.store.remove_memberships(&session).await
+        {
+            tracing::warn!(queue = %session.queue.name, %error, "destroy left the memberships to cleanup");
+        }
         match self.queues.delete_queue(&session.queue.url).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => {}
@@ -352,7 +364,14 @@ impl SessionService {
             .await?;
         session.ttl = session.credentials.expires + self.settings.idle_seconds;
         match self.store.replace(&session).await {
-            Ok(()) => Ok(session),
+            Ok(stored) => {
+                // The memberships carry the ttl a publish filters by: extend them too, for the
+                // channels the row holds now (a subscribe since the read is in `stored`).
+                if !stored.channels.is_empty() {
+                    self.store.refresh_memberships(&stored).await?;
+                }
+                Ok(stored)
+            }
             Err(error) if error.kind == PortErrorKind::ConditionFailed => {
                 Err(SessionError::NotFound {
                     user_id: session.user_id,

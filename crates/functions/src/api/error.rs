@@ -103,6 +103,7 @@ impl From<SessionError> for ApiError {
                 Self::new(StatusCode::CONFLICT, error.to_string())
             }
             SessionError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, error.to_string()),
+            SessionError::Limit(message) => Self::bad_request(message),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! (`Path<SessionPath>`, `Query<HistoryQuery>`), and every rejection is the one [`ApiError`].
 //!
 //! Every query string is read by [`query_pairs`], so a rule about query strings as a whole (a
-//! malformed one, a repeated name) is made there once for every route.
+//! malformed one) is made there once for every route; a repeated name is refused before any
+//! route by the router's middleware. Every route names the query parameters it takes, and any
+//! other is a 400 naming it: an ignored parameter could be a target the caller meant.
 
 use axum::extract::FromRequestParts;
 use axum::extract::path::ErrorKind;
@@ -45,16 +47,14 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// What a route's query struct says about names it does not declare.
+/// The names a route's query struct takes; any other name is refused.
 pub trait QueryShape: DeserializeOwned {
-    /// The names the route takes when any other name is refused (a 400 naming the others and
-    /// these); `None` when other names are ignored.
-    const ONLY: Option<&'static [&'static str]> = None;
+    /// The names the route takes (a 400 names any other, and these).
+    const NAMES: &'static [&'static str];
 }
 
 /// A route's query parameters as its own struct of raw values; the handler turns them into
-/// typed values (each refusal naming its parameter). When a name is repeated the last value is
-/// taken.
+/// typed values (each refusal naming its parameter).
 pub struct Query<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Query<T>
@@ -72,10 +72,7 @@ where
 /// Reads a query string (absent: no parameters) into a route's query struct.
 pub fn query<T: QueryShape>(raw: Option<&str>) -> Result<T, ApiError> {
     let pairs = query_pairs(raw)?;
-    if let Some(allowed) = T::ONLY {
-        refuse_unknown(&pairs, allowed)?;
-    }
-    // Later values of a repeated name replace earlier ones, as the map's inserts do.
+    refuse_unknown(&pairs, T::NAMES)?;
     let fields: Map<String, Value> = pairs
         .into_iter()
         .map(|(name, value)| (name, Value::String(value)))
@@ -103,16 +100,60 @@ fn refuse_unknown(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), Ap
     }
     unknown.sort_unstable();
     unknown.dedup();
-    let plural = if unknown.len() == 1 { "" } else { "s" };
-    Err(ApiError::bad_request(format!(
-        "unknown query parameter{plural} {}; this route takes {}",
-        unknown.join(", "),
-        allowed.join(", ")
+    Err(ApiError::bad_request(unknown_names(
+        "query parameter",
+        &unknown,
+        allowed,
     )))
 }
 
-/// A route that reads no query parameters: any are ignored.
+/// "unknown query parameter x; this route takes a, b" (or "takes none").
+fn unknown_names(what: &str, unknown: &[&str], allowed: &[&str]) -> String {
+    let plural = if unknown.len() == 1 { "" } else { "s" };
+    let takes = if allowed.is_empty() {
+        "none".to_string()
+    } else {
+        allowed.join(", ")
+    };
+    format!(
+        "unknown {what}{plural} {}; this route takes {takes}",
+        unknown.join(", ")
+    )
+}
+
+/// A route that takes no query parameters: any is refused.
 #[derive(serde::Deserialize)]
 pub struct NoQuery {}
 
-impl QueryShape for NoQuery {}
+impl QueryShape for NoQuery {
+    const NAMES: &'static [&'static str] = &[];
+}
+
+/// A request body that is a JSON object of the keys a route takes (an empty body is an empty
+/// object); any other key is a 400 naming it.
+pub fn object_body(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let fields = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => return Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(error) => {
+            return Err(ApiError::bad_request(format!(
+                "the body is not valid JSON: {error}"
+            )));
+        }
+    };
+    let mut unknown: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !allowed.contains(name))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(ApiError::bad_request(unknown_names(
+            "body key", &unknown, allowed,
+        )));
+    }
+    Ok(fields)
+}

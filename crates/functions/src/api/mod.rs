@@ -3,6 +3,7 @@
 //! Authentication is not here: API Gateway's IAM auth checks SigV4 on AWS, and the local stack
 //! wraps this Router in its own SigV4 check.
 
+mod channels;
 mod cleanup;
 mod error;
 pub mod extract;
@@ -17,6 +18,7 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::get;
+use sqs_push_core::channel::ChannelService;
 use sqs_push_core::cleanup::orphans::OrphanSweeper;
 use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::read::HistoryReader;
@@ -26,6 +28,8 @@ use sqs_push_core::session::SessionService;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
+    /// Subscribes sessions to channels and lists who is on one.
+    pub channels: ChannelService,
     /// Creates and renews sessions.
     pub sessions: SessionService,
     /// Routes messages.
@@ -43,8 +47,21 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(
             "/create/{accountId}/{userId}/{sessionId}",
-            get(session::create),
+            get(session::create).post(session::create),
         )
+        .route(
+            "/subscribe/{accountId}/{userId}/{sessionId}",
+            axum::routing::post(channels::subscribe_many),
+        )
+        .route(
+            "/subscribe/{accountId}/{userId}/{sessionId}/{*channel}",
+            get(channels::subscribe).post(channels::subscribe),
+        )
+        .route(
+            "/unsubscribe/{accountId}/{userId}/{sessionId}/{*channel}",
+            get(channels::unsubscribe).post(channels::unsubscribe),
+        )
+        .route("/channels/{*channel}", get(channels::channel))
         .route(
             "/renew/{accountId}/{userId}/{sessionId}",
             get(session::renew),
@@ -63,6 +80,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/notify/account/{accountId}",
             get(notify::account).post(notify::account),
+        )
+        .route(
+            "/notify/channel/{*channel}",
+            get(notify::channel).post(notify::channel),
         )
         .route(
             "/notify/user/{userId}",

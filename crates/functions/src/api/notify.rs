@@ -11,7 +11,7 @@ use sqs_push_core::dispatch::{DispatchReport, Target, TargetFields, widening_fie
 use sqs_push_core::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, parse_flag};
 
 use super::extract::{Path, query_pairs};
-use super::paths::{AccountPath, UserPath, UserSessionPath};
+use super::paths::{AccountPath, ChannelPath, UserPath, UserSessionPath};
 use super::{ApiError, ApiState};
 
 /// A message body above this is refused before parsing; SQS takes 1 MiB after encryption.
@@ -157,6 +157,17 @@ pub async fn everyone(
 pub async fn account(
     State(state): State<ApiState>,
     Path(path): Path<AccountPath>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+    notify(state, Some(path.into()), method, query, body).await
+}
+
+/// `/notify/channel/{channel}`: every live session subscribed to the channel.
+pub async fn channel(
+    State(state): State<ApiState>,
+    Path(path): Path<ChannelPath>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,

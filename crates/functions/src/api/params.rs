@@ -42,15 +42,19 @@ impl From<InvalidParameter> for ApiError {
     }
 }
 
-/// The query of `GET /create/...`.
+/// The query of `GET /create/...` (and the keys of a `POST /create/...` body).
 #[derive(Debug, Deserialize)]
 pub struct CreateQuery {
     /// `MessageRetentionPeriod`: the queue's retention in seconds.
     #[serde(rename = "MessageRetentionPeriod")]
     pub retention: Option<String>,
+    /// `channels`: channels to subscribe the session to, comma-separated.
+    pub channels: Option<String>,
 }
 
-impl QueryShape for CreateQuery {}
+impl QueryShape for CreateQuery {
+    const NAMES: &'static [&'static str] = &["MessageRetentionPeriod", "channels"];
+}
 
 /// The query of `GET /status`, a page of sessions.
 #[derive(Debug, Deserialize)]
@@ -61,7 +65,9 @@ pub struct ListQuery {
     pub next: Option<String>,
 }
 
-impl QueryShape for ListQuery {}
+impl QueryShape for ListQuery {
+    const NAMES: &'static [&'static str] = &["limit", "next"];
+}
 
 /// The query of `GET /messages/user/{userId}`; other names are refused.
 #[derive(Debug, Deserialize)]
@@ -80,7 +86,7 @@ pub struct HistoryQuery {
 }
 
 impl QueryShape for HistoryQuery {
-    const ONLY: Option<&'static [&'static str]> = Some(HISTORY_PARAMS);
+    const NAMES: &'static [&'static str] = HISTORY_PARAMS;
 }
 
 /// The query of the set-read routes; other names are refused.
@@ -92,7 +98,7 @@ pub struct SetReadQuery {
 }
 
 impl QueryShape for SetReadQuery {
-    const ONLY: Option<&'static [&'static str]> = Some(SET_READ_PARAMS);
+    const NAMES: &'static [&'static str] = SET_READ_PARAMS;
 }
 
 /// The query parameters of `GET /messages/user/{userId}`.

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use sqs_push_core::dispatch::Target;
+use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::ids::{AccountId, IdError, SessionId, UserId};
 
 /// `{accountId}/{userId}/{sessionId}`: one session of a user of an account.
@@ -128,5 +129,70 @@ impl TryFrom<RawUserSessionPath> for UserSessionPath {
 impl From<UserSessionPath> for Target {
     fn from(path: UserSessionPath) -> Self {
         Target::Session(path.user_id, path.session_id)
+    }
+}
+
+/// `{channel}`: a channel, on the notify and channel routes. Captured to the end of the path, so
+/// that a name holding `/` is refused naming `channel` rather than routed nowhere.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawChannelPath")]
+pub struct ChannelPath {
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+#[derive(Deserialize)]
+struct RawChannelPath {
+    channel: String,
+}
+
+impl TryFrom<RawChannelPath> for ChannelPath {
+    type Error = IdError;
+
+    fn try_from(raw: RawChannelPath) -> Result<Self, IdError> {
+        Ok(Self {
+            channel: ChannelName::parse(&raw.channel)?,
+        })
+    }
+}
+
+impl From<ChannelPath> for Target {
+    fn from(path: ChannelPath) -> Self {
+        Target::Channel(path.channel)
+    }
+}
+
+/// `{accountId}/{userId}/{sessionId}/{channel}`: one session and one channel (subscribe,
+/// unsubscribe); the channel is captured to the end of the path, as in [`ChannelPath`].
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawSessionChannelPath")]
+pub struct SessionChannelPath {
+    /// The session.
+    pub session: SessionPath,
+    /// The channel.
+    pub channel: ChannelName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSessionChannelPath {
+    account_id: String,
+    user_id: String,
+    session_id: String,
+    channel: String,
+}
+
+impl TryFrom<RawSessionChannelPath> for SessionChannelPath {
+    type Error = IdError;
+
+    fn try_from(raw: RawSessionChannelPath) -> Result<Self, IdError> {
+        Ok(Self {
+            session: SessionPath::try_from(RawSessionPath {
+                account_id: raw.account_id,
+                user_id: raw.user_id,
+                session_id: raw.session_id,
+            })?,
+            channel: ChannelName::parse(&raw.channel)?,
+        })
     }
 }

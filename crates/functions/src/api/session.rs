@@ -1,11 +1,15 @@
 //! Session routes: create, renew, status (one, or a page of all), destroy.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::Method;
 use serde::Serialize;
+use serde_json::Value;
 use sqs_push_core::model::session::{ClientSession, Session, SessionSummary};
 
-use super::extract::{NoQuery, Path, Query};
+use super::channels::{CHANNELS_KEY, channel_csv, channel_list};
+use super::extract::{NoQuery, Path, Query, object_body};
 use super::params::{self, CreateQuery, ListQuery};
 use super::paths::SessionPath;
 use super::{ApiError, ApiState};
@@ -27,21 +31,68 @@ impl SessionAnswer {
     }
 }
 
-/// `GET /create/{accountId}/{userId}/{sessionId}[?MessageRetentionPeriod=seconds]`
+/// `GET /create/{accountId}/{userId}/{sessionId}[?MessageRetentionPeriod=seconds&channels=a,b]`,
+/// or `POST` with `{"channels": ["a", "b"]}` (and/or `"MessageRetentionPeriod"`): creates the
+/// session and subscribes it to the channels, so a page that joins its rooms at login costs one
+/// call. Every parameter is checked before anything is created.
 pub async fn create(
     State(state): State<ApiState>,
     Path(path): Path<SessionPath>,
+    method: Method,
     Query(query): Query<CreateQuery>,
+    body: Bytes,
 ) -> Result<Json<SessionAnswer>, ApiError> {
-    let retention = query
+    let mut retention = query
         .retention
         .as_deref()
         .map(params::retention)
         .transpose()?;
-    let session = state
+    let mut channels = query
+        .channels
+        .as_deref()
+        .map(channel_csv)
+        .transpose()?
+        .unwrap_or_default();
+    if method == Method::POST {
+        let fields = object_body(&body, &["MessageRetentionPeriod", CHANNELS_KEY])?;
+        if fields.contains_key(CHANNELS_KEY) && query.channels.is_some()
+            || fields.contains_key("MessageRetentionPeriod") && query.retention.is_some()
+        {
+            return Err(ApiError::bad_request(
+                "a parameter is given both in the query and in the body; give it once",
+            ));
+        }
+        if let Some(list) = fields.get(CHANNELS_KEY) {
+            channels = channel_list(list)?;
+        }
+        match fields.get("MessageRetentionPeriod") {
+            Some(Value::Number(seconds)) => {
+                retention = Some(params::retention(&seconds.to_string())?);
+            }
+            Some(Value::String(seconds)) => retention = Some(params::retention(seconds)?),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid MessageRetentionPeriod: must be a number of seconds",
+                ));
+            }
+            None => {}
+        }
+    }
+    let mut session = state
         .sessions
-        .create(path.account_id, path.user_id, path.session_id, retention)
+        .create(
+            path.account_id,
+            path.user_id,
+            path.session_id.clone(),
+            retention,
+        )
         .await?;
+    if !channels.is_empty() {
+        session = state
+            .channels
+            .subscribe(path.account_id, path.user_id, &path.session_id, &channels)
+            .await?;
+    }
     Ok(SessionAnswer::new(&state, &session))
 }
 

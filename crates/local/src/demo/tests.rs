@@ -260,6 +260,8 @@ fn demo_routes_are_matched_by_their_shape() {
         "/notify/account/1",
         "/notify/user/2",
         "/notify/user/2/session/s",
+        "/subscribe/1/2/s/room:7",
+        "/notify/channel/room:7",
     ] {
         assert!(is_demo_route(path), "{path}");
     }
@@ -276,6 +278,10 @@ fn demo_routes_are_matched_by_their_shape() {
         "/notify/account/1/user/2",
         "/status/1/2/s",
         "/renew/1/2/s",
+        "/subscribe/1/2/s",
+        "/unsubscribe/1/2/s/room",
+        "/channels/room",
+        "/notify/channel/a/b",
     ] {
         assert!(!is_demo_route(path), "{path}");
     }

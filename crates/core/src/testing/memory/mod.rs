@@ -42,6 +42,7 @@ pub async fn seed_session(
         queue,
         identity_id: "i".into(),
         developer_login: None,
+        channels: Default::default(),
         aes_key: SessionKey::generate(),
         credentials: Credentials {
             access_key: "a".into(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::model::channel::ChannelName;
 use crate::model::ids::{AccountId, SessionId, UserId};
 use crate::model::recipient::{Recipient, RecipientPage, ScanPosition};
 use crate::model::session::Session;
@@ -43,22 +44,50 @@ impl From<&Session> for Row {
     }
 }
 
-/// Sessions in a sorted map, in the order a DynamoDB scan reads them.
+/// A membership's key: the channel, then the member (`userId`, `sessionId`), as the channels
+/// table sorts them.
+type MembershipKey = (ChannelName, UserId, SessionId);
+
+/// Sessions in a sorted map, in the order a DynamoDB scan reads them, and their channel
+/// memberships in another (always locked after `rows`).
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     rows: Mutex<BTreeMap<RowKey, Row>>,
+    memberships: Mutex<BTreeMap<MembershipKey, Recipient>>,
+    /// Channel pages read.
+    channel_pages: AtomicU64,
     /// A delay per scan page, to imitate DynamoDB's latency in benchmarks.
     scan_latency_micros: AtomicU64,
     /// Scan pages read.
     scan_pages: AtomicU64,
     /// Reads fail with this kind while set (a throttled or broken table).
     failing_reads: Mutex<Option<PortErrorKind>>,
+    /// Membership writes fail with this kind while set.
+    failing_writes: Mutex<Option<PortErrorKind>>,
 }
 
 impl MemorySessionStore {
     /// Makes every read (get, the session queries, the scan) fail with `kind` until `None`.
     pub fn fail_reads(&self, kind: Option<PortErrorKind>) {
         *self.failing_reads.lock().unwrap() = kind;
+    }
+
+    /// Makes every membership write (subscribe, unsubscribe, refresh, remove) fail with `kind`
+    /// until `None`.
+    pub fn fail_writes(&self, kind: Option<PortErrorKind>) {
+        *self.failing_writes.lock().unwrap() = kind;
+    }
+
+    fn write_check(&self, operation: &'static str) -> Result<(), PortError> {
+        match *self.failing_writes.lock().unwrap() {
+            Some(kind) => Err(PortError::new(
+                kind,
+                operation,
+                "memory memberships",
+                "injected",
+            )),
+            None => Ok(()),
+        }
     }
 
     fn read_check(&self, operation: &'static str) -> Result<(), PortError> {
@@ -71,6 +100,12 @@ impl MemorySessionStore {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Every row's routing projection, in scan order.
+    pub fn recipients(&self) -> Vec<Recipient> {
+        let rows = self.rows.lock().unwrap();
+        rows.values().map(|row| row.recipient.clone()).collect()
     }
 
     /// Number of rows.
@@ -92,6 +127,37 @@ impl MemorySessionStore {
     /// Scan pages read so far.
     pub fn scan_pages(&self) -> u64 {
         self.scan_pages.load(Ordering::Relaxed)
+    }
+
+    /// Channel pages read so far.
+    pub fn channel_pages(&self) -> u64 {
+        self.channel_pages.load(Ordering::Relaxed)
+    }
+
+    /// Membership rows stored, of every channel.
+    pub fn membership_count(&self) -> usize {
+        self.memberships.lock().unwrap().len()
+    }
+
+    /// Writes a membership row directly (benchmarks seed large channels this way).
+    pub fn put_membership(&self, channel: &ChannelName, recipient: Recipient) {
+        self.memberships.lock().unwrap().insert(
+            (
+                channel.clone(),
+                recipient.user_id,
+                recipient.session_id.clone(),
+            ),
+            recipient,
+        );
+    }
+
+    fn condition_failed(operation: &'static str, session: &Session, why: &str) -> PortError {
+        PortError::new(
+            PortErrorKind::ConditionFailed,
+            operation,
+            session.session_id.as_str(),
+            why.to_string(),
+        )
     }
 }
 
@@ -270,13 +336,16 @@ impl SessionStore for MemorySessionStore {
         Ok(SessionPage { sessions, next })
     }
 
-    async fn replace(&self, session: &Session) -> Result<(), PortError> {
+    async fn replace(&self, session: &Session) -> Result<Session, PortError> {
         let key = row_key(session.user_id, &session.session_id);
         let mut rows = self.rows.lock().unwrap();
         match rows.get_mut(&key) {
             Some(row) if row.session.queue.url == session.queue.url => {
+                // As the DynamoDB adapter's update: the channel set is subscribe's to change.
+                let channels = std::mem::take(&mut row.session.channels);
                 *row = Row::from(session);
-                Ok(())
+                row.session.channels = channels;
+                Ok(row.session.clone())
             }
             _ => Err(PortError::new(
                 PortErrorKind::ConditionFailed,
@@ -315,6 +384,147 @@ impl SessionStore for MemorySessionStore {
             .take_while(|((hash, _), _)| u128::from(*hash) < high)
             .map(|(_, row)| row);
         Ok(page(in_segment, |_| true, limit))
+    }
+
+    async fn subscribe(
+        &self,
+        session: &Session,
+        channels: &[ChannelName],
+        at_most_before: usize,
+        now: u64,
+    ) -> Result<(), PortError> {
+        self.write_check("subscribe")?;
+        let mut rows = self.rows.lock().unwrap();
+        let mut memberships = self.memberships.lock().unwrap();
+        let Some(row) = rows.get_mut(&row_key(session.user_id, &session.session_id)) else {
+            return Err(Self::condition_failed("subscribe", session, "no row"));
+        };
+        if row.session.queue.url != session.queue.url
+            || row.session.ttl != session.ttl
+            || row.session.ttl <= now
+        {
+            return Err(Self::condition_failed(
+                "subscribe",
+                session,
+                "the row was replaced, renewed or has expired",
+            ));
+        }
+        if row.session.channels.len() > at_most_before {
+            return Err(Self::condition_failed(
+                "subscribe",
+                session,
+                "the row holds too many channels",
+            ));
+        }
+        for channel in channels {
+            row.session.channels.insert(channel.clone());
+            memberships.insert(
+                (channel.clone(), session.user_id, session.session_id.clone()),
+                Recipient::from(&row.session),
+            );
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, session: &Session, channel: &ChannelName) -> Result<(), PortError> {
+        self.write_check("unsubscribe")?;
+        let mut rows = self.rows.lock().unwrap();
+        let mut memberships = self.memberships.lock().unwrap();
+        match rows.get_mut(&row_key(session.user_id, &session.session_id)) {
+            Some(row) if row.session.queue.url == session.queue.url => {
+                row.session.channels.remove(channel);
+                memberships.remove(&(channel.clone(), session.user_id, session.session_id.clone()));
+                Ok(())
+            }
+            _ => Err(Self::condition_failed(
+                "unsubscribe",
+                session,
+                "the row was removed or replaced",
+            )),
+        }
+    }
+
+    async fn channel_page(
+        &self,
+        channel: &ChannelName,
+        start: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<RecipientPage, PortError> {
+        use std::ops::Bound;
+        self.read_check("channel_page")?;
+        self.channel_pages.fetch_add(1, Ordering::Relaxed);
+        let latency = self.scan_latency_micros.load(Ordering::Relaxed);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_micros(latency)).await;
+        }
+        let memberships = self.memberships.lock().unwrap();
+        let from = match start {
+            Some(position) => Bound::Excluded((
+                channel.clone(),
+                position.user_id,
+                position.session_id.clone(),
+            )),
+            None => Bound::Included((
+                channel.clone(),
+                UserId::try_from(0).expect("0 is an id"),
+                SessionId::parse(" ").expect("the smallest session id"),
+            )),
+        };
+        let limit = limit.max(1);
+        let mut in_channel = memberships
+            .range((from, Bound::Unbounded))
+            .take_while(|((name, _, _), _)| name == channel)
+            .map(|(_, recipient)| recipient);
+        let recipients: Vec<Recipient> = in_channel.by_ref().take(limit).cloned().collect();
+        let next = match recipients.last() {
+            Some(last) if recipients.len() == limit => Some(ScanPosition {
+                user_id: last.user_id,
+                session_id: last.session_id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(RecipientPage { recipients, next })
+    }
+
+    async fn count_channel(&self, channel: &ChannelName, now: u64) -> Result<u64, PortError> {
+        self.read_check("count_channel")?;
+        let memberships = self.memberships.lock().unwrap();
+        Ok(memberships
+            .iter()
+            .filter(|((name, _, _), recipient)| name == channel && recipient.is_live(now))
+            .count() as u64)
+    }
+
+    async fn refresh_memberships(&self, session: &Session) -> Result<(), PortError> {
+        self.write_check("refresh_memberships")?;
+        let mut memberships = self.memberships.lock().unwrap();
+        for channel in &session.channels {
+            if let Some(recipient) =
+                memberships.get_mut(&(channel.clone(), session.user_id, session.session_id.clone()))
+                && recipient.queue_url == session.queue.url
+            {
+                recipient.ttl = session.ttl;
+                recipient.expires = session.credentials.expires;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_memberships(&self, session: &Session) -> Result<usize, PortError> {
+        self.write_check("remove_memberships")?;
+        let mut memberships = self.memberships.lock().unwrap();
+        let mut removed = 0;
+        for channel in &session.channels {
+            let key = (channel.clone(), session.user_id, session.session_id.clone());
+            if memberships
+                .get(&key)
+                .is_some_and(|recipient| recipient.queue_url == session.queue.url)
+            {
+                memberships.remove(&key);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     async fn estimated_count(&self) -> Result<Option<u64>, PortError> {
