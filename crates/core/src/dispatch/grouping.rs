@@ -320,11 +320,12 @@ mod tests {
             Arc::new(ManualClock::at(NOW)),
             DispatchSettings::default(),
         );
+        // A poison record first, so the fallback below meets one before it stops.
         let data = [
+            "not json",
             r#"{"userId":1,"message":"a"}"#,
             r#"{"userID":1,"message":"look-alike"}"#,
             r#"{"userId":1,"message":"b"}"#,
-            "not json",
         ];
         let records: Vec<StreamRecord> = data
             .iter()
@@ -370,8 +371,8 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                ("shardId-000000000003".into(), "101".into(), data[1].into()),
-                ("shardId-000000000003".into(), "103".into(), data[3].into()),
+                ("shardId-000000000003".into(), "100".into(), data[0].into()),
+                ("shardId-000000000003".into(), "102".into(), data[2].into()),
             ]
         );
 
@@ -387,7 +388,11 @@ mod tests {
             DispatchSettings::default(),
         );
         let report = dispatch_records_grouped(&dispatcher, &records).await;
-        assert_eq!(report.first_failure, Some("100".to_string()));
+        assert_eq!(
+            (report.skipped, report.first_failure),
+            (1, Some("101".to_string())),
+            "record 100 skipped (lettered already), the batch stopped at 101"
+        );
         assert_eq!(poison_letters(&again).len(), 2, "each once");
     }
 }
