@@ -120,6 +120,14 @@ export interface SqsPushClientOptions<M extends SqsPushMessage = SqsPushMessage>
   backoffBaseMs?: number;
   /** Backoff cap in ms (default 30000). */
   backoffCapMs?: number;
+  /**
+   * A queue never reached yet that SQS calls missing may only be too new to be visible (AWS: up
+   * to a second after CreateQueue): ask again this many times, 0–20 (default 3), before ending
+   * with reason "queue-gone". A queue that answered once and then is missing ends at once.
+   */
+  newQueueRetries?: number;
+  /** The n-th of those retries waits n × this many ms, 0–60000 (default 1000: 1 s, 2 s, 3 s). */
+  newQueueDelayMs?: number;
   /** Region when neither session.region nor an sqs.<region>.amazonaws.com URL gives one (default us-east-1). */
   region?: string;
   /** Override the endpoint requests are posted to (default: origin of sqsUrl + "/"). */

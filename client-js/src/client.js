@@ -145,6 +145,9 @@ export class SqsPushClient {
   #endpoint;
   #baseMs;
   #capMs;
+  #newQueueRetries;
+  #newQueueDelayMs;
+  #queueSeen = false; // a receive has succeeded: the queue exists, so "does not exist" means gone
   #recent;
   #hidden;
   #hiddenPollMs;
@@ -190,6 +193,9 @@ export class SqsPushClient {
     this.#recent = new RecentIds(intOption(o.dedupeWindow, 'dedupeWindow', 0, 1e6, 1000));
     this.#baseMs = intOption(o.backoffBaseMs, 'backoffBaseMs', 0, 3600000, 500);
     this.#capMs = intOption(o.backoffCapMs, 'backoffCapMs', 0, 3600000, 30000);
+    // AWS: a new queue may not be usable for up to a second after CreateQueue.
+    this.#newQueueRetries = intOption(o.newQueueRetries, 'newQueueRetries', 0, 20, 3);
+    this.#newQueueDelayMs = intOption(o.newQueueDelayMs, 'newQueueDelayMs', 0, 60000, 1000);
     this.#hidden = o.hidden || 'poll';
     this.#hiddenPollMs =
       intOption(o.hiddenPollSeconds, 'hiddenPollSeconds', 1, 86400, DEFAULT_HIDDEN_POLL_SECONDS) * 1000;
@@ -496,6 +502,7 @@ export class SqsPushClient {
 
   async #run(signal) {
     let attempt = 0;
+    let notVisible = 0; // "does not exist" answers before the queue was ever reached
     let lastPollAt = -Infinity; // when the last poll started (ms, this.#now())
     let drain = false; // the last poll came back full: poll again at once, even when hidden
     while (!signal.aborted) {
@@ -518,11 +525,19 @@ export class SqsPushClient {
         lastPollAt = this.#now();
         const messages = await this.#receive(signal, mode === 'hidden');
         if (messages === null) continue; // interrupted: offline
+        this.#queueSeen = true;
         this.#setState('connected');
         drain = messages.length >= MAX_MESSAGES;
         if (messages.length) await this.#handleBatch(messages, signal);
         attempt = 0;
       } catch (err) {
+        if (isQueueGone(err) && !this.#queueSeen && notVisible < this.#newQueueRetries && !signal.aborted) {
+          // A queue never reached yet may be too new to be visible: ask again a few times
+          // (1 s, 2 s, 3 s by default) before taking it for gone.
+          notVisible += 1;
+          await sleep(this.#newQueueDelayMs * notVisible, signal);
+          continue;
+        }
         if (isQueueGone(err)) {
           this.#end('queue-gone', err);
           break;

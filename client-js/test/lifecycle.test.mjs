@@ -188,16 +188,18 @@ test('hidden with "pause": the long poll in flight finishes (and delivers), then
   await client.stop();
 });
 
+const gone = (code) => ({ status: 400, body: { __type: code, message: 'The specified queue does not exist.' } });
+
 for (const code of ['com.amazonaws.sqs#QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue']) {
-  test(`the queue is gone (${code}): ended, "ended" once, no retry, start() stays ended`, async () => {
-    const { client, sqs, errors, states } = setup({ onMessage: () => {} });
+  test(`the queue is gone (${code}): asked again newQueueRetries times, then ended, "ended" once, start() stays ended`, async () => {
+    const { client, sqs, errors, states } = setup({ onMessage: () => {}, newQueueDelayMs: 1 });
     const ended = [];
     client.on('ended', (info) => ended.push(info));
-    sqs.failNext.push({ status: 400, body: { __type: code, message: 'The specified queue does not exist.' } });
+    for (let i = 0; i < 10; i += 1) sqs.failNext.push(gone(code));
     client.start();
     await until(() => client.state === 'ended', 1000, 'ended');
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(sqs.receives().length, 1, 'not retried');
+    assert.equal(sqs.receives().length, 1 + 3, 'asked again three times, then no more');
     assert.equal(ended.length, 1);
     assert.equal(ended[0].reason, 'queue-gone');
     assert.ok(ended[0].cause instanceof SqsRequestError && ended[0].cause.isQueueGone);
@@ -205,10 +207,38 @@ for (const code of ['com.amazonaws.sqs#QueueDoesNotExist', 'AWS.SimpleQueueServi
     client.start();
     await client.stop();
     assert.equal(client.state, 'ended');
-    assert.equal(sqs.receives().length, 1);
+    assert.equal(sqs.receives().length, 4);
     assert.deepEqual(states, ['connecting', 'ended']);
   });
 }
+
+test('a new queue not visible for its first polls: asked again, its messages arrive, not ended', async () => {
+  const got = [];
+  const { client, sqs, send, errors, states } = setup({
+    onMessage: (m) => got.push(m.messageId),
+    newQueueDelayMs: 1,
+  });
+  sqs.failNext.push(gone('com.amazonaws.sqs#QueueDoesNotExist'), gone('com.amazonaws.sqs#QueueDoesNotExist'));
+  send({ message: 'welcome', messageId: 'm-1' });
+  client.start();
+  await until(() => got.length === 1, 1000, 'delivered');
+  assert.deepEqual(got, ['m-1']);
+  assert.notEqual(client.state, 'ended');
+  assert.deepEqual(errors, [], 'a queue becoming visible is not an error');
+  assert.deepEqual(states.slice(0, 2), ['connecting', 'connected']);
+  await client.stop();
+});
+
+test('a queue that answered once and then does not exist: ended at once, not asked again', async () => {
+  const { client, sqs } = setup({ onMessage: () => {}, waitTimeSeconds: 0, newQueueDelayMs: 1 });
+  client.start();
+  await until(() => sqs.receives().length >= 1 && client.state === 'connected', 1000, 'connected');
+  const before = sqs.receives().length;
+  for (let i = 0; i < 10; i += 1) sqs.failNext.push(gone('com.amazonaws.sqs#QueueDoesNotExist'));
+  await until(() => client.state === 'ended', 1000, 'ended');
+  assert.ok(sqs.receives().length <= before + 2, 'not asked again once it had answered');
+  await client.stop();
+});
 
 test('renew resolving null (the session is gone): ended with reason "session-gone", no poll', async () => {
   const { client, sqs } = setup({

@@ -199,6 +199,10 @@ pub struct RecipientRow {
     pub expires: u64,
     /// The table's TTL attribute.
     pub ttl: u64,
+    /// When the session was created; absent where the read does not project it (the account
+    /// index).
+    #[serde(default)]
+    pub created: Option<u64>,
 }
 
 /// The recipient in a projected row; the error names the bad field.
@@ -212,6 +216,7 @@ pub fn recipient_from_row(item: impl Into<serde_dynamo::Item>) -> Result<Recipie
         aes_key: row.aes_key,
         expires: row.expires,
         ttl: row.ttl,
+        created: row.created,
     })
 }
 
@@ -274,6 +279,8 @@ impl From<MembershipRow> for Recipient {
             aes_key: row.aes_key,
             expires: row.expires,
             ttl: row.ttl,
+            // A membership does not keep when its session was created.
+            created: None,
         }
     }
 }

@@ -382,7 +382,7 @@ impl SessionStore for DynamoSessionStore {
             .index_name(ACCOUNT_INDEX)
             .key_condition_expression("accountId = :account")
             .expression_attribute_values(":account", number(account_id.get()))
-            .projection_expression(RECIPIENT_PROJECTION)
+            .projection_expression(ACCOUNT_INDEX_PROJECTION)
             .expression_attribute_names("#ttl", "ttl")
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start_key)
@@ -675,9 +675,15 @@ impl SessionStore for DynamoSessionStore {
     }
 }
 
-/// The attributes sending needs, and nothing else: what a broadcast scan and the account
-/// index read (`ttl` is a reserved word, hence `#ttl`).
+/// The attributes sending needs, and nothing else: what a user's key query and a broadcast
+/// scan read (`ttl` is a reserved word, hence `#ttl`); `created` tells a send that a queue
+/// SQS calls missing may only be too new to be visible yet.
 pub const RECIPIENT_PROJECTION: &str =
+    "userId, sessionId, accountId, sqsUrl, aesKey, expires, #ttl, created";
+
+/// What the account index projects (serverless.yml, the local bootstrap): the recipient
+/// attributes without `created`.
+pub const ACCOUNT_INDEX_PROJECTION: &str =
     "userId, sessionId, accountId, sqsUrl, aesKey, expires, #ttl";
 
 /// The cursor in a Scan's LastEvaluatedKey; the error names the malformed key attribute.

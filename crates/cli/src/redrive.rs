@@ -10,8 +10,19 @@
 //! nothing; `--apply` invokes the function again with each record's `requestPayload` and deletes
 //! the record once the invoke was accepted. Every other record is counted and left in the queue.
 //!
-//! The core, [`redrive`], works on two ports — [`DeadLetters`] and [`Invoker`] — so it runs
-//! against Lambda on AWS, against a [`LocalRunner`] locally, and in tests.
+//! Dead letters the service writes itself (`dispatch::letter`) hold no session key: a message
+//! once and the deliveries it did not reach by queue and session, or a poison Kinesis record.
+//! A letter may span several records (parts); it is replayed once all its parts are read. An
+//! undelivered message is replayed by reading each session's key again from the sessions
+//! table: a session that ended since, or whose row now holds another queue, is reported gone
+//! and not resent; the others get the message through `sender` with the same message id. A
+//! poison record is listed (shard, sequence number, reason) and left: it can never be dispatched
+//! as written, so replaying it would only make it poison again — fix the producer and put a
+//! corrected record with `sqs-push put-event`, then delete the record.
+//!
+//! The core, [`redrive`], works on three ports — [`DeadLetters`], [`Invoker`] and
+//! [`SessionStore`] — so it runs against Lambda on AWS, against a [`LocalRunner`] locally, and
+//! in tests.
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
@@ -20,12 +31,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqs_push_core::clock::{Clock, SystemClock};
+use sqs_push_core::dispatch::letter::{About, LetterPart, join};
 use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::history::write::HistoryWriter;
-use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind};
+use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind, SessionStore};
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::events;
 use sqs_push_functions::wiring::{self, Adapters};
@@ -180,6 +193,9 @@ impl DeadLetters for SqsDeadLetters {
 pub enum RecordKind {
     /// A failed async invoke of this stage's `sender` or `history`, with its payload.
     Replayable(AsyncFunction, Vec<u8>),
+    /// A part of a letter this stage's `function` wrote: an undelivered message, or a poison
+    /// record.
+    Letter(AsyncFunction, Box<LetterPart>),
     /// A record of another function (a stream trigger's batch info, another stage's function),
     /// named by its function.
     Other(String),
@@ -209,6 +225,14 @@ pub fn classify(stage: &str, body: &str) -> RecordKind {
         Some("dispatcher") => AsyncFunction::Dispatcher,
         _ => return RecordKind::Other(name),
     };
+    if let Some(payload) = record.get("requestPayload")
+        && payload.get("letter").is_some()
+    {
+        return match serde_json::from_value::<LetterPart>(payload.clone()) {
+            Ok(part) => RecordKind::Letter(function, Box::new(part)),
+            Err(_) => RecordKind::Unreadable,
+        };
+    }
     match record.get("requestPayload") {
         Some(payload) if !payload.is_null() => RecordKind::Replayable(
             function,
@@ -239,9 +263,33 @@ impl Default for RedriveOptions {
     }
 }
 
+/// A poison Kinesis record found in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonListing {
+    /// The shard it was read from.
+    pub shard_id: String,
+    /// Its sequence number.
+    pub sequence_number: String,
+    /// Why it can never be dispatched as written.
+    pub reason: String,
+    /// Its data's size in bytes.
+    pub bytes: usize,
+}
+
 /// What redrive found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedriveReport {
+    /// Letters (undelivered messages and poison records) whose parts were all read.
+    pub letters: usize,
+    /// Letters with parts missing (still being written, or lost): left in the queue.
+    pub incomplete: usize,
+    /// Deliveries of undelivered messages sent again, with the session's key read now.
+    pub resent: usize,
+    /// Deliveries not resent because their session ended since (or its row now holds another
+    /// queue): the letter is deleted once the rest were resent.
+    pub gone: usize,
+    /// Poison Kinesis records, listed and left.
+    pub poison: Vec<PoisonListing>,
     /// Records seen, per function name (`unreadable` for records that are not destination
     /// records).
     pub per_function: BTreeMap<String, usize>,
@@ -263,12 +311,15 @@ pub async fn redrive(
     stage: &str,
     dlq: &dyn DeadLetters,
     invoker: &dyn Invoker,
+    sessions: &dyn SessionStore,
     options: RedriveOptions,
     progress: &mut (dyn FnMut(&RedriveReport) + Send),
 ) -> Result<RedriveReport, PortError> {
     let mut report = RedriveReport::default();
     let mut seen = HashSet::new();
     let mut kept = Vec::new();
+    // Parts of letters not yet complete, by letter id.
+    let mut waiting: BTreeMap<String, Vec<(DeadLetter, LetterPart)>> = BTreeMap::new();
     let result = async {
         loop {
             if options.max.is_some_and(|max| report.seen >= max) {
@@ -288,11 +339,29 @@ pub async fn redrive(
                 let kind = classify(stage, &letter.body);
                 let name = match &kind {
                     RecordKind::Replayable(function, _) => function.name().to_string(),
+                    RecordKind::Letter(_, part) if matches!(part.about, About::Poison { .. }) => {
+                        "poison".to_string()
+                    }
+                    RecordKind::Letter(function, _) => function.name().to_string(),
                     RecordKind::Other(name) => name.clone(),
                     RecordKind::Unreadable => "unreadable".to_string(),
                 };
                 *report.per_function.entry(name).or_default() += 1;
                 match kind {
+                    RecordKind::Letter(_, part) => {
+                        let id = part.letter.clone();
+                        let parts = part.parts as usize;
+                        let entry = waiting.entry(id.clone()).or_default();
+                        entry.push((letter, *part));
+                        if entry.len() >= parts {
+                            let parts = waiting.remove(&id).unwrap_or_default();
+                            let left =
+                                replay_letter(parts, dlq, invoker, sessions, options, &mut report)
+                                    .await;
+                            report.left += left.len();
+                            kept.extend(left);
+                        }
+                    }
                     RecordKind::Replayable(function, payload) if options.apply => {
                         let handled = match invoker.invoke_async(function, payload).await {
                             Ok(()) => dlq.delete(&letter).await,
@@ -323,6 +392,11 @@ pub async fn redrive(
         Ok::<(), PortError>(())
     }
     .await;
+    for (_, parts) in std::mem::take(&mut waiting) {
+        report.incomplete += 1;
+        report.left += parts.len();
+        kept.extend(parts.into_iter().map(|(letter, _)| letter));
+    }
     // Whatever was left becomes visible again, also after an error.
     for letter in &kept {
         if let Err(error) = dlq.release(letter).await {
@@ -330,6 +404,80 @@ pub async fn redrive(
         }
     }
     result.map(|()| report)
+}
+
+/// Handles a letter whose parts were all read: lists a poison record; with `apply`, resends an
+/// undelivered message to the sessions still there (keys read now) and deletes its records.
+/// Returns the records to leave in the queue.
+async fn replay_letter(
+    parts: Vec<(DeadLetter, LetterPart)>,
+    dlq: &dyn DeadLetters,
+    invoker: &dyn Invoker,
+    sessions: &dyn SessionStore,
+    options: RedriveOptions,
+    report: &mut RedriveReport,
+) -> Vec<DeadLetter> {
+    let (records, parts): (Vec<DeadLetter>, Vec<LetterPart>) = parts.into_iter().unzip();
+    let letter = match join(parts) {
+        Ok(letter) => letter,
+        Err(error) => {
+            eprintln!("redrive: {error}");
+            report.failed += 1;
+            return records;
+        }
+    };
+    report.letters += 1;
+    if let About::Poison {
+        shard_id,
+        sequence_number,
+        reason,
+    } = &letter.about
+    {
+        report.poison.push(PoisonListing {
+            shard_id: shard_id.clone(),
+            sequence_number: sequence_number.clone(),
+            reason: reason.clone(),
+            bytes: letter.text.len() / 4 * 3,
+        });
+        return records;
+    }
+    if !options.apply {
+        return records;
+    }
+    let replayed = async {
+        let resolved = letter
+            .resolve(sessions, SystemClock.now())
+            .await?
+            .expect("an undelivered letter resolves");
+        if !resolved.job.deliveries.is_empty() {
+            let payload = serde_json::to_vec(&resolved.job).expect("a send job serializes");
+            invoker.invoke_async(AsyncFunction::Sender, payload).await?;
+        }
+        Ok::<_, PortError>(resolved)
+    };
+    let resolved = match replayed.await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            tracing::warn!(%error, letter = %letter.id, "redrive failed");
+            eprintln!("redrive: letter {}: {error}", letter.id);
+            report.failed += 1;
+            return records;
+        }
+    };
+    report.resent += resolved.job.deliveries.len();
+    report.gone += resolved.gone.len();
+    let mut left = Vec::new();
+    for record in records {
+        match dlq.delete(&record).await {
+            Ok(()) => report.redriven += 1,
+            Err(error) => {
+                eprintln!("redrive: record {}: {error}", record.id);
+                report.failed += 1;
+                left.push(record);
+            }
+        }
+    }
+    left
 }
 
 /// Runs `sender`, `history` and segment-job payloads in this process, to completion, against a
@@ -440,6 +588,10 @@ pub fn advice(function: &str) -> &'static str {
     } else if function.ends_with("-cleanup") {
         "a sessions-stream batch cleanup gave up on (DDBStreamBatchInfo): the sessions' queues and \
          identities may be left; `/cleanup` removes orphaned queues, then delete the record"
+    } else if function == "poison" {
+        "Kinesis records that can never be dispatched as written (the record holds the data, \
+         base64): fix the producer, put a corrected record with `sqs-push put-event`, then delete \
+         the record"
     } else if function == "unreadable" {
         "not a Lambda destination record: inspect it with `aws sqs receive-message` and delete it"
     } else {
@@ -503,7 +655,15 @@ pub async fn run(args: Args) -> ExitCode {
     let started = Instant::now();
     let apply = args.apply;
     let mut progress = move |report: &RedriveReport| print_progress(report, apply);
-    let result = redrive(&args.stage, &dlq, invoker.as_ref(), options, &mut progress).await;
+    let result = redrive(
+        &args.stage,
+        &dlq,
+        invoker.as_ref(),
+        adapters.sessions.as_ref(),
+        options,
+        &mut progress,
+    )
+    .await;
     eprintln!();
     let report = match result {
         Ok(report) => report,
@@ -523,16 +683,31 @@ pub async fn run(args: Args) -> ExitCode {
         }
     );
     for (function, count) in &report.per_function {
-        let replayable = ["sender", "history", "dispatcher"].contains(&function.as_str());
+        let replayable = ["sender", "history", "dispatcher", "poison"].contains(&function.as_str());
         println!("  {function}: {count}");
         if !replayable {
             println!("    left: {}", advice(function));
         }
     }
+    if report.letters + report.incomplete > 0 {
+        println!(
+            "  letters: {} complete, {} with parts missing (left)",
+            report.letters, report.incomplete
+        );
+    }
+    for poison in &report.poison {
+        println!(
+            "  poison record {} of {} ({} bytes): {}",
+            poison.sequence_number, poison.shard_id, poison.bytes, poison.reason
+        );
+    }
+    if !report.poison.is_empty() {
+        println!("    left: {}", advice("poison"));
+    }
     if apply {
         println!(
-            "redriven {}, left {}, failed {}",
-            report.redriven, report.left, report.failed
+            "redriven {} records, left {}, failed {}; deliveries resent {}, to sessions gone since {}",
+            report.redriven, report.left, report.failed, report.resent, report.gone
         );
     }
     if report.failed > 0 {

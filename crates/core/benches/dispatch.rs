@@ -132,6 +132,8 @@ fn sending(c: &mut Criterion) {
                 queue_url: queue.url,
                 aes_key: key.clone(),
                 message: 0,
+                session: None,
+                created: None,
             });
         }
         deliveries

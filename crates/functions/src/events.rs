@@ -48,24 +48,17 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
 }
 
 /// What the dispatcher answers a Kinesis batch with: the first failed record, which is all
-/// Lambda reads (it retries from there), and what the batch dispatched, skipped and handed on,
-/// which Lambda ignores but the function's response and its tests show.
+/// Lambda reads (it retries from there), and beside it the batch's [`StreamReport`] — what it
+/// dispatched, skipped as poison and handed on — which Lambda ignores but the function's
+/// response and its tests show.
 #[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct BatchResponse {
     /// Lambda's partial-batch answer.
     #[serde(flatten)]
     pub failures: KinesisEventResponse,
-    /// Records dispatched.
-    pub dispatched: usize,
-    /// Records skipped as malformed or poison.
-    pub skipped: usize,
-    /// Deliveries handed on to `sender` after failing here.
-    pub handed_on: usize,
-    /// Deliveries SQS refused, in the dead-letter queue.
-    pub dead_lettered: usize,
-    /// History rows handed to `history` after failing here.
-    pub history_handed_on: usize,
+    /// What the batch did.
+    #[serde(flatten)]
+    pub report: StreamReport,
 }
 
 /// What Lambda needs back: the first failed record, so it retries from there.
@@ -78,11 +71,7 @@ pub fn batch_response(report: &StreamReport) -> BatchResponse {
     }
     BatchResponse {
         failures,
-        dispatched: report.dispatched,
-        skipped: report.skipped + report.poison,
-        handed_on: report.handed_on,
-        dead_lettered: report.dead_lettered,
-        history_handed_on: report.history_handed_on,
+        report: report.clone(),
     }
 }
 
@@ -184,4 +173,34 @@ pub fn stop_at(deadline_ms: u64, safety: std::time::Duration) -> Instant {
         .unwrap_or(0);
     let remaining = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Instant::now() + remaining.saturating_sub(safety)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_response_names_the_failed_record_for_lambda_and_the_counts_beside_it() {
+        let report = StreamReport {
+            dispatched: 3,
+            skipped: 1,
+            poison: 1,
+            first_failure: Some("49590".to_string()),
+            handed_on: 2,
+            ..StreamReport::default()
+        };
+        let json = serde_json::to_value(batch_response(&report)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "batchItemFailures": [{"itemIdentifier": "49590"}],
+                "dispatched": 3,
+                "skipped": 1,
+                "poison": 1,
+                "handedOn": 2,
+                "deadLettered": 0,
+                "historyHandedOn": 0,
+            })
+        );
+    }
 }

@@ -21,6 +21,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sqs_push_core::dispatch::send::SendOutcome;
 
 /// The CloudWatch namespace of every metric here (serverless.yml's alarms and dashboard read it).
 pub const NAMESPACE: &str = "sqs-push";
@@ -32,7 +33,9 @@ pub const DIMENSION: &str = "Stage";
 pub enum Metric {
     /// Messages SQS accepted from the sender.
     DeliveriesSent,
-    /// Messages the sender could not deliver after its retries (bad key, SQS errors).
+    /// Deliveries the sender could neither send nor settle: its hand-on or dead-lettering
+    /// failed, so Lambda retries the whole job. Failures it handed on or dead-lettered are
+    /// counted under those metrics, not here.
     DeliveriesFailed,
     /// Deliveries the sender handed on to a fresh invocation (deadline or transient failure).
     DeliveriesHandedOn,
@@ -51,7 +54,8 @@ pub enum Metric {
     SessionsDestroyed,
     /// Kinesis records the dispatcher dispatched.
     RecordsDispatched,
-    /// Kinesis records the dispatcher skipped for good (malformed or poison).
+    /// Kinesis records the dispatcher skipped for good (malformed or poison), each put in the
+    /// dead-letter queue as the record; the `poison-records` alarm watches it.
     RecordsRejected,
     /// History rows written.
     HistoryWritten,
@@ -107,6 +111,22 @@ impl Metric {
             _ => "Count",
         }
     }
+}
+
+/// The counts of one `sender` invocation that settled what it left. A delivery that failed
+/// here but was handed on or dead-lettered counts under those, not as failed: only what is
+/// left unsettled is (none, when the settling succeeded).
+pub fn send_metrics(outcome: &SendOutcome) -> [(Metric, f64); 5] {
+    let report = &outcome.report;
+    let unsettled =
+        (report.failed + report.unsent).saturating_sub(outcome.handed_on + outcome.dead_lettered);
+    [
+        (Metric::DeliveriesSent, report.sent as f64),
+        (Metric::DeliveriesFailed, unsettled as f64),
+        (Metric::DeliveriesToEndedSessions, report.queues_gone as f64),
+        (Metric::DeliveriesHandedOn, outcome.handed_on as f64),
+        (Metric::DeliveriesDeadLettered, outcome.dead_lettered as f64),
+    ]
 }
 
 /// Where documents go: stdout on Lambda; a test's buffer.
@@ -272,6 +292,28 @@ mod tests {
             ])
         );
         assert_eq!(document["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
+
+    #[test]
+    fn failures_handed_on_or_dead_lettered_are_not_counted_failed() {
+        use sqs_push_core::dispatch::send::SendReport;
+        let outcome = SendOutcome {
+            report: SendReport {
+                sent: 5,
+                failed: 3,
+                unsent: 2,
+                ..SendReport::default()
+            },
+            handed_on: 4,
+            dead_lettered: 1,
+        };
+        let counts = send_metrics(&outcome);
+        assert!(
+            counts.contains(&(Metric::DeliveriesFailed, 0.0)),
+            "{counts:?}"
+        );
+        assert!(counts.contains(&(Metric::DeliveriesHandedOn, 4.0)));
+        assert!(counts.contains(&(Metric::DeliveriesDeadLettered, 1.0)));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Adapters {
 
 /// The sender service.
 pub fn sender(config: &StackConfig, adapters: &Adapters) -> Sender {
-    Sender::new(adapters.queues.clone(), config.send_concurrency)
+    Sender::new(adapters.queues.clone(), config.send_concurrency).with_clock(adapters.clock.clone())
 }
 
 /// The history writer.

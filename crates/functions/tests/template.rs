@@ -1070,7 +1070,7 @@ fn an_optional_subscription_delivers_the_alarm_topic() {
 fn every_alarm_notifies_the_topic_when_it_fires_and_clears() {
     let topic = json!([{ "Ref": "AlarmTopic" }]);
     let all = alarms();
-    assert!(all.len() >= 25, "{} alarms", all.len());
+    assert!(all.len() >= 27, "{} alarms", all.len());
     let mut names = BTreeSet::new();
     for (id, alarm) in all {
         assert_eq!(alarm["AlarmActions"], topic, "{id}");
@@ -1174,10 +1174,14 @@ fn dynamodb_throttled_requests_alarm_for_every_table_and_the_account_index() {
 }
 
 #[test]
-fn failed_and_dead_lettered_deliveries_alarm_on_the_functions_own_metrics() {
+fn failed_and_dead_lettered_deliveries_and_poison_records_alarm_on_the_functions_own_metrics() {
     use sqs_push_functions::metrics::{DIMENSION, Metric, NAMESPACE};
     let stage = json!(stage());
-    for metric in [Metric::DeliveriesFailed, Metric::DeliveriesDeadLettered] {
+    for metric in [
+        Metric::DeliveriesFailed,
+        Metric::DeliveriesDeadLettered,
+        Metric::RecordsRejected,
+    ] {
         let found = alarms_on(NAMESPACE, metric.name(), &stage);
         assert_eq!(found.len(), 1, "an alarm on {}", metric.name());
         assert_eq!(found[0]["Dimensions"][0]["Name"], DIMENSION);

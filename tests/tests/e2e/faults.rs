@@ -62,13 +62,14 @@ async fn redrive_applied(
     stage: &str,
     dlq: &sqs_push_cli::redrive::SqsDeadLetters,
     runner: &sqs_push_cli::redrive::LocalRunner,
+    sessions: &dyn sqs_push_core::ports::SessionStore,
 ) -> sqs_push_cli::redrive::RedriveReport {
     let options = sqs_push_cli::redrive::RedriveOptions {
         apply: true,
         hide: Duration::from_secs(5),
         ..Default::default()
     };
-    sqs_push_cli::redrive::redrive(stage, dlq, runner, options, &mut |_| {})
+    sqs_push_cli::redrive::redrive(stage, dlq, runner, sessions, options, &mut |_| {})
         .await
         .expect("redrive reads the dead-letter queue")
 }
@@ -227,9 +228,10 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
             .ends_with("sqs-push-local-sender"),
         "{record}"
     );
+    // A letter: the message once, the deliveries by queue and session, no key.
     let payload = &record["requestPayload"];
     assert_eq!(
-        payload["attempt"], 3,
+        payload["about"]["undelivered"]["attempt"], 3,
         "handed on three times first: {record}"
     );
     let dead: BTreeSet<String> = payload["deliveries"]
@@ -239,11 +241,15 @@ async fn deliveries_that_keep_failing_are_handed_on_then_dead_lettered_exactly()
         .map(|delivery| delivery["queueUrl"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(dead, queues, "exactly the user's undelivered queues");
-    assert_eq!(
-        payload["messages"].as_array().map(Vec::len),
-        Some(1),
-        "{record}"
-    );
+    assert_eq!(payload["parts"], 1, "{record}");
+    let message: Value = serde_json::from_str(payload["text"].as_str().unwrap()).unwrap();
+    assert_eq!(message["message"], "lost", "{record}");
+    for receiver in &receivers {
+        assert!(
+            !record.to_string().contains(&receiver.key.to_base64()),
+            "no session key in a dead letter: {record}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,7 +527,13 @@ async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_deli
     let adapters = sqs_push_functions::wiring::Adapters::aws(&stack.config).await;
     let runner = LocalRunner::new(&stack.config, &adapters);
     // Still too small: the replay fails and the record stays.
-    let report = redrive_applied(&stack.config.stage, &dlq, runner.as_ref()).await;
+    let report = redrive_applied(
+        &stack.config.stage,
+        &dlq,
+        runner.as_ref(),
+        adapters.sessions.as_ref(),
+    )
+    .await;
     assert_eq!(
         (
             report.per_function.get("sender"),
@@ -536,7 +548,13 @@ async fn a_message_above_the_queues_size_limit_is_dead_lettered_and_redrive_deli
     // The cause fixed, redrive delivers it, once.
     max_size(262_144).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let report = redrive_applied(&stack.config.stage, &dlq, runner.as_ref()).await;
+    let report = redrive_applied(
+        &stack.config.stage,
+        &dlq,
+        runner.as_ref(),
+        adapters.sessions.as_ref(),
+    )
+    .await;
     assert_eq!((report.redriven, report.left), (1, 0), "{report:?}");
     let got = drain(&sqs, &receiver, 5).await;
     assert_eq!(got.len(), 1, "{got:?}");

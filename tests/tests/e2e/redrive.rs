@@ -123,9 +123,16 @@ async fn redrive_dry_run_leaves_records_and_apply_delivers_the_sender_payload() 
     // Dry run: counted, nothing changed, records visible again at once.
     let mut lines = Vec::new();
     let mut progress = |report: &RedriveReport| lines.push(report.seen);
-    let report = redrive(&stage, &dlq, runner.as_ref(), options, &mut progress)
-        .await
-        .unwrap();
+    let report = redrive(
+        &stage,
+        &dlq,
+        runner.as_ref(),
+        adapters.sessions.as_ref(),
+        options,
+        &mut progress,
+    )
+    .await
+    .unwrap();
     assert!(!lines.is_empty(), "a progress line is reported");
     assert_eq!(report.seen, 2, "{report:?}");
     assert_eq!(report.per_function.get("sender"), Some(&1), "{report:?}");
@@ -153,9 +160,16 @@ async fn redrive_dry_run_leaves_records_and_apply_delivers_the_sender_payload() 
         apply: true,
         ..options
     };
-    let report = redrive(&stage, &dlq, runner.as_ref(), apply, &mut |_| {})
-        .await
-        .unwrap();
+    let report = redrive(
+        &stage,
+        &dlq,
+        runner.as_ref(),
+        adapters.sessions.as_ref(),
+        apply,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (report.seen, report.redriven, report.left, report.failed),
         (2, 1, 1, 0),
@@ -172,9 +186,16 @@ async fn redrive_dry_run_leaves_records_and_apply_delivers_the_sender_payload() 
 
     // A second apply finds no sender record and changes nothing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let report = redrive(&stage, &dlq, runner.as_ref(), apply, &mut |_| {})
-        .await
-        .unwrap();
+    let report = redrive(
+        &stage,
+        &dlq,
+        runner.as_ref(),
+        adapters.sessions.as_ref(),
+        apply,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((report.seen, report.redriven), (1, 0), "{report:?}");
     drop(stack);
 }

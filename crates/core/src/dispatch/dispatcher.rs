@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use crate::batch::cut;
 use crate::clock::Clock;
@@ -47,9 +48,14 @@ pub(crate) enum Reach {
     },
 }
 
-/// What writing the history jobs of a dispatch did.
+/// History jobs of one dispatch written at once, at most (a Kinesis batch of 100 records has
+/// 100 jobs; one after another they would take 100 round trips).
+const HISTORY_JOBS_AT_ONCE: usize = 16;
+
+/// What writing the history jobs of a dispatch did (the `history` function's own answer is
+/// `sqs_push_functions::events::HistoryOutcome`).
 #[derive(Debug, Default)]
-struct HistoryOutcome {
+struct HistoryHandOff {
     /// `history` invocations for large jobs.
     batches: usize,
     /// Users whose row failed here and was handed to `history`.
@@ -181,11 +187,8 @@ impl Dispatcher {
             for message in messages {
                 let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
                 let index = job.messages.len();
-                job.deliveries.extend(live.iter().map(|session| Delivery {
-                    queue_url: session.queue_url.clone(),
-                    aes_key: session.aes_key.clone(),
-                    message: index,
-                }));
+                job.deliveries
+                    .extend(live.iter().map(|session| Delivery::to(session, index)));
                 if message.writes_history() {
                     report.history_users += users.len();
                     histories.push(HistoryJob {
@@ -223,9 +226,15 @@ impl Dispatcher {
         drop(per_queue);
 
         let (sent, written) = futures::join!(self.send(job, &mut report), async {
-            let mut outcome = HistoryOutcome::default();
-            for history in histories {
-                let written = self.write_history(history).await?;
+            // Every job runs to its end, so one's failure loses none of the others' hand-ons.
+            let results: Vec<Result<HistoryHandOff, PortError>> = futures::stream::iter(histories)
+                .map(|history| self.write_history(history))
+                .buffer_unordered(HISTORY_JOBS_AT_ONCE)
+                .collect()
+                .await;
+            let mut outcome = HistoryHandOff::default();
+            for written in results {
+                let written = written?;
                 outcome.batches += written.batches;
                 outcome.handed_on += written.handed_on;
             }
@@ -434,15 +443,15 @@ impl Dispatcher {
     /// Writes history directly for few users — handing the rows that still fail to `history`,
     /// whose failures Lambda retries and then dead-letters — and through `history` invocations
     /// for many.
-    async fn write_history(&self, job: HistoryJob) -> Result<HistoryOutcome, PortError> {
+    async fn write_history(&self, job: HistoryJob) -> Result<HistoryHandOff, PortError> {
         if job.user_ids.is_empty() {
-            return Ok(HistoryOutcome::default());
+            return Ok(HistoryHandOff::default());
         }
         let direct = job.user_ids.len() <= self.settings.direct_limit;
         let user_ids = if direct {
             let report = self.history.write(&job).await;
             if report.unwritten.is_empty() {
-                return Ok(HistoryOutcome::default());
+                return Ok(HistoryHandOff::default());
             }
             tracing::warn!(
                 message_id = %job.message_id,
@@ -471,12 +480,12 @@ impl Dispatcher {
             })
             .await?;
         Ok(if direct {
-            HistoryOutcome {
+            HistoryHandOff {
                 batches: 0,
                 handed_on: handed,
             }
         } else {
-            HistoryOutcome {
+            HistoryHandOff {
                 batches,
                 handed_on: 0,
             }

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::dispatch::Dispatcher;
 use crate::dispatch::kinesis::{
-    ParseOptions, StreamRecord, StreamReport, dispatch_records, parse_record,
+    ParseOptions, StreamRecord, StreamReport, dead_letter_poison, dispatch_records,
+    dispatch_records_after, parse_record,
 };
 
 /// What a grouped dispatch did.
@@ -66,40 +67,52 @@ pub struct GroupReport {
 /// Dispatches a batch of records together ([`Dispatcher::dispatch_many`]); if that fails, falls
 /// back to record-by-record dispatch, which finds the failing record and keeps the stream's
 /// per-record semantics (messages already sent go again with the same ids; clients dedupe).
+/// Malformed records are dead-lettered as the record first (once: the fallback skips them); if
+/// that fails, the record-by-record path takes the batch, and stops at the record it cannot
+/// dead-letter (one dead-lettered before it may then be dead-lettered twice).
 pub async fn dispatch_records_grouped(
     dispatcher: &Dispatcher,
     records: &[StreamRecord],
 ) -> StreamReport {
     let mut items = Vec::with_capacity(records.len());
-    let mut skipped = 0;
+    let mut poison = Vec::new();
     let options = ParseOptions::of(dispatcher);
     for record in records {
         match parse_record(record, &options) {
             Ok(parsed) => items.push(parsed),
-            Err(_) => skipped += 1,
+            Err(reason) => poison.push((record, reason)),
         }
     }
     if items.len() < 2 {
         return dispatch_records(dispatcher, records).await;
     }
+    let dead_lettered = futures::future::try_join_all(
+        poison
+            .iter()
+            .map(|(record, reason)| dead_letter_poison(dispatcher, record, reason)),
+    )
+    .await;
+    if let Err(error) = dead_lettered {
+        tracing::warn!(%error, "a poison record could not be dead-lettered; dispatching record by record");
+        return dispatch_records(dispatcher, records).await;
+    }
     let count = items.len();
     match dispatcher.dispatch_many(items).await {
-        Ok(group) => {
-            if skipped > 0 {
-                tracing::warn!(skipped, "skipping malformed records");
-            }
-            StreamReport {
-                dispatched: count,
-                skipped,
-                handed_on: group.handed_on,
-                dead_lettered: group.dead_lettered,
-                history_handed_on: group.history_handed_on,
-                ..StreamReport::default()
-            }
-        }
+        Ok(group) => StreamReport {
+            dispatched: count,
+            skipped: poison.len(),
+            handed_on: group.handed_on,
+            dead_lettered: group.dead_lettered,
+            history_handed_on: group.history_handed_on,
+            ..StreamReport::default()
+        },
         Err(error) => {
             tracing::warn!(%error, "grouped dispatch failed; dispatching record by record");
-            dispatch_records(dispatcher, records).await
+            let done: Vec<&str> = poison
+                .iter()
+                .map(|(record, _)| record.sequence_number.as_str())
+                .collect();
+            dispatch_records_after(dispatcher, records, &done).await
         }
     }
 }
@@ -289,5 +302,97 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_grouped_batch_dead_letters_each_malformed_record_as_the_record_once() {
+        use crate::dispatch::kinesis::tests::poison_letters;
+        use crate::dispatch::letter::About;
+        let store = Arc::new(MemorySessionStore::default());
+        let queues = Arc::new(MemoryQueues::default());
+        seed_session(&store, &queues, 9, 1, "a", NOW + 60).await;
+        let invoker = Arc::new(RecordingInvoker::default());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Sender::new(queues.clone(), 4),
+            HistoryWriter::new(Arc::new(MemoryHistory::default()), 86_400, 4),
+            invoker.clone(),
+            Arc::new(ManualClock::at(NOW)),
+            DispatchSettings::default(),
+        );
+        // A poison record first, so the fallback below meets one before it stops.
+        let data = [
+            "not json",
+            r#"{"userId":1,"message":"a"}"#,
+            r#"{"userID":1,"message":"look-alike"}"#,
+            r#"{"userId":1,"message":"b"}"#,
+        ];
+        let records: Vec<StreamRecord> = data
+            .iter()
+            .enumerate()
+            .map(|(i, data)| StreamRecord {
+                sequence_number: format!("{}", 100 + i),
+                event_id: format!("shardId-000000000003:{}", 100 + i),
+                data: data.as_bytes().to_vec(),
+            })
+            .collect();
+        let report = dispatch_records_grouped(&dispatcher, &records).await;
+        assert_eq!(
+            (report.dispatched, report.skipped, report.first_failure),
+            (2, 2, None)
+        );
+        let mut letters = poison_letters(&invoker);
+        letters.sort_by_key(|letter| format!("{:?}", letter.about));
+        let found: Vec<(String, String, Vec<u8>)> = letters
+            .iter()
+            .map(|letter| match &letter.about {
+                About::Poison {
+                    shard_id,
+                    sequence_number,
+                    reason,
+                } => {
+                    assert!(
+                        !reason.contains("look-alike"),
+                        "names, never values: {reason}"
+                    );
+                    (
+                        shard_id.clone(),
+                        sequence_number.clone(),
+                        base64::Engine::decode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &letter.text,
+                        )
+                        .unwrap(),
+                    )
+                }
+                other => panic!("not poison: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("shardId-000000000003".into(), "100".into(), data[0].into()),
+                ("shardId-000000000003".into(), "102".into(), data[2].into()),
+            ]
+        );
+
+        // The grouped dispatch fails: the record-by-record fallback does not letter them again.
+        let again = Arc::new(RecordingInvoker::default());
+        store.fail_reads(Some(crate::ports::PortErrorKind::Transient));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Sender::new(queues, 4),
+            HistoryWriter::new(Arc::new(MemoryHistory::default()), 86_400, 4),
+            again.clone(),
+            Arc::new(ManualClock::at(NOW)),
+            DispatchSettings::default(),
+        );
+        let report = dispatch_records_grouped(&dispatcher, &records).await;
+        assert_eq!(
+            (report.skipped, report.first_failure),
+            (1, Some("101".to_string())),
+            "record 100 skipped (lettered already), the batch stopped at 101"
+        );
+        assert_eq!(poison_letters(&again).len(), 2, "each once");
     }
 }

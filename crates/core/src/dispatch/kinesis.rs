@@ -2,18 +2,23 @@
 //! `sessionId` pick the target (none of them: everyone, only with `"_broadcast": true` or
 //! `SQS_PUSH_IMPLICIT_BROADCAST`). Records are handled in
 //! sequence order; a record that can never be dispatched as written (not JSON, bad ids, no or
-//! an ambiguous target, too large) is skipped and counted, never blocking the shard; any other
-//! failure stops the batch at that record so the stream retries it.
+//! an ambiguous target, too large) is poison: put in the dead-letter queue as the record
+//! (shard, sequence number, reason, data — [`dead_letter_poison`]), counted and skipped, never
+//! blocking the shard; any other failure — the dead-lettering of a poison record included —
+//! stops the batch at that record so the stream retries it.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dispatch::letter::{About, Letter};
 use crate::dispatch::{Dispatcher, Target, widening_field};
 use crate::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag};
-use crate::ports::PortErrorKind;
+use crate::ports::{AsyncFunction, PortError, PortErrorKind};
 
 /// A stream record as the dispatcher needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StreamRecord {
     /// Its sequence number, reported back when it has to be retried.
     pub sequence_number: String,
@@ -23,22 +28,80 @@ pub struct StreamRecord {
     pub data: Vec<u8>,
 }
 
+impl StreamRecord {
+    /// The shard it was read from: the event id's part before the `:`.
+    pub fn shard_id(&self) -> &str {
+        match self.event_id.split_once(':') {
+            Some((shard, _)) if shard.starts_with("shardId-") => shard,
+            _ => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRecord")
+            .field("sequence_number", &self.sequence_number)
+            .field("event_id", &self.event_id)
+            .field("data_bytes", &self.data.len())
+            .finish()
+    }
+}
+
+/// Puts a record that can never be dispatched as written in the dead-letter queue as the
+/// record — its shard, sequence number, `reason` (field names, never values) and data
+/// (base64) — as a letter of `dispatcher` that `sqs-push redrive` lists. Returns how many
+/// dead-letter records it took (a record up to Kinesis's 1 MiB spans several).
+pub async fn dead_letter_poison(
+    dispatcher: &Dispatcher,
+    record: &StreamRecord,
+    reason: &str,
+) -> Result<usize, PortError> {
+    let letter = Letter::new(
+        About::Poison {
+            shard_id: record.shard_id().to_string(),
+            sequence_number: record.sequence_number.clone(),
+            reason: reason.to_string(),
+        },
+        STANDARD.encode(&record.data),
+        Vec::new(),
+    );
+    let records = letter
+        .post(
+            dispatcher.invoker.as_ref(),
+            AsyncFunction::Dispatcher,
+            "poison Kinesis record",
+        )
+        .await?;
+    tracing::error!(
+        shard_id = record.shard_id(),
+        sequence_number = %record.sequence_number,
+        %reason,
+        letter = %letter.id,
+        records,
+        "poison record dead-lettered; sqs-push redrive lists it"
+    );
+    Ok(records)
+}
+
 /// What a batch of records did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamReport {
     /// Records dispatched.
     pub dispatched: usize,
-    /// Malformed records skipped.
+    /// Malformed records skipped, each dead-lettered as the record.
     pub skipped: usize,
     /// Records skipped because they can never be dispatched as written: accepted by the parser
-    /// but too large for any hand-off. Logged with their sequence number.
+    /// but too large for any hand-off. Dead-lettered as the record, like the malformed ones.
     pub poison: usize,
     /// The sequence number of the first record whose dispatch failed for any other reason —
     /// throttling, 5xx, but also access denied, a missing table or index, a validation error
     /// of our own request (an index being replaced): the cause is the stack's, not the record's,
     /// so it and every later record are retried until an operator fixes it (the iterator-age
-    /// alarm shows the stream backing up), never skipped.
+    /// alarm shows the stream backing up), never skipped. Lambda reads it as
+    /// `batchItemFailures`, so it is not serialized here.
+    #[serde(skip)]
     pub first_failure: Option<String>,
     /// Deliveries that failed here and were handed on to `sender`.
     pub handed_on: usize,
@@ -145,14 +208,28 @@ pub fn parse_record(
 }
 
 /// Dispatches records in order; stops at the first failure that is not the record's own so the
-/// stream retries from there.
+/// stream retries from there. A poison record is dead-lettered as the record before it is
+/// skipped; when that fails, the batch stops at it too.
 pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord]) -> StreamReport {
+    dispatch_records_after(dispatcher, records, &[]).await
+}
+
+/// [`dispatch_records`] for a batch whose malformed records at `dead_lettered` (sequence
+/// numbers) were dead-lettered already: they are skipped without a second letter.
+pub(crate) async fn dispatch_records_after(
+    dispatcher: &Dispatcher,
+    records: &[StreamRecord],
+    dead_lettered: &[&str],
+) -> StreamReport {
     let mut report = StreamReport::default();
     for record in records {
         let (target, message) = match parse_record(record, &ParseOptions::of(dispatcher)) {
             Ok(parsed) => parsed,
             Err(reason) => {
-                tracing::warn!(sequence_number = %record.sequence_number, %reason, "skipping malformed record");
+                let done = dead_lettered.contains(&record.sequence_number.as_str());
+                if !done && !skip_poison(dispatcher, record, &reason, &mut report).await {
+                    break;
+                }
                 report.skipped += 1;
                 continue;
             }
@@ -167,7 +244,9 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
                 );
             }
             Err(error) if error.kind == PortErrorKind::TooLarge => {
-                tracing::error!(sequence_number = %record.sequence_number, %error, "skipping a poison record: it can never be dispatched as written");
+                if !skip_poison(dispatcher, record, &error.to_string(), &mut report).await {
+                    break;
+                }
                 report.poison += 1;
             }
             Err(error) => {
@@ -180,8 +259,26 @@ pub async fn dispatch_records(dispatcher: &Dispatcher, records: &[StreamRecord])
     report
 }
 
+/// Dead-letters a poison record; false (the batch stops at it, so the stream retries it) when
+/// that failed: a poison record is never only a log line.
+pub(crate) async fn skip_poison(
+    dispatcher: &Dispatcher,
+    record: &StreamRecord,
+    reason: &str,
+    report: &mut StreamReport,
+) -> bool {
+    match dead_letter_poison(dispatcher, record, reason).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(sequence_number = %record.sequence_number, %error, "a poison record could not be dead-lettered; the stream will retry");
+            report.first_failure = Some(record.sequence_number.clone());
+            false
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::ids::{AccountId, SessionId, UserId};
 
@@ -331,16 +428,38 @@ mod tests {
     }
 
     fn dispatcher(store: std::sync::Arc<crate::testing::memory::MemorySessionStore>) -> Dispatcher {
-        use crate::testing::memory::{MemoryHistory, MemoryQueues, RecordingInvoker};
+        with_invoker(store, Default::default())
+    }
+
+    fn with_invoker(
+        store: std::sync::Arc<crate::testing::memory::MemorySessionStore>,
+        invoker: std::sync::Arc<crate::testing::memory::RecordingInvoker>,
+    ) -> Dispatcher {
+        use crate::testing::memory::{MemoryHistory, MemoryQueues};
         use std::sync::Arc;
         Dispatcher::new(
             store,
             crate::dispatch::send::Sender::new(Arc::new(MemoryQueues::default()), 4),
             crate::history::write::HistoryWriter::new(Arc::new(MemoryHistory::default()), 60, 1),
-            Arc::new(RecordingInvoker::default()),
+            invoker,
             Arc::new(crate::testing::ManualClock::at(1_000)),
             crate::dispatch::DispatchSettings::default(),
         )
+    }
+
+    /// The poison letters dead-lettered for `dispatcher`, one part each here.
+    pub(crate) fn poison_letters(
+        invoker: &crate::testing::memory::RecordingInvoker,
+    ) -> Vec<crate::dispatch::letter::Letter> {
+        invoker
+            .dead_letters(AsyncFunction::Dispatcher)
+            .iter()
+            .map(|(payload, _)| {
+                let part: crate::dispatch::letter::LetterPart =
+                    serde_json::from_slice(payload).unwrap();
+                crate::dispatch::letter::join(vec![part]).unwrap()
+            })
+            .collect()
     }
 
     fn numbered(n: usize) -> Vec<StreamRecord> {
@@ -368,9 +487,10 @@ mod tests {
     async fn a_record_too_large_for_any_hand_off_is_poison_and_the_batch_goes_on() {
         let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
         store.fail_reads(Some(PortErrorKind::TooLarge));
+        let invoker = std::sync::Arc::new(crate::testing::memory::RecordingInvoker::default());
         let mut records = numbered(3);
         records.insert(1, record("not json"));
-        let report = dispatch_records(&dispatcher(store), &records).await;
+        let report = dispatch_records(&with_invoker(store, invoker.clone()), &records).await;
         assert_eq!(
             (
                 report.dispatched,
@@ -379,6 +499,43 @@ mod tests {
                 report.first_failure
             ),
             (0, 1, 3, None)
+        );
+        // Each is in the dead-letter queue as the record: shard, sequence number, reason, data.
+        let letters = poison_letters(&invoker);
+        assert_eq!(letters.len(), 4);
+        for (letter, record) in letters.iter().zip(&records) {
+            let About::Poison {
+                shard_id,
+                sequence_number,
+                reason,
+            } = &letter.about
+            else {
+                panic!("a poison letter: {letter:?}");
+            };
+            assert_eq!(
+                (shard_id.as_str(), sequence_number),
+                ("shardId-000000000000", &record.sequence_number)
+            );
+            assert!(!reason.is_empty());
+            assert_eq!(STANDARD.decode(&letter.text).unwrap(), record.data);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_that_cannot_be_dead_lettered_stops_the_batch_there() {
+        let store = std::sync::Arc::new(crate::testing::memory::MemorySessionStore::default());
+        let invoker = std::sync::Arc::new(crate::testing::memory::RecordingInvoker::default());
+        invoker.refuse_dead_letters(true);
+        let mut records = numbered(3);
+        records[1] = StreamRecord {
+            data: b"not json".to_vec(),
+            ..records[1].clone()
+        };
+        let report = dispatch_records(&with_invoker(store, invoker), &records).await;
+        assert_eq!(
+            (report.dispatched, report.skipped, report.first_failure),
+            (1, 0, Some("2".to_string())),
+            "retried from the poison record, not skipped as a log line"
         );
     }
 

@@ -5,6 +5,7 @@
 mod dispatcher;
 pub mod grouping;
 pub mod kinesis;
+pub mod letter;
 pub mod segment;
 pub mod send;
 mod settings;
@@ -142,6 +143,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::dispatch::letter;
     use crate::dispatch::send::{SendJob, Sender};
     use crate::history::write::{HistoryJob, HistoryWriter};
     use crate::model::ids::AccountId;
@@ -461,27 +463,80 @@ mod tests {
         assert!(f.invoker.dead_letters(AsyncFunction::Sender).is_empty());
     }
 
+    /// The letters dead-lettered for `sender`, joined from their parts.
+    fn letters(f: &Fixture) -> Vec<letter::Letter> {
+        let mut parts: Vec<letter::LetterPart> = f
+            .invoker
+            .dead_letters(AsyncFunction::Sender)
+            .iter()
+            .map(|(payload, _)| serde_json::from_slice(payload).unwrap())
+            .collect();
+        let mut letters = Vec::new();
+        while let Some(first) = parts.first() {
+            let id = first.letter.clone();
+            let (mine, rest) = parts.into_iter().partition(|part| part.letter == id);
+            parts = rest;
+            letters.push(letter::join(mine).unwrap());
+        }
+        letters
+    }
+
     #[tokio::test]
-    async fn deliveries_sqs_refuses_for_good_are_dead_lettered_as_a_replayable_job() {
+    async fn deliveries_sqs_refuses_for_good_are_dead_lettered_naming_sessions_not_keys() {
         let f = fixture(50);
-        let refused = session(&f, 1, 7, "a", NOW + 60).await;
+        let refused = [
+            session(&f, 1, 7, "a", NOW + 60).await,
+            session(&f, 1, 7, "b", NOW + 60).await,
+            session(&f, 1, 7, "c", NOW + 60).await,
+        ];
         // Not transient: what SQS answers for a message above the queue's MaximumMessageSize.
         f.queues.fail_sends(Some(PortErrorKind::Other));
         let report = notify_user(&f, 7).await;
-        assert_eq!((report.dead_lettered, report.handed_on), (1, 0));
+        assert_eq!((report.dead_lettered, report.handed_on), (3, 0));
         assert!(f.invoker.payloads(AsyncFunction::Sender).is_empty());
-        let letters = f.invoker.dead_letters(AsyncFunction::Sender);
-        assert_eq!(letters.len(), 1);
-        let job: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
-        assert_eq!(job.deliveries.len(), 1);
-        assert!(
-            !letters[0].1.contains(&refused.aes_key.to_base64()),
-            "the reason carries no key"
+        for (payload, reason) in f.invoker.dead_letters(AsyncFunction::Sender) {
+            let text = String::from_utf8(payload).unwrap() + &reason;
+            for session in &refused {
+                assert!(
+                    !text.contains(&session.aes_key.to_base64()),
+                    "a dead letter carries no key: {text}"
+                );
+            }
+        }
+        let letters = letters(&f);
+        assert_eq!(letters.len(), 1, "one letter: the message once");
+        assert_eq!(letters[0].deliveries.len(), 3);
+        assert!(matches!(
+            &letters[0].about,
+            letter::About::Undelivered { message_id, attempt: 0 } if message_id == "m-1"
+        ));
+
+        // Meanwhile one session ended and another was replaced by a new queue.
+        f.store
+            .delete(refused[1].user_id, &refused[1].session_id)
+            .await
+            .unwrap();
+        let mut replaced = refused[2].clone();
+        replaced.queue.url = "memory://queues/000000000000/a-newer-queue".into();
+        f.store.put(&replaced).await.unwrap();
+        let resolved = letters[0]
+            .resolve(f.store.as_ref(), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let gone: Vec<&str> = resolved
+            .gone
+            .iter()
+            .map(|reference| reference.queue_url.as_str())
+            .collect();
+        assert_eq!(
+            gone,
+            vec![refused[1].queue.url.as_str(), refused[2].queue.url.as_str()]
         );
-        // Replayed once the cause is fixed, it delivers.
+        // Replayed once the cause is fixed, it reaches the session still there, once.
         f.queues.fail_sends(None);
-        assert_eq!(f.dispatcher.sender.send(&job, None).await.sent, 1);
-        assert_eq!(received(&f, &refused).len(), 1);
+        assert_eq!(f.dispatcher.sender.send(&resolved.job, None).await.sent, 1);
+        assert_eq!(received(&f, &refused[0]).len(), 1);
     }
 
     // Paused time: the last hand-on's 16 s wait passes at once.
@@ -492,11 +547,10 @@ mod tests {
         f.queues.fail_sends(Some(PortErrorKind::Transient));
         let job = SendJob {
             messages: vec!["{}".into()],
-            deliveries: vec![send::Delivery {
-                queue_url: s.queue.url.clone(),
-                aes_key: s.aes_key.to_base64(),
-                message: 0,
-            }],
+            deliveries: vec![send::Delivery::to(
+                &crate::model::recipient::Recipient::from(&s),
+                0,
+            )],
             attempt: send::MAX_HAND_ONS,
         };
         let outcome = f
@@ -506,13 +560,67 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((outcome.handed_on, outcome.dead_lettered), (0, 1));
-        let letters = f.invoker.dead_letters(AsyncFunction::Sender);
-        let replay: SendJob = serde_json::from_slice(&letters[0].0).unwrap();
+        let letters = letters(&f);
+        let resolved = letters[0]
+            .resolve(f.store.as_ref(), NOW)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            replay.attempt,
+            resolved.job.attempt,
             send::MAX_HAND_ONS,
             "as far as it got: a failing replay is dead-lettered again, not handed on"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_of_large_messages_is_dead_lettered_whole_in_parts_within_the_record_limit()
+     {
+        let f = fixture(50);
+        let sessions = [
+            session(&f, 1, 7, "a", NOW + 60).await,
+            session(&f, 1, 7, "b", NOW + 60).await,
+        ];
+        f.queues.fail_sends(Some(PortErrorKind::Other));
+        // Two messages as large as the queues accept, quotes included (escaping doubles them).
+        let texts: Vec<String> = ["a", "b"]
+            .iter()
+            .map(|id| {
+                let mut text = serde_json::json!({"m": "\"".repeat(390_000)}).to_string();
+                text.insert_str(1, &format!("\"messageId\":\"{id}\","));
+                text
+            })
+            .collect();
+        let job = SendJob {
+            messages: texts.clone(),
+            deliveries: sessions
+                .iter()
+                .flat_map(|s| {
+                    (0..2).map(move |m| {
+                        send::Delivery::to(&crate::model::recipient::Recipient::from(s), m)
+                    })
+                })
+                .collect(),
+            attempt: 0,
+        };
+        let outcome = f
+            .dispatcher
+            .sender
+            .send_or_hand_on(&job, None, f.invoker.as_ref(), 1_048_576)
+            .await
+            .unwrap();
+        assert_eq!(outcome.dead_lettered, 4);
+        for (payload, _) in f.invoker.dead_letters(AsyncFunction::Sender) {
+            assert!(payload.len() <= crate::ports::DEAD_LETTER_BYTES);
+        }
+        let mut letters = letters(&f);
+        letters.sort_by_key(|letter| letter.text.clone());
+        assert_eq!(
+            letters.iter().map(|l| l.text.clone()).collect::<Vec<_>>(),
+            texts,
+            "each message once, whole"
+        );
+        assert!(letters.iter().all(|letter| letter.deliveries.len() == 2));
     }
 
     #[tokio::test]
@@ -531,6 +639,30 @@ mod tests {
         f.history.fail_writes(false);
         f.dispatcher.history.write(&job).await;
         assert_eq!(f.history.rows_of(user(9)).len(), 1);
+    }
+
+    // Paused time: 50 ms per history write is exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_forty_messages_writes_its_history_jobs_at_once_not_one_after_another() {
+        let f = fixture(50);
+        f.history.set_latency(std::time::Duration::from_millis(50));
+        let items: Vec<(Target, Message)> = (0..40)
+            .map(|u| {
+                let fields = serde_json::json!({"message": "x"});
+                let message = Message::new(fields.as_object().unwrap().clone(), || {
+                    MessageId::parse(&format!("m-{u}")).unwrap()
+                })
+                .unwrap();
+                (Target::User(user(u)), message)
+            })
+            .collect();
+        let started = tokio::time::Instant::now();
+        let report = f.dispatcher.dispatch_many(items).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(report.history_users, 40);
+        assert_eq!(f.history.len(), 40);
+        // One after another: 40 × 50 ms = 2 s. Sixteen at once: three rounds.
+        assert!(took < std::time::Duration::from_millis(400), "{took:?}");
     }
 
     #[tokio::test]

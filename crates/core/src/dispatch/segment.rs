@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::dispatch::DispatchSettings;
+use crate::dispatch::letter::SessionRef;
 use crate::dispatch::send::{Delivery, SendJob};
 use crate::history::HistoryTask;
 use crate::history::write::HistoryJob;
@@ -346,6 +347,11 @@ fn deliveries_of(live: Vec<Recipient>, messages: usize) -> Vec<Delivery> {
         return live
             .into_iter()
             .map(|recipient| Delivery {
+                session: Some(SessionRef {
+                    user_id: recipient.user_id,
+                    session_id: recipient.session_id,
+                }),
+                created: recipient.created,
                 queue_url: recipient.queue_url,
                 aes_key: recipient.aes_key,
                 message: 0,
@@ -353,13 +359,7 @@ fn deliveries_of(live: Vec<Recipient>, messages: usize) -> Vec<Delivery> {
             .collect();
     }
     live.iter()
-        .flat_map(|recipient| {
-            (0..messages).map(|message| Delivery {
-                queue_url: recipient.queue_url.clone(),
-                aes_key: recipient.aes_key.clone(),
-                message,
-            })
-        })
+        .flat_map(|recipient| (0..messages).map(|message| Delivery::to(recipient, message)))
         .collect()
 }
 

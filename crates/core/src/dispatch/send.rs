@@ -2,7 +2,7 @@
 //! grouped per queue, at most 10 entries and a byte limit per call, with bounded concurrency,
 //! failed entries retried, and a deadline so a Lambda stops in time to report what it did not send.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::batch::cut;
+use crate::clock::{Clock, SystemClock};
 use crate::crypto::{SessionCipher, SessionKey};
+use crate::dispatch::letter::{About, DeliveryRef, Letter, SessionRef};
+use crate::model::recipient::Recipient;
 use crate::ports::{AsyncFunction, BatchEntry, HandOffLimits, Invoker, QueueService};
 use crate::ports::{PortError, PortErrorKind};
 use crate::retry::{Stop, retry_leftovers};
@@ -62,6 +65,38 @@ pub struct Delivery {
     pub aes_key: String,
     /// Index into [`SendJob::messages`].
     pub message: usize,
+    /// The session: what a dead letter names instead of the key. `None` only in payloads
+    /// written by a version that did not name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionRef>,
+    /// When the session was created, epoch seconds, where the read had it: a queue younger
+    /// than [`NEW_QUEUE_SECONDS`] that SQS calls missing may only not be visible yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+}
+
+impl Delivery {
+    /// `message` for `recipient`'s queue.
+    pub fn to(recipient: &Recipient, message: usize) -> Self {
+        Self {
+            queue_url: recipient.queue_url.clone(),
+            aes_key: recipient.aes_key.clone(),
+            message,
+            session: Some(SessionRef {
+                user_id: recipient.user_id,
+                session_id: recipient.session_id.clone(),
+            }),
+            created: recipient.created,
+        }
+    }
+
+    /// What a dead letter keeps of it: the queue and the session, not the key.
+    pub fn reference(&self) -> DeliveryRef {
+        DeliveryRef {
+            queue_url: self.queue_url.clone(),
+            session: self.session.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Delivery {
@@ -138,17 +173,134 @@ pub fn hand_on_delay(attempt: u32) -> Duration {
 pub const MAX_HAND_ONS: u32 = 3;
 
 impl SendJob {
-    /// The part of this job still to do: the deliveries at `indexes`, one attempt further on.
+    /// The part of this job still to do: the deliveries at `indexes`, one attempt further on,
+    /// with only the messages they use.
     pub fn remainder(&self, indexes: &[usize]) -> SendJob {
+        let deliveries: Vec<Delivery> = indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index).cloned())
+            .collect();
+        self.with_messages_of(deliveries, self.attempt + 1)
+    }
+
+    /// A job of `deliveries` (indexes into this job's messages) carrying only the messages
+    /// they use, renumbered.
+    fn with_messages_of(&self, deliveries: Vec<Delivery>, attempt: u32) -> SendJob {
+        let mut renumber: BTreeMap<usize, usize> = BTreeMap::new();
+        for delivery in &deliveries {
+            renumber.entry(delivery.message).or_default();
+        }
+        let mut messages = Vec::with_capacity(renumber.len());
+        for (new, (old, slot)) in renumber.iter_mut().enumerate() {
+            *slot = new;
+            messages.push(self.messages.get(*old).cloned().unwrap_or_default());
+        }
         SendJob {
-            messages: self.messages.clone(),
-            deliveries: indexes
-                .iter()
-                .filter_map(|index| self.deliveries.get(*index).cloned())
+            messages,
+            deliveries: deliveries
+                .into_iter()
+                .map(|delivery| Delivery {
+                    message: renumber[&delivery.message],
+                    ..delivery
+                })
                 .collect(),
-            attempt: self.attempt + 1,
+            attempt,
         }
     }
+
+    /// The deliveries at `indexes` as jobs one attempt further on, each within `limits` by
+    /// its serialized size and carrying only the messages its deliveries use: a job that
+    /// names many large messages is cut by message, never copied whole into every payload.
+    fn remainder_jobs(&self, indexes: &[usize], limits: HandOffLimits) -> Vec<SendJob> {
+        let mut chosen: Vec<&Delivery> = indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index))
+            .collect();
+        chosen.sort_by_key(|delivery| delivery.message);
+        let empty = json_len(&SendJob {
+            attempt: self.attempt + 1,
+            ..SendJob::default()
+        });
+        let message_bytes = |message: usize| {
+            self.messages
+                .get(message)
+                .map_or(0, |text| json_len(text) + 1)
+        };
+        let mut jobs: Vec<Vec<Delivery>> = Vec::new();
+        let (mut current, mut bytes) = (Vec::<Delivery>::new(), empty);
+        for delivery in chosen {
+            let shares_message = current
+                .last()
+                .is_some_and(|last| last.message == delivery.message);
+            let mut size = json_len(delivery) + 1;
+            if !shares_message {
+                size += message_bytes(delivery.message);
+            }
+            if !current.is_empty()
+                && (bytes + size > limits.max_bytes || current.len() >= limits.max_items)
+            {
+                jobs.push(std::mem::take(&mut current));
+                // The message travels again in the new job.
+                bytes = empty;
+                size = json_len(delivery) + 1 + message_bytes(delivery.message);
+            }
+            bytes += size;
+            current.push(delivery.clone());
+        }
+        if !current.is_empty() {
+            jobs.push(current);
+        }
+        jobs.into_iter()
+            .map(|deliveries| self.with_messages_of(deliveries, self.attempt + 1))
+            .collect()
+    }
+
+    /// The deliveries at `indexes` as letters, one per message: its text once, and the
+    /// deliveries as references (queue, session) without their keys.
+    fn letters(&self, indexes: &[usize]) -> Vec<Letter> {
+        let mut per_message: BTreeMap<usize, Vec<DeliveryRef>> = BTreeMap::new();
+        for delivery in indexes
+            .iter()
+            .filter_map(|index| self.deliveries.get(*index))
+        {
+            per_message
+                .entry(delivery.message)
+                .or_default()
+                .push(delivery.reference());
+        }
+        per_message
+            .into_iter()
+            .map(|(message, deliveries)| {
+                let text = self.messages.get(message).cloned().unwrap_or_default();
+                Letter::new(
+                    About::Undelivered {
+                        message_id: message_id_of(&text),
+                        attempt: self.attempt,
+                    },
+                    text,
+                    deliveries,
+                )
+            })
+            .collect()
+    }
+}
+
+/// The `messageId` of a message's JSON, or an empty string.
+fn message_id_of(text: &str) -> String {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(rename = "messageId", default)]
+        message_id: Option<String>,
+    }
+    serde_json::from_str::<Id>(text)
+        .ok()
+        .and_then(|id| id.message_id)
+        .unwrap_or_default()
+}
+
+/// How many bytes `value`'s JSON takes.
+fn json_len(value: &impl Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
 }
 
 /// Sends [`SendJob`]s.
@@ -156,12 +308,24 @@ impl SendJob {
 pub struct Sender {
     queues: Arc<dyn QueueService>,
     concurrency: usize,
+    clock: Arc<dyn Clock>,
 }
 
 struct QueueCall {
     queue_url: String,
     entries: Vec<BatchEntry>,
+    /// When the queue's session was created, if known.
+    created: Option<u64>,
 }
+
+/// AWS documents that a new queue may not be usable for up to a second after CreateQueue: a
+/// queue whose session is younger than this that SQS calls missing is retried and handed on
+/// like a transient failure, not counted gone.
+pub const NEW_QUEUE_SECONDS: u64 = 5;
+
+/// Pauses before sending again to a queue too new to be visible, in this process, before
+/// what is left is handed on (which waits 1 s, then 4 s).
+const NEW_QUEUE_PAUSES: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(700)];
 
 impl Sender {
     /// `concurrency` bounds the SendMessageBatch calls in flight.
@@ -169,7 +333,19 @@ impl Sender {
         Self {
             queues,
             concurrency: concurrency.max(1),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same, telling a session's age by `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether a queue whose session was created at `created` may still be becoming visible.
+    fn is_new(&self, created: Option<u64>) -> bool {
+        created.is_some_and(|created| self.clock.now() < created + NEW_QUEUE_SECONDS)
     }
 
     /// Seals and sends every delivery; stops starting calls once `deadline` has passed.
@@ -229,20 +405,13 @@ impl Sender {
         let exhausted = give_up.len();
         give_up.extend(report.refused.iter().copied());
         if !retry.is_empty() {
-            let SendJob {
-                messages,
-                deliveries,
-                attempt,
-            } = job.remainder(&retry);
-            let payloads = invoker
-                .hand_off(AsyncFunction::Sender, deliveries, limits, |deliveries| {
-                    SendJob {
-                        messages: messages.clone(),
-                        deliveries,
-                        attempt,
-                    }
-                })
-                .await?;
+            let jobs = job.remainder_jobs(&retry, limits);
+            let payloads = jobs.len();
+            let handed = jobs.iter().map(|job| {
+                let payload = serde_json::to_vec(job).expect("a send job serializes");
+                invoker.invoke_async(AsyncFunction::Sender, payload)
+            });
+            futures::future::try_join_all(handed).await?;
             outcome.handed_on = retry.len();
             tracing::warn!(
                 deliveries = retry.len(),
@@ -260,32 +429,18 @@ impl Sender {
                     give_up.len() - exhausted
                 )
             };
-            let SendJob {
-                messages,
-                deliveries,
-                ..
-            } = job.remainder(&give_up);
-            let attempt = job.attempt;
-            let records = invoker
-                .dead_letter_all(
-                    AsyncFunction::Sender,
-                    deliveries,
-                    limits,
-                    &reason,
-                    |deliveries| {
-                        SendJob {
-                            messages: messages.clone(),
-                            deliveries,
-                            // As far as it got: a replay that fails again is dead-lettered
-                            // again at once, not handed on for another round.
-                            attempt,
-                        }
-                    },
-                )
-                .await?;
+            // A letter per message: its text once, the deliveries by queue and session, no
+            // key; its `attempt` is as far as the job got, so a replay that fails again is
+            // dead-lettered again at once, not handed on for another round.
+            let letters = job.letters(&give_up);
+            let mut records = 0;
+            for letter in &letters {
+                records += letter.post(invoker, AsyncFunction::Sender, &reason).await?;
+            }
             outcome.dead_lettered = give_up.len();
             tracing::error!(
                 deliveries = give_up.len(),
+                letters = letters.len(),
                 records,
                 %reason,
                 "deliveries dead-lettered; replay them with sqs-push redrive"
@@ -302,7 +457,7 @@ impl Sender {
         let refused: Mutex<Vec<usize>> = Mutex::new(Vec::new());
         let queue_url = call.queue_url.as_str();
         let refused_ref = &refused;
-        let left = retry_leftovers(call.entries, deadline, |pending| {
+        let attempt = |pending: Vec<BatchEntry>| -> futures::future::BoxFuture<'_, _> {
             Box::pin(async move {
                 let failed = self.queues.send_batch(queue_url, &pending).await?;
                 let (retryable, hopeless): (Vec<_>, Vec<_>) =
@@ -323,8 +478,20 @@ impl Sender {
                     .filter(|entry| retryable.iter().any(|failed| failed.id == entry.id))
                     .collect())
             })
-        })
-        .await;
+        };
+        let mut left = retry_leftovers(call.entries, deadline, attempt).await;
+        // A queue created a moment ago may not be visible yet: ask again shortly.
+        for pause in NEW_QUEUE_PAUSES {
+            let missing = matches!(&left.stop, Stop::Failed(error) if error.is_not_found());
+            if !missing || !self.is_new(call.created) {
+                break;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() + pause >= deadline) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            left = retry_leftovers(left.items, deadline, attempt).await;
+        }
         report.refused = refused
             .into_inner()
             .expect("no panic while holding the lock");
@@ -340,6 +507,11 @@ impl Sender {
             Stop::Done => {}
             Stop::Deadline => {
                 report.unsent += unsettled;
+                report.retry_later = left_ids();
+            }
+            Stop::Failed(error) if error.is_not_found() && self.is_new(call.created) => {
+                tracing::warn!(queue = %queue_url, entries = unsettled, "a new queue is not visible yet; handed on");
+                report.failed += unsettled;
                 report.retry_later = left_ids();
             }
             Stop::Failed(error) if error.is_not_found() => report.queues_gone += unsettled,
@@ -375,6 +547,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
     let mut report = SendReport::default();
     let mut order: Vec<&str> = Vec::new();
     let mut per_queue: HashMap<&str, Vec<BatchEntry>> = HashMap::new();
+    let mut created: HashMap<&str, u64> = HashMap::new();
     let mut ciphers: HashMap<&str, Option<SessionCipher>> = HashMap::new();
     for (index, delivery) in job.deliveries.iter().enumerate() {
         let Some(message) = job.messages.get(delivery.message) else {
@@ -394,6 +567,11 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
             report.refused.push(index);
             continue;
         };
+        if let Some(at) = delivery.created {
+            // A queue is one session's; the newest creation time is the cautious one.
+            let known = created.entry(delivery.queue_url.as_str()).or_insert(at);
+            *known = (*known).max(at);
+        }
         let entries = per_queue
             .entry(delivery.queue_url.as_str())
             .or_insert_with(|| {
@@ -415,6 +593,7 @@ fn plan_calls(job: &SendJob) -> (Vec<QueueCall>, SendReport) {
             calls.push(QueueCall {
                 queue_url: queue_url.to_string(),
                 entries: group,
+                created: created.get(queue_url).copied(),
             });
         }
     }
@@ -452,6 +631,8 @@ mod tests {
                     queue_url: url.clone(),
                     aes_key: key.to_base64(),
                     message: i,
+                    session: None,
+                    created: None,
                 })
                 .collect(),
             attempt: 0,
@@ -480,6 +661,8 @@ mod tests {
                     queue_url: url.to_string(),
                     aes_key: key.clone(),
                     message: i,
+                    session: None,
+                    created: None,
                 })
                 .collect(),
             attempt: 0,
@@ -545,21 +728,29 @@ mod tests {
                     queue_url: live,
                     aes_key: key.clone(),
                     message: 0,
+                    session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://gone".into(),
                     aes_key: key.clone(),
                     message: 0,
+                    session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://x".into(),
                     aes_key: "bad".into(),
                     message: 0,
+                    session: None,
+                    created: None,
                 },
                 Delivery {
                     queue_url: "memory://y".into(),
                     aes_key: key,
                     message: 7,
+                    session: None,
+                    created: None,
                 },
             ],
             attempt: 0,
@@ -588,6 +779,8 @@ mod tests {
                 queue_url: url,
                 aes_key: SessionKey::generate().to_base64(),
                 message: 0,
+                session: None,
+                created: None,
             });
         }
         let job = SendJob {
@@ -638,6 +831,8 @@ mod tests {
                 queue_url: "u".into(),
                 aes_key: "KEY".into(),
                 message: 0,
+                session: None,
+                created: None,
             }],
             attempt: 0,
         };
@@ -646,5 +841,80 @@ mod tests {
             !printed.contains("KEY") && !printed.contains("secret body"),
             "{printed}"
         );
+    }
+
+    fn delivery_to(queue_url: &str, created: Option<u64>) -> Delivery {
+        Delivery {
+            queue_url: queue_url.to_string(),
+            aes_key: SessionKey::generate().to_base64(),
+            message: 0,
+            session: None,
+            created,
+        }
+    }
+
+    // Paused time: the pauses before asking again pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_queue_of_a_session_created_seconds_ago_is_handed_on_not_counted_gone() {
+        let queues = Arc::new(MemoryQueues::default());
+        let sender = Sender::new(queues.clone(), 4)
+            .with_clock(Arc::new(crate::testing::ManualClock::at(1_000)));
+        let invoker = crate::testing::memory::RecordingInvoker::default();
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![
+                delivery_to("memory://queues/000000000000/new", Some(999)),
+                delivery_to(
+                    "memory://queues/000000000000/old",
+                    Some(1_000 - NEW_QUEUE_SECONDS),
+                ),
+                delivery_to("memory://queues/000000000000/unknown", None),
+            ],
+            attempt: 0,
+        };
+        let outcome = sender
+            .send_or_hand_on(&job, None, &invoker, 1_048_576)
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.report.queues_gone, outcome.handed_on),
+            (2, 1),
+            "{outcome:?}"
+        );
+        let handed: Vec<SendJob> = invoker
+            .payloads(AsyncFunction::Sender)
+            .iter()
+            .map(|payload| serde_json::from_slice(payload).unwrap())
+            .collect();
+        assert_eq!(handed.len(), 1);
+        assert_eq!(
+            handed[0].deliveries[0].queue_url,
+            "memory://queues/000000000000/new"
+        );
+        assert_eq!(
+            queues.calls(),
+            2 + 3,
+            "asked again twice here before handing on; the old and unknown once each"
+        );
+    }
+
+    // Paused time: the queue appears 200 ms in, before the first pause ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_becomes_visible_a_moment_later_gets_the_message_here() {
+        let queues = Arc::new(MemoryQueues::default());
+        let sender = Sender::new(queues.clone(), 4)
+            .with_clock(Arc::new(crate::testing::ManualClock::at(50)));
+        let late = queues.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            queue(&late, "late").await;
+        });
+        let job = SendJob {
+            messages: vec!["{}".into()],
+            deliveries: vec![delivery_to("memory://queues/000000000000/late", Some(50))],
+            attempt: 0,
+        };
+        let report = sender.send(&job, None).await;
+        assert_eq!((report.sent, report.queues_gone), (1, 0), "{report:?}");
     }
 }

@@ -26,6 +26,9 @@ pub struct Recipient {
     pub expires: u64,
     /// When the row may be deleted, epoch seconds.
     pub ttl: u64,
+    /// When the session was created, epoch seconds; `None` where the read does not project it
+    /// (the account index). A send uses it to tell a queue not visible yet from one gone.
+    pub created: Option<u64>,
 }
 
 impl Recipient {
@@ -47,6 +50,7 @@ impl From<&Session> for Recipient {
             aes_key: session.aes_key.to_base64(),
             expires: session.credentials.expires,
             ttl: session.ttl,
+            created: Some(session.created),
         }
     }
 }

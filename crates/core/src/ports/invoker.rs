@@ -85,7 +85,8 @@ pub fn destination_record(
 }
 
 /// Records of the dead-letter queue stay under this, so they fit the queue's default maximum
-/// message size (256 KiB) with room for the record's envelope.
+/// message size (256 KiB) with room for the record's envelope; larger work is split into
+/// several records (`dispatch::letter`).
 pub const DEAD_LETTER_BYTES: usize = 200_000;
 
 /// Limits of one hand-off: items per payload and the payload's serialized size.
@@ -137,33 +138,6 @@ impl dyn Invoker + '_ {
             .into_iter()
             .map(|bytes| self.invoke_async(function, bytes));
         futures::future::try_join_all(handed).await?;
-        Ok(count)
-    }
-
-    /// Cuts `items` like [`hand_off`](Self::hand_off) — payloads within `limits` and
-    /// [`DEAD_LETTER_BYTES`] — and puts every payload in the dead-letter queue for `function`;
-    /// returns how many records.
-    pub async fn dead_letter_all<I, P>(
-        &self,
-        function: AsyncFunction,
-        items: Vec<I>,
-        limits: HandOffLimits,
-        reason: &str,
-        payload: impl Fn(Vec<I>) -> P,
-    ) -> Result<usize, PortError>
-    where
-        I: Serialize,
-        P: Serialize,
-    {
-        let limits = HandOffLimits {
-            max_bytes: limits.max_bytes.min(DEAD_LETTER_BYTES),
-            ..limits
-        };
-        let payloads = payloads(function, items, limits, 0, payload)?;
-        let count = payloads.len();
-        for bytes in payloads {
-            self.dead_letter(function, bytes, reason).await?;
-        }
         Ok(count)
     }
 }

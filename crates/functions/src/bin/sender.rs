@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_push_core::dispatch::send::SendJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::failure::FunctionError;
-use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::metrics::{Emf, Metric, send_metrics};
 use sqs_push_functions::wiring::{Adapters, sender};
 use sqs_push_functions::{events, telemetry};
 
@@ -36,16 +36,7 @@ async fn main() -> Result<(), Error> {
             )
             .await;
             match &outcome {
-                Ok(outcome) => emf.emit(&[
-                    (Metric::DeliveriesSent, outcome.report.sent as f64),
-                    (Metric::DeliveriesFailed, outcome.report.failed as f64),
-                    (
-                        Metric::DeliveriesToEndedSessions,
-                        outcome.report.queues_gone as f64,
-                    ),
-                    (Metric::DeliveriesHandedOn, outcome.handed_on as f64),
-                    (Metric::DeliveriesDeadLettered, outcome.dead_lettered as f64),
-                ]),
+                Ok(outcome) => emf.emit(&send_metrics(outcome)),
                 // The hand-on or the dead-lettering itself failed: Lambda retries the job,
                 // then writes it to the dead-letter queue.
                 Err(_) => emf.emit(&[(Metric::DeliveriesFailed, deliveries as f64)]),

@@ -30,12 +30,20 @@ pub struct MemoryHistory {
     unprocessed_next: Mutex<usize>,
     /// While set, every write_batch fails as a whole (throttled past the SDK's retries).
     failing_writes: AtomicBool,
+    /// How long each write_batch takes, in milliseconds.
+    latency_ms: AtomicU64,
 }
 
 impl MemoryHistory {
     /// Makes the next BatchWriteItem leave its first `count` rows unprocessed.
     pub fn leave_unprocessed_next(&self, count: usize) {
         *self.unprocessed_next.lock().unwrap() = count;
+    }
+
+    /// Makes every write take `latency`, as a round trip to DynamoDB would.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// While `fail` is set, every write fails as throttled; `false` recovers.
@@ -103,6 +111,10 @@ impl MemoryHistory {
 impl HistoryStore for MemoryHistory {
     async fn write_batch(&self, rows: &[HistoryRow]) -> Result<Vec<HistoryRow>, PortError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let latency = self.latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
         if self.failing_writes.load(Ordering::SeqCst) {
             return Err(PortError::new(
                 PortErrorKind::Transient,

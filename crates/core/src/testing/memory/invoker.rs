@@ -12,9 +12,15 @@ use crate::ports::{AsyncFunction, Invoker};
 pub struct RecordingInvoker {
     invocations: Mutex<Vec<(AsyncFunction, Vec<u8>)>>,
     dead_letters: Mutex<Vec<(AsyncFunction, Vec<u8>, String)>>,
+    refuse_dead_letters: Mutex<bool>,
 }
 
 impl RecordingInvoker {
+    /// Makes every dead-lettering fail (the queue unreachable) until called with `false`.
+    pub fn refuse_dead_letters(&self, refuse: bool) {
+        *self.refuse_dead_letters.lock().unwrap() = refuse;
+    }
+
     /// The payloads handed to `function`, in order.
     pub fn payloads(&self, function: AsyncFunction) -> Vec<Vec<u8>> {
         let invocations = self.invocations.lock().unwrap();
@@ -53,6 +59,14 @@ impl Invoker for RecordingInvoker {
         payload: Vec<u8>,
         reason: &str,
     ) -> Result<(), PortError> {
+        if *self.refuse_dead_letters.lock().unwrap() {
+            return Err(PortError::new(
+                crate::ports::PortErrorKind::Transient,
+                "dead-letter",
+                function.name(),
+                "the dead-letter queue is unreachable",
+            ));
+        }
         self.dead_letters
             .lock()
             .unwrap()
