@@ -6,7 +6,7 @@ names, one JSON line each (appended; several emulators may share the file):
 
   {"key": "<access key id>", "service": "sqs", "action": "SendMessageBatch",
    "region": "us-east-1", "resources": ["arn:aws:sqs:us-east-1:123456789012:<queue>"],
-   "tags": {"owner": "..."}, "tagged": true}
+   "tags": {"owner": "..."}, "tagged": true, "status": 200}
 
 `resources` are the ARNs IAM authorizes the call on (`*` for actions without resource-level
 permissions); `tags` are the tags of the one queue a call names (aws:ResourceTag/* for the
@@ -214,19 +214,32 @@ def install() -> bool:
 
     def recording_call(self, environ, start_response):
         key, region, service = _signature(environ)
-        if key is not None:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length > 0 else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            try:
-                action, params = _params(environ, body)
-                if action:
-                    record = {"key": key, "service": service, "action": action, "region": region}
-                    record["resources"] = _resources(service, action, params, region, record)
-                    _write(record)
-            except Exception as error:  # noqa: BLE001 - never fail the call for its record
-                _write({"key": key, "service": service, "error": f"{type(error).__name__}: {error}"})
-        return original_call(self, environ, start_response)
+        if key is None:
+            return original_call(self, environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        record = None
+        try:
+            action, params = _params(environ, body)
+            if action:
+                record = {"key": key, "service": service, "action": action, "region": region}
+                # resources before the call: a DeleteQueue's tags are gone after it
+                record["resources"] = _resources(service, action, params, region, record)
+        except Exception as error:  # noqa: BLE001 - never fail the call for its record
+            _write({"key": key, "service": service, "error": f"{type(error).__name__}: {error}"})
+        status = []
+
+        def recording_start_response(code, headers, *rest):
+            status.append(int(str(code).split(" ", 1)[0]))
+            return start_response(code, headers, *rest)
+
+        answer = original_call(self, environ, recording_start_response)
+        if record is not None:
+            # the HTTP status: a browser's refused attempt is no grant it needs
+            record["status"] = status[0] if status else None
+            _write(record)
+        return answer
 
     DomainDispatcherApplication.__call__ = recording_call
     return True

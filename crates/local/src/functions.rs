@@ -114,7 +114,10 @@ impl CallLog {
         // One write of one line on an O_APPEND file: the emulator appends to it too.
         let mut text = line.to_string();
         text.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(error) = file.write_all(text.as_bytes()) {
             tracing::warn!(%error, "cannot write the call log");
         }

@@ -247,7 +247,7 @@ pub fn run_in_process(
         .collect(),
     });
     let _ = invoker.this.set(Arc::downgrade(&invoker));
-    for (function, function_adapters) in adapters.0.iter_mut() {
+    for (function, function_adapters) in &mut adapters.0 {
         function_adapters.invoker = Arc::new(invoker.for_caller(*function));
     }
     let receipts = wiring::receipts(config, adapters.of(LocalFunction::History));
@@ -302,7 +302,11 @@ impl InProcessInvoker {
         payload: Vec<u8>,
     ) -> Result<(), PortError> {
         if let Some(log) = &self.call_log {
-            let target = format!("{}-{}", self.dead_letters[&caller].function_prefix, function.name());
+            let target = format!(
+                "{}-{}",
+                self.dead_letters[&caller].function_prefix,
+                function.name()
+            );
             log.invoke(caller, &target, &self.region);
         }
         // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
@@ -379,9 +383,7 @@ impl Invoker for FunctionInvoker {
         function: AsyncFunction,
         payload: Vec<u8>,
     ) -> Result<(), PortError> {
-        self.runtime
-            .invoke_as(self.caller, function, payload)
-            .await
+        self.runtime.invoke_as(self.caller, function, payload).await
     }
 
     async fn dead_letter(
