@@ -106,7 +106,7 @@ def _sqs(action: str, params: dict, region: str, record: dict) -> list[str]:
     return [f"arn:aws:sqs:{region}:{account}:{name}"]
 
 
-def _dynamodb(action: str, params: dict, region: str) -> list[str]:
+def _dynamodb(action: str, params: dict, region: str, record: dict) -> list[str]:
     account = _default_account()
 
     def table(name: str, index: str | None = None) -> str:
@@ -123,12 +123,15 @@ def _dynamodb(action: str, params: dict, region: str) -> list[str]:
     if isinstance(params.get("RequestItems"), dict):
         return [table(name) for name in params["RequestItems"]]
     if isinstance(params.get("TransactItems"), list):
-        names = []
+        # IAM authorizes a transaction item by item, as its own operation (Put → PutItem, …):
+        # "transact" lists each [operation, table ARN].
+        items = []
         for item in params["TransactItems"]:
-            for operation in item.values() if isinstance(item, dict) else []:
-                if isinstance(operation, dict) and operation.get("TableName"):
-                    names.append(table(operation["TableName"]))
-        return names
+            for operation, body in item.items() if isinstance(item, dict) else []:
+                if isinstance(body, dict) and body.get("TableName"):
+                    items.append([operation, table(body["TableName"])])
+        record["transact"] = items
+        return sorted({arn for _, arn in items})
     return ["*"]
 
 
@@ -185,7 +188,7 @@ def _resources(service: str, action: str, params: dict, region: str, record: dic
     if service == "sqs":
         return _sqs(action, params, region, record)
     if service == "dynamodb":
-        return _dynamodb(action, params, region)
+        return _dynamodb(action, params, region, record)
     if service == "kinesis":
         return _kinesis(params, region)
     if service == "cognito-identity":

@@ -118,6 +118,21 @@ async function resourcesOf(action, call) {
   return (await isWildcardOnlyAction(service, name)) ? ['*'] : call.resources;
 }
 
+/** DynamoDB transactions: each item is authorized as its own operation. */
+const TRANSACT_ACTION = { Put: 'dynamodb:PutItem', Update: 'dynamodb:UpdateItem', Delete: 'dynamodb:DeleteItem', ConditionCheck: 'dynamodb:ConditionCheckItem', Get: 'dynamodb:GetItem' };
+
+/** The (IAM action, resource) pairs one recorded call needs. */
+async function needs(call) {
+  if (Array.isArray(call.transact)) {
+    return call.transact.map(([operation, resource]) => [TRANSACT_ACTION[operation] || `dynamodb:${operation}`, resource]);
+  }
+  const pairs = [];
+  for (const action of actionsOf(call)) {
+    for (const resource of await resourcesOf(action, call)) pairs.push([action, resource]);
+  }
+  return pairs;
+}
+
 /** The IAM actions one recorded call needs. */
 function actionsOf(call) {
   const prefix = SERVICE_PREFIX[call.service];
@@ -148,38 +163,36 @@ async function checkFunctions(template, calls, failures) {
       continue;
     }
     const roleArn = template.getAtt(f.roleId, 'Arn');
-    for (const action of actionsOf(call)) {
-      for (const resource of await resourcesOf(action, call)) {
-        if (!legacyOn(template) && oldShape.test(resource)) {
-          const row = `${name} ${action} ${resource}`;
-          upgradeOnly.set(row, (upgradeOnly.get(row) || 0) + 1);
-          continue;
+    for (const [action, resource] of await needs(call)) {
+      if (!legacyOn(template) && oldShape.test(resource)) {
+        const row = `${name} ${action} ${resource}`;
+        upgradeOnly.set(row, (upgradeOnly.get(row) || 0) + 1);
+        continue;
+      }
+      const verdict = await evaluate({
+        principal: `arn:${PARTITION}:sts::${ACCOUNT}:assumed-role/${template.roleName(f.roleId)}/${f.functionName}`,
+        roleArn,
+        action,
+        resource,
+        identityPolicies: f.policies,
+        resourcePolicy: action.startsWith('sqs:') ? template.queuePolicy(resource) : undefined,
+      });
+      evaluated += 1;
+      const rows = table.get(name) || new Map();
+      table.set(name, rows);
+      const row = `${action} ${shape(resource)}`;
+      const counts = rows.get(row) || { allowed: 0, denied: 0 };
+      rows.set(row, counts);
+      if (verdict === 'Allowed') {
+        counts.allowed += 1;
+        const list = exercised.get(name) || [];
+        list.push({ action, resource });
+        exercised.set(name, list);
+      } else {
+        if (counts.denied === 0) {
+          failures.push(`${name} calls ${action} on ${resource}, which its role ${f.roleId} does not allow (${verdict})`);
         }
-        const verdict = await evaluate({
-          principal: `arn:${PARTITION}:sts::${ACCOUNT}:assumed-role/${template.roleName(f.roleId)}/${f.functionName}`,
-          roleArn,
-          action,
-          resource,
-          identityPolicies: f.policies,
-          resourcePolicy: action.startsWith('sqs:') ? template.queuePolicy(resource) : undefined,
-        });
-        evaluated += 1;
-        const rows = table.get(name) || new Map();
-        table.set(name, rows);
-        const row = `${action} ${shape(resource)}`;
-        const counts = rows.get(row) || { allowed: 0, denied: 0 };
-        rows.set(row, counts);
-        if (verdict === 'Allowed') {
-          counts.allowed += 1;
-          const list = exercised.get(name) || [];
-          list.push({ action, resource });
-          exercised.set(name, list);
-        } else {
-          if (counts.denied === 0) {
-            failures.push(`${name} calls ${action} on ${resource}, which its role ${f.roleId} does not allow (${verdict})`);
-          }
-          counts.denied += 1;
-        }
+        counts.denied += 1;
       }
     }
   }
@@ -334,12 +347,10 @@ async function checkBrowsers(template, calls, sessions, failures) {
     // A call the emulator refused was a test trying what a browser may not (the developer APIs):
     // only what succeeded must be allowed.
     if (!session || !(call.status < 400)) continue;
-    for (const action of actionsOf(call)) {
-      for (const resource of await resourcesOf(action, call)) {
-        browserCalls += 1;
-        const verdict = await evaluateAs(session, action, resource, call.tags || {});
-        if (verdict !== 'Allowed') failures.push(`a browser's ${action} on ${resource} (its identity ${session.identity}) is ${verdict}`);
-      }
+    for (const [action, resource] of await needs(call)) {
+      browserCalls += 1;
+      const verdict = await evaluateAs(session, action, resource, call.tags || {});
+      if (verdict !== 'Allowed') failures.push(`a browser's ${action} on ${resource} (its identity ${session.identity}) is ${verdict}`);
     }
   }
 
