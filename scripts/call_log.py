@@ -220,8 +220,11 @@ def install() -> bool:
         if key is None:
             return original_call(self, environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = b""
+        if length > 0:
+            # read once, handed on as read; a body without a length (chunked) is left alone
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
         record = None
         try:
             action, params = _params(environ, body)
