@@ -302,7 +302,12 @@ async function unexercisedGrants(template, functions, exercised, failures) {
     }
   }
   for (const entry of explained) {
-    if (!used.has(entry)) failures.push(`scripts/iam/not-exercised.json explains ${entry.function} ${entry.action}, which no role allows any more: drop it`);
+    if (!used.has(entry)) {
+      failures.push(
+        `scripts/iam/not-exercised.json explains ${entry.function} ${entry.action}${entry.resource ? ` on ${entry.resource}` : ''}, ` +
+          'which a recorded call now uses or no role grants any more: drop the entry',
+      );
+    }
   }
 }
 
