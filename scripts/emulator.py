@@ -45,6 +45,9 @@ GetOpenIdToken answer ResourceNotFoundException for an identity that does not
 exist (e.g. one that was deleted). --lenient-identities keeps moto's original
 behaviour for those last two calls (any id accepted, no login check).
 
+With SQS_PUSH_CALL_LOG=<file>, every signed call (who, action, resource ARNs) and every web
+identity session is appended to <file> for the IAM check (scripts/call_log.py).
+
 GET /_emulator/stats answers {"requests": N, "byTarget": {...}}, the number of requests served
 so far, in all and by X-Amz-Target (benchmarks use it for the emulator's request rate and the
 SQS requests per delivered message).
@@ -66,6 +69,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import call_log
 
 MAX_DELETE_IDENTITIES = 60
 COGNITO_LOGIN = "cognito-identity.amazonaws.com"
@@ -526,7 +531,15 @@ def patch_sts_web_identity(valid_token) -> None:
                     f"Not authorized to perform sts:AssumeRoleWithWebIdentity "
                     f"(token amr {entry['amr']!r}, role trusts {amrs})",
                 )
-        return original(self)
+        result = original(self)
+        try:
+            credentials = result.result["Credentials"]
+            call_log.web_identity(
+                credentials.access_key_id, role_arn, self._get_param("Policy"), entry["IdentityId"]
+            )
+        except (AttributeError, KeyError, TypeError):
+            pass  # a moto without ActionResult: the session is then not checked
+        return result
 
     response_cls.assume_role_with_web_identity = assume_role_with_web_identity
 
@@ -717,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     patch_cognito_identity(strict_identities=not args.lenient_identities)
     patch_dynamodb_transactions()
     install_request_counter()
+    # SQS_PUSH_CALL_LOG: every signed call, for the IAM check (scripts/call_log.py).
+    call_log.install()
 
     from moto.server import ThreadedMotoServer
 

@@ -29,6 +29,16 @@ const POLL_GRACE_MS = 15000;
  */
 const HIDDEN_WAIT_SECONDS = 1;
 const DEFAULT_HIDDEN_POLL_SECONDS = 600;
+/**
+ * A tab that closes normally says goodbye; one that crashes (or is killed, or loses its process)
+ * does not, and its last "visible" would keep the leader polling at the visible rate for good. So
+ * the leader asks its followers for their visibility again every VISIBILITY_ROLL_CALL_MS, and a
+ * follower's answer counts for VISIBILITY_STALE_MS: more than two roll calls, so one late answer
+ * does not drop a live tab, and about a minute and a half after a crash the leader is back to the
+ * hidden rate.
+ */
+const VISIBILITY_ROLL_CALL_MS = 30_000;
+const VISIBILITY_STALE_MS = 75_000;
 
 /** The last `size` message ids, first in first out. */
 class RecentIds {
@@ -165,7 +175,8 @@ export class SqsPushClient {
   #loop = null;
   #group = null;
   #unsubscribePage = null;
-  #otherTabs = new Map(); // tab id → visible, as the other tabs of the group last said
+  #otherTabs = new Map(); // tab id → { visible, at }: what the other tabs of the group last said, and when
+  #lastRollCall = -Infinity; // when the leader last asked its followers for their visibility (this.#now())
   #wakers = new Set();
   #pollCtrl = null; // aborts the ReceiveMessage in flight (going offline)
 
@@ -391,7 +402,7 @@ export class SqsPushClient {
   #lead(leading) {
     this.#setRole('leader');
     this.#otherTabs.clear();
-    this.#group.post({ t: 'leader' }); // followers answer with their visibility
+    this.#rollCall();
     const ctrl = new AbortController();
     const stop = () => ctrl.abort();
     this.#ctrl.signal.addEventListener('abort', stop, { once: true });
@@ -419,7 +430,7 @@ export class SqsPushClient {
         return;
       case 'vis':
         if (leader) {
-          this.#otherTabs.set(data.tab, data.visible === true);
+          this.#otherTabs.set(data.tab, { visible: data.visible === true, at: this.#now() });
           this.#interruptIfPaused();
           this.#wake();
           if (data.hello) this.#group.post({ t: 'state', state: this.#state });
@@ -470,8 +481,18 @@ export class SqsPushClient {
   #mode() {
     if (!this.#page.online()) return 'offline';
     if (this.#page.visible()) return 'live';
-    for (const visible of this.#otherTabs.values()) if (visible) return 'live';
+    const now = this.#now();
+    for (const tab of this.#otherTabs.values()) {
+      // a tab that stopped answering roll calls (it crashed) no longer counts as visible
+      if (tab.visible && now - tab.at < VISIBILITY_STALE_MS) return 'live';
+    }
     return 'hidden';
+  }
+
+  /** The leader asks every follower for its visibility (they answer with a "vis"). */
+  #rollCall() {
+    this.#lastRollCall = this.#now();
+    this.#group.post({ t: 'leader' });
   }
 
   #wake() {
@@ -506,6 +527,9 @@ export class SqsPushClient {
     let lastPollAt = -Infinity; // when the last poll started (ms, this.#now())
     let drain = false; // the last poll came back full: poll again at once, even when hidden
     while (!signal.aborted) {
+      if (this.#role === 'leader' && this.#group && this.#now() - this.#lastRollCall >= VISIBILITY_ROLL_CALL_MS) {
+        this.#rollCall();
+      }
       const mode = this.#mode();
       if (mode === 'offline' || (mode === 'hidden' && this.#hidden === 'pause')) {
         this.#setState('paused');

@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { encrypt, randomKey } from './helpers.mjs';
+import { encrypt, randomKey, requirePrerequisite, skipUnlessRequired } from './helpers.mjs';
 
 const bundle = fileURLToPath(new URL('../dist/sqs-push-client.js', import.meta.url));
-const skip = existsSync(bundle) ? false : 'dist/sqs-push-client.js not built (npm run build); skipping the bundle test';
+const missing = existsSync(bundle) ? null : 'dist/sqs-push-client.js is not built (run npm run build first)';
 
-test('bundle: exports, decrypt, error names survive minification, no Node built-ins', { skip }, async () => {
+test('bundle: exports, decrypt, error names survive minification, no Node built-ins', { skip: skipUnlessRequired(missing) }, async () => {
+  requirePrerequisite(missing);
   const m = await import(bundle);
   for (const name of ['SqsPushClient', 'decrypt', 'verifyMac', 'MacMismatchError', 'MalformedBodyError', 'MissingMacError']) {
     assert.ok(name in m, name);

@@ -1,15 +1,17 @@
 // A real receive/delete against the AWS emulator (moto server).
-// Set SQS_PUSH_EMULATOR (e.g. http://127.0.0.1:4566) to run it; skipped otherwise.
+// Set SQS_PUSH_EMULATOR (e.g. http://127.0.0.1:4566) to run it; a plain `npm test` skips it
+// without, CI and scripts/test fail without (helpers.mjs, skipUnlessRequired).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { AwsClient } from 'aws4fetch';
 import { SqsPushClient } from '../src/index.js';
-import { encrypt, randomKey, until } from './helpers.mjs';
+import { encrypt, randomKey, requirePrerequisite, skipUnlessRequired, until } from './helpers.mjs';
 
 const EMULATOR = process.env.SQS_PUSH_EMULATOR;
-const skip = EMULATOR ? false : 'SQS_PUSH_EMULATOR is not set (e.g. SQS_PUSH_EMULATOR=http://127.0.0.1:4566); skipping the emulator test';
+const missing = EMULATOR ? null : 'SQS_PUSH_EMULATOR is not set (e.g. SQS_PUSH_EMULATOR=http://127.0.0.1:4566)';
+const skip = skipUnlessRequired(missing);
 
 const admin = new AwsClient({ accessKeyId: 'test', secretAccessKey: 'test', service: 'sqs', region: 'us-east-1', retries: 0 });
 
@@ -33,6 +35,7 @@ async function counts(QueueUrl) {
 }
 
 test('emulator: CORS preflight is answered at the endpoint root', { skip }, async () => {
+  requirePrerequisite(missing);
   const res = await fetch(new URL('/', EMULATOR), {
     method: 'OPTIONS',
     headers: {
@@ -47,6 +50,7 @@ test('emulator: CORS preflight is answered at the endpoint root', { skip }, asyn
 });
 
 test('emulator: a real receive, verify, decrypt and delete', { skip, timeout: 60_000 }, async () => {
+  requirePrerequisite(missing);
   const name = `sqs-push-local-${randomBytes(32).toString('base64url').slice(0, 43)}`;
   const { QueueUrl } = await sqs('CreateQueue', { QueueName: name });
   try {

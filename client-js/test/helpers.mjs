@@ -162,3 +162,27 @@ export async function until(predicate, ms = 3000, what = 'condition') {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * Whether every test must run: in CI (CI set, as CI services and this project's CI do) and under
+ * scripts/test (SQS_PUSH_TEST_ALL=1). There a missing prerequisite is a failure, never a skip.
+ */
+export function everyTestMustRun(env = process.env) {
+  const on = (value) => value !== undefined && value !== '' && value !== '0' && value !== 'false';
+  return on(env.CI) || on(env.SQS_PUSH_TEST_ALL);
+}
+
+/**
+ * The `skip` option of a test whose prerequisite may be missing (`missing`: why, or null when
+ * it is there). A developer's plain `npm test` skips it and says why; where every test must run
+ * the test runs, and fails on `requirePrerequisite(missing)` with that reason.
+ */
+export function skipUnlessRequired(missing, env = process.env) {
+  if (!missing || everyTestMustRun(env)) return false;
+  return `${missing}; skipping (CI and scripts/test fail instead)`;
+}
+
+/** The first line of such a test: fails with the reason when the prerequisite is missing. */
+export function requirePrerequisite(missing) {
+  if (missing) throw new Error(`prerequisite missing: ${missing}`);
+}

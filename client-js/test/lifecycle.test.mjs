@@ -393,3 +393,52 @@ test('share: a message the old leader took but did not delete comes back and is 
   await b.client.stop();
   assert.deepEqual(b.got, ['m-1'], 'delivered once in b');
 });
+
+test('share: a follower tab that crashed while visible stops counting after it misses the roll calls; a live one keeps counting', async (t) => {
+  const sqs = new FakeSqs();
+  const s = session({ sqsUrl: `http://127.0.0.1:4566/123456789012/sqs-push-local-ghost-${Date.now()}` });
+  // The leader's clock, moved on by the test: roll calls and staleness are measured on it.
+  let skipped = 0;
+  const now = () => Date.now() + skipped;
+  const leaderPage = fakePage({ visible: false });
+  const leader = new SqsPushClient({ session: s, share: true, page: leaderPage, fetch: sqs.fetch, random: () => 0, now, hiddenPollSeconds: 1, onMessage: () => {} });
+  t.after(() => leader.stop());
+  leader.start();
+  await until(() => leader.role === 'leader', 3000, 'the first tab leads');
+  const mode = async () => {
+    // the poll after any wait already begun: a live leader long-polls, a hidden one polls briefly
+    const seen = sqs.receives().length;
+    await until(() => sqs.receives().length > seen, 3000, 'a poll');
+    return sqs.receives().at(-1).body.WaitTimeSeconds > 1 ? 'live' : 'hidden';
+  };
+  assert.equal(await mode(), 'hidden', 'hidden while no tab is visible');
+
+  // A tab says "visible" and then dies without a goodbye: only its last word reaches the leader.
+  const ghost = new BroadcastChannel(`sqs-push:${s.sqsUrl}`);
+  ghost.postMessage({ t: 'data', id: 'ghost', data: { t: 'vis', tab: 'ghost', visible: true, hello: true } });
+  ghost.close();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await mode(), 'live', 'a visible tab makes the leader poll at the visible rate');
+
+  // Two roll calls later (40 s, then 40 s more on the leader's clock) the ghost has not answered.
+  for (const step of [40_000, 40_000]) {
+    skipped += step;
+    await mode();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await mode(), 'hidden', 'the crashed tab no longer keeps the leader at the visible rate');
+
+  // A live visible follower answers every roll call, so it keeps counting past the same window.
+  const follower = new SqsPushClient({ session: s, share: true, page: fakePage({ visible: true }), fetch: sqs.fetch, random: () => 0, onMessage: () => {} });
+  t.after(() => follower.stop());
+  follower.start();
+  await until(() => follower.role === 'follower', 3000, 'the second tab follows');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await mode(), 'live');
+  for (const step of [40_000, 40_000, 40_000]) {
+    skipped += step;
+    await mode();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await mode(), 'live', `still live ${skipped / 1000} s on`);
+  }
+});

@@ -31,6 +31,7 @@
 #                          queue.amazonaws.com & co. unless --endpoint-url is given)
 #   ensure_client_js       npm ci in client-js/ when node_modules is missing or older
 #                          than package-lock.json
+#   ensure_root_npm        the same in the repository root (osls, the IAM evaluator)
 #   cargo_target_dir       print cargo's target directory ($CARGO_TARGET_DIR or target/)
 #   sqs_push_bin           build the `sqs-push` CLI (crates/cli) if needed and print its
 #                          path; $SQS_PUSH_BIN, when set, is used as is (no build)
@@ -314,6 +315,17 @@ ensure_client_js() {
     if [[ ! -d "$dir/node_modules" ]] || [[ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
         log "installing client-js packages (npm ci)"
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >&2 || die "npm ci in client-js failed"
+    fi
+}
+
+# ensure_root_npm: install the root package.json's packages (npm ci: the deployment framework
+# and the IAM check's evaluator) unless they are up to date.
+ensure_root_npm() {
+    command -v npm >/dev/null 2>&1 || die "npm not found; install Node.js 20.19 or newer"
+    if [[ ! -d "$repo_root/node_modules" ]] ||
+        [[ "$repo_root/package-lock.json" -nt "$repo_root/node_modules/.package-lock.json" ]]; then
+        log "installing the root npm packages (npm ci)"
+        (cd "$repo_root" && npm ci --no-audit --no-fund --loglevel=error) >&2 || die "npm ci in the repository root failed"
     fi
 }
 

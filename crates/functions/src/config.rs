@@ -8,7 +8,7 @@ use sqs_push_core::channel::ChannelSettings;
 use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
 pub use sqs_push_core::settings::ConfigError;
-use sqs_push_core::settings::{Lookup, parsed, required, setting, text};
+use sqs_push_core::settings::{Lookup, flag, parsed, required, setting, text};
 
 /// Everything the functions need to know about their stack.
 #[derive(Debug, Clone)]
@@ -56,6 +56,10 @@ pub struct StackConfig {
     pub cleanup_concurrency: usize,
     /// How channels behave (`SQS_PUSH_MAX_CHANNELS_PER_SESSION`).
     pub channels: ChannelSettings,
+    /// Whether the stage's queue names from before the `_` separator are still reachable (the
+    /// template parameter `legacyQueueNames`), so `/cleanup` sweeps them too
+    /// (`SQS_PUSH_LEGACY_QUEUE_NAMES`; docs/operations.md, "Upgrading").
+    pub legacy_queue_names: bool,
     /// The stage's dead-letter queue (`SQS_PUSH_DEAD_LETTER_QUEUE_URL`), where work that cannot
     /// succeed as things stand is put for `sqs-push redrive`.
     pub dead_letter_queue_url: Option<String>,
@@ -86,6 +90,7 @@ impl StackConfig {
             orphan_grace_seconds: 600,
             cleanup_concurrency: 16,
             channels: ChannelSettings::default(),
+            legacy_queue_names: false,
             dead_letter_queue_url: None,
         }
     }
@@ -143,6 +148,8 @@ impl StackConfig {
                 max_per_session: setting(lookup, "SQS_PUSH_MAX_CHANNELS_PER_SESSION", 1..=1_000)?
                     .unwrap_or(default.channels.max_per_session),
             },
+            legacy_queue_names: flag(lookup, "SQS_PUSH_LEGACY_QUEUE_NAMES")?
+                .unwrap_or(default.legacy_queue_names),
             ..default
         };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;

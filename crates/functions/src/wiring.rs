@@ -151,6 +151,7 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             grace_seconds: config.orphan_grace_seconds,
             concurrency: config.cleanup_concurrency,
             scan_segments: config.scan_segments,
+            legacy_names: config.legacy_queue_names,
         },
     );
     Ok(ApiState {

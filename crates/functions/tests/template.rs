@@ -3,7 +3,7 @@
 //! routes. Read as data (serde_json), so a check fails when the stack would behave differently,
 //! not when serverless.yml is merely written differently.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
@@ -112,6 +112,9 @@ fn placeholder(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         _ => match referenced_id(value).as_deref() {
+            Some(parameter) if template()["Parameters"].get(parameter).is_some() => {
+                placeholder(&template()["Parameters"][parameter]["Default"])
+            }
             Some("AWS::Partition") => "aws".to_string(),
             Some("AWS::Region") => "us-east-1".to_string(),
             Some("AWS::AccountId") => "123456789012".to_string(),
@@ -129,8 +132,14 @@ fn strings(value: &Value) -> Vec<String> {
     }
 }
 
-/// Every policy statement in a role's inline policies.
+/// Every policy statement in a role's inline policies, with the parameters at their defaults.
 fn statements(role: &Value) -> Vec<&Value> {
+    statements_with(role, &HashMap::new())
+}
+
+/// Every policy statement in a role's inline policies, with the parameters in `parameters` set
+/// (the others at their defaults): a statement under `Fn::If` is there when its condition holds.
+fn statements_with<'a>(role: &'a Value, parameters: &HashMap<&str, &str>) -> Vec<&'a Value> {
     role["Properties"]["Policies"]
         .as_array()
         .expect("the role has inline policies")
@@ -140,7 +149,43 @@ fn statements(role: &Value) -> Vec<&Value> {
                 .as_array()
                 .expect("a policy has statements")
         })
+        .filter_map(|statement| match statement.get("Fn::If") {
+            None => Some(statement),
+            Some(branches) => {
+                let name = branches[0].as_str().expect("Fn::If names a condition");
+                let chosen = if holds(&template()["Conditions"][name], parameters) {
+                    &branches[1]
+                } else {
+                    &branches[2]
+                };
+                (chosen != &json!({ "Ref": "AWS::NoValue" })).then_some(chosen)
+            }
+        })
         .collect()
+}
+
+/// A template condition's value with `parameters` set (the others at their defaults).
+fn holds(condition: &Value, parameters: &HashMap<&str, &str>) -> bool {
+    let value = |operand: &Value| -> String {
+        match operand.get("Ref").and_then(Value::as_str) {
+            Some(name) => parameters
+                .get(name)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| placeholder(&template()["Parameters"][name]["Default"])),
+            None => placeholder(operand),
+        }
+    };
+    if let Some([left, right]) = condition
+        .get("Fn::Equals")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        return value(left) == value(right);
+    }
+    if let Some(inner) = condition.pointer("/Fn::Not/0") {
+        return !holds(inner, parameters);
+    }
+    panic!("a condition this test cannot read: {condition}")
 }
 
 fn allowed_actions(role: &Value) -> BTreeSet<String> {
@@ -162,87 +207,6 @@ fn role_of(name: &str) -> (String, &'static Value) {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(ToString::to_string).collect()
-}
-
-/// What each function may do; anything more (or less) fails the test, so a change to what a
-/// function calls changes this list on purpose.
-fn allow_lists() -> BTreeMap<&'static str, BTreeSet<String>> {
-    const LOGS_AND_TRACES: [&str; 4] = [
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-    ];
-    let with_logs = |actions: &[&str]| {
-        let mut all = set(actions);
-        all.extend(set(&LOGS_AND_TRACES));
-        all
-    };
-    BTreeMap::from([
-        (
-            "api",
-            with_logs(&[
-                "sqs:CreateQueue",
-                "sqs:TagQueue",
-                "sqs:DeleteQueue",
-                "sqs:GetQueueAttributes",
-                "sqs:SendMessage",
-                "sqs:ListQueues",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-                "dynamodb:Scan",
-                "dynamodb:DescribeTable",
-                "dynamodb:UpdateItem",
-                "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
-                "cognito-identity:LookupDeveloperIdentity",
-                "cognito-identity:DeleteIdentities",
-                "lambda:InvokeFunction",
-            ]),
-        ),
-        (
-            "dispatcher",
-            with_logs(&[
-                "kinesis:DescribeStream",
-                "kinesis:DescribeStreamSummary",
-                "kinesis:GetRecords",
-                "kinesis:GetShardIterator",
-                "kinesis:ListShards",
-                "dynamodb:GetItem",
-                "dynamodb:Query",
-                "dynamodb:Scan",
-                "dynamodb:DescribeTable",
-                "dynamodb:PutItem",
-                "sqs:SendMessage",
-                "lambda:InvokeFunction",
-            ]),
-        ),
-        ("sender", with_logs(&["sqs:SendMessage"])),
-        (
-            "history",
-            with_logs(&[
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:Query",
-                "sqs:SendMessage",
-                "lambda:InvokeFunction",
-            ]),
-        ),
-        (
-            "cleanup",
-            with_logs(&[
-                "dynamodb:DescribeStream",
-                "dynamodb:GetRecords",
-                "dynamodb:GetShardIterator",
-                "dynamodb:ListStreams",
-                "sqs:DeleteQueue",
-                "cognito-identity:DeleteIdentities",
-                "dynamodb:DeleteItem",
-                "sqs:SendMessage",
-            ]),
-        ),
-    ])
 }
 
 /// The configuration a function would read from `environment`.
@@ -300,29 +264,23 @@ fn every_function_binary_is_deployed_from_its_own_artifact() {
     );
 }
 
+/// What each role allows is proven by the IAM check (scripts/iam/check.mjs, run by scripts/test
+/// after the end-to-end suite): every call a function made is allowed by its role, and every
+/// grant is used by some call or explained in scripts/iam/not-exercised.json. Here: one role
+/// each, for Lambda only.
 #[test]
-fn each_function_has_its_own_role_with_exactly_its_allowed_actions() {
-    let lists = allow_lists();
-    assert_eq!(
-        lists
-            .keys()
-            .map(ToString::to_string)
-            .collect::<BTreeSet<_>>(),
-        binaries(),
-        "an allow-list for every function"
-    );
+fn each_function_has_its_own_role_trusted_by_lambda_only() {
     let mut roles = BTreeSet::new();
-    for (name, allowed) in &lists {
-        let (id, role) = role_of(name);
+    for name in binaries() {
+        let (id, role) = role_of(&name);
         assert!(roles.insert(id.clone()), "{name} shares role {id}");
-        assert_eq!(
-            &allowed_actions(role),
-            allowed,
-            "{name}'s role {id} allows other actions than its allow-list"
-        );
         assert_eq!(
             role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
             json!({ "Service": "lambda.amazonaws.com" })
+        );
+        assert!(
+            role["Properties"].get("ManagedPolicyArns").is_none(),
+            "{id}: only inline policies, which the IAM check reads"
         );
     }
     assert!(!resources().contains_key("IamRoleLambdaExecution"));
@@ -341,10 +299,14 @@ fn function_roles_reach_only_this_stages_resources() {
             };
             for target in &targets {
                 if target == "*" {
+                    // Actions without resource-level permissions, which IAM matches only
+                    // against "*" (the IAM check fails a grant of one on anything else).
                     assert!(
                         actions == ["sqs:ListQueues"]
+                            || actions == ["dynamodb:ListStreams"]
+                            || actions == ["cognito-identity:DeleteIdentities"]
                             || actions == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-                        "{id}: only ListQueues and X-Ray's writes (which take no resource) on *"
+                        "{id}: only actions that take no resource on *, got {actions:?}"
                     );
                     continue;
                 }
@@ -1449,4 +1411,112 @@ fn tracing_is_on_for_every_function_and_its_role_may_write_traces() {
             "{id} may write traces"
         );
     }
+}
+
+/// The SQS resource patterns a role reaches with `parameters`, as ARNs in one account.
+fn sqs_patterns(role: &Value, parameters: &HashMap<&str, &str>) -> Vec<(BTreeSet<String>, String)> {
+    let mut found = Vec::new();
+    for statement in statements_with(role, parameters) {
+        let targets = match &statement["Resource"] {
+            Value::Array(items) => items.clone(),
+            single => vec![single.clone()],
+        };
+        for target in targets {
+            let Some(sub) = target.get("Fn::Sub").and_then(Value::as_str) else {
+                continue;
+            };
+            if sub.contains(":sqs:") {
+                let arn = sub
+                    .replace("${AWS::Partition}", "aws")
+                    .replace("${AWS::Region}", "eu-west-1")
+                    .replace("${AWS::AccountId}", "123456789012");
+                let actions = strings(&statement["Action"]).into_iter().collect();
+                found.push((actions, arn));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn legacy_queue_names_are_reachable_only_while_the_parameter_is_true_and_only_the_stages_own() {
+    let legacy = parameter("LegacyQueueNames");
+    assert_eq!(legacy["Default"], "false", "off unless an upgrade asks");
+    assert_eq!(legacy["AllowedValues"], json!(["true", "false"]));
+    assert_eq!(
+        condition("LegacyQueueNamesReachable"),
+        &json!({ "Fn::Equals": [{ "Ref": "LegacyQueueNames" }, "true"] })
+    );
+    let arn = |name: String| format!("arn:aws:sqs:eu-west-1:123456789012:{name}");
+    let random = "A".repeat(43);
+    let old_own = arn(format!("{}-{random}", prefix()));
+    let new_own = arn(config_from(&minimal_environment(&[]))
+        .unwrap()
+        .queue_names()
+        .unwrap()
+        .generate());
+    // Another stage whose name starts with ours: its old and new names.
+    let foreign = [
+        arn(format!("{}-eu-{random}", prefix())),
+        arn(format!("{}-eu_{random}", prefix())),
+        arn(format!("{}-upstream", prefix())),
+    ];
+    let on = HashMap::from([("LegacyQueueNames", "true")]);
+    let off = HashMap::from([("LegacyQueueNames", "false")]);
+    let mut reaching_old = 0;
+    for (id, role) in of_type("AWS::IAM::Role") {
+        let actions_on = |parameters: &HashMap<&str, &str>, queue: &str| -> BTreeSet<String> {
+            sqs_patterns(role, parameters)
+                .into_iter()
+                .filter(|(_, pattern)| iam_matches(pattern, queue))
+                .flat_map(|(actions, _)| actions)
+                .collect()
+        };
+        assert!(
+            actions_on(&off, &old_own).is_empty(),
+            "{id} reaches {old_own} with the parameter off"
+        );
+        assert_eq!(
+            statements(role).len(),
+            statements_with(role, &off).len(),
+            "{id}: off by default"
+        );
+        let old_actions = actions_on(&on, &old_own);
+        let new_actions = actions_on(&on, &new_own);
+        // The same actions on an old-named queue as on a new one, less making queues.
+        let expected: BTreeSet<String> = new_actions
+            .iter()
+            .filter(|a| !["sqs:CreateQueue", "sqs:TagQueue"].contains(&a.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(
+            old_actions, expected,
+            "{id}: old-named queues with the parameter on"
+        );
+        reaching_old += usize::from(!old_actions.is_empty());
+        for queue in &foreign {
+            assert!(actions_on(&on, queue).is_empty(), "{id} reaches {queue}");
+        }
+    }
+    assert_eq!(
+        reaching_old, 6,
+        "the five functions' roles and the identities' role"
+    );
+    for name in binaries() {
+        let (_, f) = function(&name);
+        assert_eq!(
+            f["Properties"]["Environment"]["Variables"]["SQS_PUSH_LEGACY_QUEUE_NAMES"],
+            json!({ "Ref": "LegacyQueueNames" }),
+            "{name}: /cleanup sweeps old names exactly while they are reachable"
+        );
+    }
+    let with = |value: &str| {
+        config_from(&minimal_environment(&[(
+            "SQS_PUSH_LEGACY_QUEUE_NAMES",
+            value,
+        )]))
+        .unwrap()
+        .legacy_queue_names
+    };
+    assert!(with("true") && !with("false"));
 }

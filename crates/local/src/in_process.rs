@@ -7,6 +7,10 @@
 //! [`LOCAL_FUNCTION_CONCURRENCY`] invocations of each function run at once; the rest wait their
 //! turn (Lambda's async queue), so a large fan-out does not open more connections than one
 //! emulator process can accept.
+//!
+//! Each function runs with its own adapters (its own credentials, crate::functions), and each
+//! invokes through its own [`FunctionInvoker`]: the call log then has every invoke as
+//! `lambda:InvokeFunction` by the function that made it, as Lambda would authorize it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -26,6 +30,8 @@ use sqs_push_functions::events;
 use sqs_push_functions::wiring::{self, Adapters};
 use tokio::sync::Semaphore;
 
+use crate::functions::{CallLog, LocalFunction};
+
 /// Invocations of one function that run at once locally (the others wait, as async invokes
 /// beyond a function's reserved concurrency wait in Lambda's queue).
 pub const LOCAL_FUNCTION_CONCURRENCY: usize = 4;
@@ -42,6 +48,14 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
+    /// The same queue, written to with `sqs` (another function's credentials).
+    pub fn with_client(&self, sqs: aws_sdk_sqs::Client) -> Self {
+        Self {
+            sqs,
+            ..self.clone()
+        }
+    }
+
     /// Creates (or finds) `sqs-push-dlq-<stage>` — outside the stage's session-queue names, so
     /// neither cleanup nor the orphan sweep ever touches it.
     pub async fn provision(sqs: aws_sdk_sqs::Client, config: &StackConfig) -> Result<Self, String> {
@@ -148,30 +162,75 @@ async fn run_with_retries<F, Fut>(
     }
 }
 
-/// Runs async invocations as tasks on the current runtime.
+/// The adapters of each function: its own SDK clients, its own credentials.
+pub struct FunctionAdapters(HashMap<LocalFunction, Adapters>);
+
+impl FunctionAdapters {
+    /// Every function's adapters, each from `config` with that function's credentials.
+    pub async fn connect(config: &StackConfig) -> Self {
+        let mut all = HashMap::new();
+        for function in LocalFunction::ALL {
+            all.insert(function, Adapters::aws(&function.config(config)).await);
+        }
+        Self(all)
+    }
+
+    /// The adapters of `function`.
+    pub fn of(&self, function: LocalFunction) -> &Adapters {
+        &self.0[&function]
+    }
+}
+
+/// Runs async invocations as tasks on the current runtime: the services of the async functions,
+/// each built from that function's adapters.
 pub struct InProcessInvoker {
     sender: Sender,
     history: HistoryWriter,
     payload_limit: usize,
-    dead_letters: DeadLetters,
+    /// Per function, the dead-letter queue written with its credentials.
+    dead_letters: HashMap<LocalFunction, DeadLetters>,
+    /// Where invokes are logged, when the IAM check records calls.
+    call_log: Option<Arc<CallLog>>,
+    region: String,
     /// This invoker itself, for jobs that hand work on.
     this: OnceLock<Weak<InProcessInvoker>>,
     /// Set once, right after the invoker is installed: the receipt service dispatches through
-    /// this very invoker.
+    /// the history function's invoker.
     receipts: OnceLock<ReceiptService>,
-    /// Set with the receipts: a broadcast's segment workers hand pages on through this invoker.
+    /// Set with the receipts: a broadcast's segment workers hand pages on through the
+    /// dispatcher's invoker.
     segments: OnceLock<SegmentWorker>,
     /// Per function, the invocations that may run at once.
     running: HashMap<AsyncFunction, Arc<Semaphore>>,
 }
 
-/// Makes `adapters` hand `sender` and `history` work to this process instead of Lambda.
-pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig, dead_letters: DeadLetters) {
+/// What one function invokes through: the shared [`InProcessInvoker`], with the invokes and
+/// dead letters it writes made as `caller`.
+pub struct FunctionInvoker {
+    caller: LocalFunction,
+    runtime: Arc<InProcessInvoker>,
+}
+
+/// Makes every function's adapters hand `sender`, `history` and segment work to this process
+/// instead of Lambda, each through an invoker of its own. `dead_letters` is the stage's queue
+/// (any client); each function writes to it with its own credentials, `sqs_of(function)`.
+pub fn run_in_process(
+    adapters: &mut FunctionAdapters,
+    config: &StackConfig,
+    dead_letters: &DeadLetters,
+    sqs_of: impl Fn(LocalFunction) -> aws_sdk_sqs::Client,
+    call_log: Option<Arc<CallLog>>,
+) {
     let invoker = Arc::new(InProcessInvoker {
-        sender: wiring::sender(config, adapters),
-        history: wiring::history_writer(config, adapters),
+        sender: wiring::sender(config, adapters.of(LocalFunction::Sender)),
+        history: wiring::history_writer(config, adapters.of(LocalFunction::History)),
         payload_limit: config.dispatch.payload_limit,
-        dead_letters,
+        dead_letters: LocalFunction::ALL
+            .into_iter()
+            .map(|function| (function, dead_letters.with_client(sqs_of(function))))
+            .collect(),
+        call_log,
+        region: config.region.clone(),
         this: OnceLock::new(),
         receipts: OnceLock::new(),
         segments: OnceLock::new(),
@@ -188,17 +247,25 @@ pub fn run_in_process(adapters: &mut Adapters, config: &StackConfig, dead_letter
         .collect(),
     });
     let _ = invoker.this.set(Arc::downgrade(&invoker));
-    adapters.invoker = invoker.clone();
-    let receipts = wiring::receipts(config, adapters);
+    for (function, function_adapters) in &mut adapters.0 {
+        function_adapters.invoker = Arc::new(invoker.for_caller(*function));
+    }
+    let receipts = wiring::receipts(config, adapters.of(LocalFunction::History));
     if invoker.receipts.set(receipts).is_err() {
         unreachable!("the invoker was created above and nothing else sets its receipts");
     }
-    if invoker
-        .segments
-        .set(wiring::segment_worker(config, adapters))
-        .is_err()
-    {
+    let worker = wiring::segment_worker(config, adapters.of(LocalFunction::Dispatcher));
+    if invoker.segments.set(worker).is_err() {
         unreachable!("the invoker was created above and nothing else sets its worker");
+    }
+}
+
+/// The function an async invocation runs.
+fn local(function: AsyncFunction) -> LocalFunction {
+    match function {
+        AsyncFunction::Sender => LocalFunction::Sender,
+        AsyncFunction::History => LocalFunction::History,
+        AsyncFunction::Dispatcher => LocalFunction::Dispatcher,
     }
 }
 
@@ -218,29 +285,48 @@ impl InProcessInvoker {
             .and_then(Weak::upgrade)
             .expect("run_in_process keeps the invoker alive")
     }
-}
 
-#[async_trait]
-impl Invoker for InProcessInvoker {
-    async fn invoke_async(
+    /// The invoker `caller` hands work on through.
+    fn for_caller(&self, caller: LocalFunction) -> FunctionInvoker {
+        FunctionInvoker {
+            caller,
+            runtime: self.this(),
+        }
+    }
+
+    /// Runs `payload` as an async invocation of `function`, made by `caller`.
+    async fn invoke_as(
         &self,
+        caller: LocalFunction,
         function: AsyncFunction,
         payload: Vec<u8>,
     ) -> Result<(), PortError> {
+        if let Some(log) = &self.call_log {
+            let target = format!(
+                "{}-{}",
+                self.dead_letters[&caller].function_prefix,
+                function.name()
+            );
+            log.invoke(caller, &target, &self.region);
+        }
         // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
         let raw: Value = serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
         let this = self.this();
         let permits = self.running[&function].clone();
+        // On AWS, Lambda writes a failed invocation's destination record with the role of the
+        // function that failed.
+        let dead_letters = self.dead_letters[&local(function)].clone();
         match function {
             AsyncFunction::Sender => {
                 let job: SendJob =
                     serde_json::from_value(raw).map_err(|e| malformed(function, e))?;
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                    let invoker = this.for_caller(LocalFunction::Sender);
+                    run_with_retries(&dead_letters, function, &payload, || async {
                         events::handle_send(
                             &this.sender,
-                            this.as_ref(),
+                            &invoker,
                             job.clone(),
                             None,
                             this.payload_limit,
@@ -261,7 +347,7 @@ impl Invoker for InProcessInvoker {
                     .expect("run_in_process sets the segment worker");
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                    run_with_retries(&dead_letters, function, &payload, || async {
                         worker.run(&job, None).await.map(|_| ())
                     })
                     .await;
@@ -277,7 +363,7 @@ impl Invoker for InProcessInvoker {
                     .expect("run_in_process sets the receipt service");
                 tokio::spawn(async move {
                     let _running = permits.acquire_owned().await;
-                    run_with_retries(&this.dead_letters, function, &payload, || async {
+                    run_with_retries(&dead_letters, function, &payload, || async {
                         events::handle_history(&this.history, &receipts, task.clone())
                             .await
                             .map(|_| ())
@@ -288,6 +374,17 @@ impl Invoker for InProcessInvoker {
         }
         Ok(())
     }
+}
+
+#[async_trait]
+impl Invoker for FunctionInvoker {
+    async fn invoke_async(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        self.runtime.invoke_as(self.caller, function, payload).await
+    }
 
     async fn dead_letter(
         &self,
@@ -295,7 +392,8 @@ impl Invoker for InProcessInvoker {
         payload: Vec<u8>,
         reason: &str,
     ) -> Result<(), PortError> {
-        self.dead_letters
+        // The caller's own code writes this record, with its own credentials.
+        self.runtime.dead_letters[&self.caller]
             .put(
                 function,
                 "RefusedOrExhausted",

@@ -2,18 +2,20 @@
 //! and runs the TTL sweeper and the stream poller that invokes cleanup.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
-use sqs_push_functions::wiring::{Adapters, api_state, cleanup_service, dispatcher};
+use sqs_push_functions::wiring::{api_state, cleanup_service, dispatcher};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
-use crate::in_process::{DeadLetters, run_in_process};
+use crate::functions::{CallLog, LocalFunction};
+use crate::in_process::{DeadLetters, FunctionAdapters, run_in_process};
 use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
 use crate::stream::{StreamError, StreamHandler, StreamPoller};
@@ -40,6 +42,9 @@ pub struct LocalOptions {
     pub sweep_interval: Duration,
     /// How often the sessions table's stream is read when it had nothing new.
     pub stream_poll_interval: Duration,
+    /// Where to add the Lambda invokes the stack runs in process, next to the emulator's record
+    /// of every AWS call (`SQS_PUSH_CALL_LOG`, read by the IAM check; crate::functions).
+    pub call_log: Option<PathBuf>,
 }
 
 impl LocalOptions {
@@ -61,9 +66,13 @@ impl LocalOptions {
             kinesis_poll_interval: Duration::from_millis(200),
             sweep_interval: Duration::from_secs(1),
             stream_poll_interval: Duration::from_millis(500),
+            call_log: std::env::var_os(CALL_LOG_VARIABLE).map(PathBuf::from),
         }
     }
 }
+
+/// The variable naming the call log, for the emulator (scripts/call_log.py) and this stack alike.
+pub const CALL_LOG_VARIABLE: &str = "SQS_PUSH_CALL_LOG";
 
 /// The access key the local stack accepts unless told otherwise (`SQS_PUSH_LOCAL_ACCESS_KEY`).
 pub const DEFAULT_ACCESS_KEY: &str = "AKIDSQSPUSHLOCAL";
@@ -96,6 +105,14 @@ pub enum StartError {
         "the sessions table {0} has no stream (or cannot be described); delete it so the bootstrap recreates it"
     )]
     NoStream(String),
+    /// The call log could not be opened.
+    #[error("cannot open the call log {path}: {source}")]
+    CallLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The API port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -141,21 +158,51 @@ impl LocalStack {
         config.identity_pool_id = provisioned.identity_pool_id;
         config.unauthenticated_role_arn = provisioned.unauthenticated_role_arn;
 
-        let mut adapters = Adapters::aws(&config).await;
+        let call_log = match &options.call_log {
+            Some(path) => Some(Arc::new(CallLog::open(path).map_err(|source| {
+                StartError::CallLog {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
+        // Each function as itself: its own credentials, as each has its own role on AWS.
+        let mut sdk_of = std::collections::HashMap::new();
+        for function in LocalFunction::ALL {
+            let function_sdk = function
+                .sdk_config(&options.emulator_url, &config.region)
+                .await;
+            sdk_of.insert(function, function_sdk);
+        }
+        let mut adapters = FunctionAdapters::connect(&config).await;
         let dead_letters = DeadLetters::provision(aws_sdk_sqs::Client::new(&sdk), &config)
             .await
             .map_err(StartError::DeadLetters)?;
-        run_in_process(&mut adapters, &config, dead_letters);
-        let state = api_state(&config, &adapters)?;
+        run_in_process(
+            &mut adapters,
+            &config,
+            &dead_letters,
+            |function| aws_sdk_sqs::Client::new(&sdk_of[&function]),
+            call_log,
+        );
+        let state = api_state(&config, adapters.of(LocalFunction::Api))?;
 
-        let (sweeper, stop_background, mut background) =
-            start_ttl_and_cleanup(&config, &adapters, &sdk, &options).await?;
+        let (sweeper, stop_background, mut background) = start_ttl_and_cleanup(
+            &config,
+            &adapters,
+            &sdk,
+            &sdk_of[&LocalFunction::Cleanup],
+            &options,
+        )
+        .await?;
         let stream_stats = Arc::new(StreamStats::default());
+        // Lambda's Kinesis trigger reads the stream with the dispatcher's role.
         let pollers = kinesis::spawn_pollers(
-            provisioner.kinesis.clone(),
+            aws_sdk_kinesis::Client::new(&sdk_of[&LocalFunction::Dispatcher]),
             &config.events_stream(),
             &config.region,
-            dispatcher(&config, &adapters),
+            dispatcher(&config, adapters.of(LocalFunction::Dispatcher)),
             options.kinesis_poll_interval,
             stream_stats.clone(),
             stop_background.subscribe(),
@@ -237,8 +284,9 @@ impl LocalStack {
 /// delivered.
 async fn start_ttl_and_cleanup(
     config: &StackConfig,
-    adapters: &Adapters,
+    adapters: &FunctionAdapters,
     sdk: &aws_config::SdkConfig,
+    cleanup_sdk: &aws_config::SdkConfig,
     options: &LocalOptions,
 ) -> Result<(TtlSweeper, watch::Sender<bool>, Vec<JoinHandle<()>>), StartError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
@@ -253,13 +301,14 @@ async fn start_ttl_and_cleanup(
         .ok()
         .and_then(|output| output.table()?.latest_stream_arn().map(str::to_string))
         .ok_or_else(|| StartError::NoStream(table.clone()))?;
-    let cleanup = cleanup_service(config, adapters);
+    let cleanup = cleanup_service(config, adapters.of(LocalFunction::Cleanup));
     let handler: StreamHandler = Arc::new(move |event| {
         let cleanup = cleanup.clone();
         Box::pin(async move { sqs_push_functions::cleanup::handle(&cleanup, event).await })
     });
+    // Lambda's DynamoDB-stream trigger reads the stream with the cleanup function's role.
     let poller = StreamPoller::start(
-        aws_sdk_dynamodbstreams::Client::new(sdk),
+        aws_sdk_dynamodbstreams::Client::new(cleanup_sdk),
         &table,
         &stream_arn,
         handler,

@@ -385,6 +385,49 @@ async fn cleanup_removes_an_orphan_queue_and_keeps_live_and_young_ones() {
     );
 }
 
+/// An upgrade with `legacyQueueNames` (docs/operations.md, "Upgrading"): `/cleanup` also sweeps
+/// the stage's queues of the old shape, `<prefix>-` and exactly 43 characters, and nothing of a
+/// stage whose name starts with ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_legacy_queue_names_cleanup_removes_old_named_orphans_and_nothing_of_another_stage() {
+    let stack = &Stack::builder()
+        .configure(|options| {
+            options.stack.orphan_grace_seconds = 0;
+            options.stack.legacy_queue_names = true;
+        })
+        .start()
+        .await;
+    let admin = Admin::new(&stack.emulator).await;
+    let random = "C".repeat(43);
+    let old_orphan = format!("sqs-push-local-{random}");
+    admin.create_queue(&old_orphan).await;
+    let kept = [
+        format!("sqs-push-local-eu-{random}"),
+        format!("sqs-push-local-eu_{random}"),
+        "sqs-push-local-upstream".to_string(),
+    ];
+    for name in &kept {
+        admin.create_queue(name).await;
+    }
+    let live = create(stack, "/create/100/407/live").await;
+
+    let (status, answer) = get(stack, "/cleanup").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["queuesScanned"], 2,
+        "the live queue and the old orphan: {answer}"
+    );
+    assert_eq!(answer["deleted"], 1, "{answer}");
+    assert!(
+        !admin.queue_exists(&old_orphan).await,
+        "the old-named orphan is gone"
+    );
+    assert!(admin.queue_exists(text(&live, "sqsQueueName")).await);
+    for name in &kept {
+        assert!(admin.queue_exists(name).await, "{name} stays");
+    }
+}
+
 /// 1,000 sessions are written straight through the adapters (an HTTP create each would mostly
 /// time STS), already expired; one sweep removes them all at once, as the TTL would. The emulator
 /// refuses DeleteIdentities calls of more than 60 ids, so every identity gone means they went in

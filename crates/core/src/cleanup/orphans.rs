@@ -40,6 +40,9 @@ pub struct OrphanSettings {
     pub concurrency: usize,
     /// The sessions table is read in this many parallel scan segments.
     pub scan_segments: u32,
+    /// Also sweep the stage's names from before the `_` separator (`<prefix>-<43>`), while an
+    /// upgrade keeps them reachable (`SQS_PUSH_LEGACY_QUEUE_NAMES`).
+    pub legacy_names: bool,
 }
 
 /// Rows per scan page while collecting the queue names the sessions hold.
@@ -111,14 +114,20 @@ impl OrphanSweeper {
     /// so a listed queue whose row is not yet readable belongs to a create in flight, and the
     /// grace period keeps it.
     pub async fn sweep(&self) -> Result<OrphanReport, PortError> {
-        let prefix = self.settings.queue_names.name_prefix();
-        let queues: Vec<QueueRef> = self
+        let names = &self.settings.queue_names;
+        let mut queues: Vec<QueueRef> = self
             .queues
-            .list_queues(&prefix)
+            .list_queues(&names.name_prefix())
             .await?
             .into_iter()
-            .filter(|queue| self.settings.queue_names.owns(&queue.name))
+            .filter(|queue| names.owns(&queue.name))
             .collect();
+        if self.settings.legacy_names {
+            // `<prefix>-` lists other stages' queues too (`prod-eu`'s for `prod`): only names of
+            // exactly this stage's old shape are kept.
+            let legacy = self.queues.list_queues(&names.legacy_name_prefix()).await?;
+            queues.extend(legacy.into_iter().filter(|q| names.owns_legacy(&q.name)));
+        }
         let named = self.named_queues().await?;
         // Owned queues, collected first: a stream of futures borrowing from an iterator's
         // closures is not `Send` for axum.
@@ -244,6 +253,7 @@ mod tests {
                 grace_seconds: 600,
                 concurrency: 4,
                 scan_segments: 3,
+                legacy_names: false,
             },
         );
         let report = sweeper.sweep().await.unwrap();
@@ -260,6 +270,60 @@ mod tests {
         assert!(queues.queue(&old_orphan.url).is_none());
         for kept in [&young_orphan, &foreign, &odd, &live.queue] {
             assert!(queues.queue(&kept.url).is_some(), "{}", kept.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn with_legacy_names_the_stages_old_dash_orphans_go_too_and_nothing_of_another_stage() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let store = Arc::new(MemorySessionStore::default());
+        let queues = Arc::new(MemoryQueues::with_clock(clock.clone()));
+        let names = QueueNameGenerator::new("sqs-push-test").unwrap();
+        let make = |name: String| QueueSpec {
+            name,
+            owner_identity_id: "nobody".into(),
+            retention_seconds: None,
+        };
+        let random = "B".repeat(crate::session::queue_name::RANDOM_PART_LEN);
+        let old_orphan = queues
+            .create_queue(&make(format!("sqs-push-test-{random}")))
+            .await
+            .unwrap();
+        let mut kept = Vec::new();
+        for name in [
+            format!("sqs-push-test-eu-{random}"), // stage test-eu, old name
+            format!("sqs-push-test-eu_{random}"), // stage test-eu, new name
+            "sqs-push-test-upstream".to_string(),
+        ] {
+            kept.push(queues.create_queue(&make(name)).await.unwrap());
+        }
+        clock.advance(601);
+        let sweep = |legacy_names| {
+            OrphanSweeper::new(
+                store.clone(),
+                queues.clone(),
+                clock.clone(),
+                OrphanSettings {
+                    queue_names: names.clone(),
+                    grace_seconds: 600,
+                    concurrency: 4,
+                    scan_segments: 1,
+                    legacy_names,
+                },
+            )
+        };
+        let off = sweep(false).sweep().await.unwrap();
+        assert_eq!(
+            off.queues_scanned, 0,
+            "without the setting old names are not the sweep's"
+        );
+        assert!(queues.queue(&old_orphan.url).is_some());
+
+        let on = sweep(true).sweep().await.unwrap();
+        assert_eq!((on.queues_scanned, on.deleted), (1, 1), "{on:?}");
+        assert!(queues.queue(&old_orphan.url).is_none());
+        for queue in &kept {
+            assert!(queues.queue(&queue.url).is_some(), "{}", queue.name);
         }
     }
 }

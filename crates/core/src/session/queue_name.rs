@@ -39,6 +39,10 @@ pub enum QueueNameError {
 /// Between the prefix and the random part; no prefix contains it.
 pub const SEPARATOR: char = '_';
 
+/// The separator of the versions before `_`: names `<prefix>-<43 random>`, which sessions made
+/// before an upgrade keep until they end (docs/operations.md, "Upgrading").
+pub const LEGACY_SEPARATOR: char = '-';
+
 /// Makes queue names for one stage, e.g. `sqs-push-prod_<43 chars>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueNameGenerator {
@@ -91,9 +95,29 @@ impl QueueNameGenerator {
 
     /// True when `name` is one of this generator's names (used to sweep orphans safely).
     pub fn owns(&self, name: &str) -> bool {
+        self.owns_with(name, SEPARATOR)
+    }
+
+    /// What names of the versions before the `_` separator start with: `<prefix>-`.
+    pub fn legacy_name_prefix(&self) -> String {
+        format!("{}{LEGACY_SEPARATOR}", self.prefix)
+    }
+
+    /// True when `name` is a name this stage's generator made before the `_` separator:
+    /// `<prefix>-` and 43 random characters, exactly. The length keeps other stages out: a name
+    /// of stage `prod-eu` (`sqs-push-prod-eu_…`, or the old `sqs-push-prod-eu-…`) is longer than
+    /// any of stage `prod`.
+    pub fn owns_legacy(&self, name: &str) -> bool {
+        self.owns_with(name, LEGACY_SEPARATOR)
+    }
+
+    fn owns_with(&self, name: &str, separator: char) -> bool {
         name.len() == self.prefix.len() + 1 + RANDOM_PART_LEN
             && name.starts_with(&self.prefix)
-            && name.as_bytes()[self.prefix.len()] == SEPARATOR as u8
+            && name.as_bytes()[self.prefix.len()] == separator as u8
+            && name[self.prefix.len() + 1..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 }
 
@@ -101,6 +125,25 @@ impl QueueNameGenerator {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn legacy_names_are_the_stages_own_dash_names_of_exactly_43_characters() {
+        let prod = QueueNameGenerator::new("sqs-push-prod").unwrap();
+        let prod_eu = QueueNameGenerator::new("sqs-push-prod-eu").unwrap();
+        let random = "A".repeat(RANDOM_PART_LEN);
+        assert!(prod.owns_legacy(&format!("sqs-push-prod-{random}")));
+        assert_eq!(prod.legacy_name_prefix(), "sqs-push-prod-");
+        // not a new name, and new names are not legacy ones
+        assert!(!prod.owns(&format!("sqs-push-prod-{random}")));
+        assert!(!prod.owns_legacy(&prod.generate()));
+        // another stage's names, old or new, never
+        assert!(!prod.owns_legacy(&prod_eu.generate()));
+        assert!(!prod.owns_legacy(&format!("sqs-push-prod-eu-{random}")));
+        // the stage's other queues (upstream) and short or odd names, never
+        assert!(!prod.owns_legacy("sqs-push-prod-upstream"));
+        assert!(!prod.owns_legacy(&format!("sqs-push-prod-{}", &random[1..])));
+        assert!(!prod.owns_legacy(&format!("sqs-push-prod-{}.", &random[1..])));
+    }
 
     #[test]
     fn names_are_prefix_underscore_and_43_url_safe_characters() {
