@@ -183,6 +183,17 @@ impl Function {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let config = &stack.config;
+        // The stack's dead-letter queue, as serverless.yml hands it to every function: where
+        // the dispatcher puts a poison record (without one it could only retry it).
+        let dead_letters = aws_sdk_sqs::Client::new(&admin_config(emulator).await)
+            .get_queue_url()
+            .queue_name(format!("sqs-push-dlq-{}", config.stage))
+            .send()
+            .await
+            .expect("the local stack made its dead-letter queue")
+            .queue_url()
+            .expect("a queue url")
+            .to_string();
         let mut child = Command::new(binary(name))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -204,6 +215,7 @@ impl Function {
             .env("SQS_PUSH_ENDPOINT_URL", &emulator.url)
             .env("SQS_PUSH_IDENTITY_POOL_ID", &config.identity_pool_id)
             .env("SQS_PUSH_UNAUTH_ROLE_ARN", &config.unauthenticated_role_arn)
+            .env("SQS_PUSH_DEAD_LETTER_QUEUE_URL", &dead_letters)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -467,6 +479,25 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
         failures.is_empty(),
         "a poison record is skipped, not retried: {answer}"
     );
+    // Skipped into the dead-letter queue, as the record: nothing ends only in a log line.
+    let dead_letters = sqs
+        .receive_message()
+        .queue_url(
+            sqs.get_queue_url()
+                .queue_name(format!("sqs-push-dlq-{}", stack.config.stage))
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap(),
+        )
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead_letters.messages().len(), 1, "{dead_letters:?}");
+    let letter = dead_letters.messages()[0].body().unwrap_or_default();
+    assert!(letter.contains("oison"), "{letter}");
     let got = receive_one(&sqs, &queue_url, &key).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].to_string().contains("kinesis"), "{got:?}");
