@@ -104,7 +104,7 @@ test("the page's own send button reaches its session", async () => {
 
 test("the page's channel box subscribes its session and a publish to the channel arrives", async () => {
   await page.fill('#channel', 'room:7');
-  await page.getByRole('button', { name: 'Subscribe this session' }).click();
+  await page.getByRole('button', { name: 'Join the channel' }).click();
   await page.waitForFunction(() => /Subscribed to room:7/.test(document.querySelector('#channel-result').textContent), null, {
     timeout: DELIVERY_LIMIT_MS,
   });
