@@ -246,8 +246,8 @@ pub struct MembershipRow {
     pub ttl: u64,
 }
 
-/// A membership's sort key: `<userId>#<sessionId>` (a session id holds no `#`-free guarantee,
-/// but the user id before the first `#` is digits only, so the key splits unambiguously).
+/// A membership's sort key: `<userId>#<sessionId>`. A session id may itself hold `#`, but the
+/// user id before the first `#` is digits only, so the key splits unambiguously.
 pub fn member_key(user_id: UserId, session_id: &SessionId) -> String {
     format!("{user_id}#{session_id}")
 }
@@ -265,22 +265,6 @@ impl MembershipRow {
             aes_key: session.aes_key.to_base64(),
             expires: session.credentials.expires,
             ttl: session.ttl,
-        }
-    }
-}
-
-impl From<MembershipRow> for Recipient {
-    fn from(row: MembershipRow) -> Self {
-        Recipient {
-            account_id: row.account_id,
-            user_id: row.user_id,
-            session_id: row.session_id,
-            queue_url: row.sqs_url,
-            aes_key: row.aes_key,
-            expires: row.expires,
-            ttl: row.ttl,
-            // A membership does not keep when its session was created.
-            created: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use sqs_push_core::{PortError, PortErrorKind};
 
 use crate::errors::port_error;
 use crate::rows::{
-    MembershipRow, SessionRow, from_item, member_key, recipient_from_row, session_from_row, to_item,
+    MembershipRow, SessionRow, member_key, recipient_from_row, session_from_row, to_item,
 };
 
 /// Name of the global secondary index on `accountId`.
@@ -570,13 +570,9 @@ impl SessionStore for DynamoSessionStore {
             .send()
             .await
             .map_err(|error| port_error(OPERATION, &self.channels_table, error))?;
-        let rows: Vec<MembershipRow> = output
-            .items()
-            .iter()
-            .map(|item| from_item(item.clone()))
-            .collect::<Result<_, _>>()
-            .map_err(|field| self.malformed(OPERATION, field))?;
-        let recipients: Vec<Recipient> = rows.into_iter().map(Recipient::from).collect();
+        // A membership row carries the session's routing attributes under the sessions
+        // table's names, so it reads as any other recipient row.
+        let recipients = self.recipients(OPERATION, output.items())?;
         // The last row read is where the next page starts (the key names only the member).
         let next = match output.last_evaluated_key() {
             Some(key) if !key.is_empty() => recipients.last().map(|last| ScanPosition {
