@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use sqs_push_core::PortError;
 use sqs_push_core::model::session::QueueRef;
-use sqs_push_core::ports::{BatchEntry, FailedEntry, QueueService, QueueSpec};
+use sqs_push_core::ports::{BatchEntry, FailedEntry, QueuePage, QueueService, QueueSpec};
 use sqs_push_core::session::policy::OWNER_TAG;
 
 use crate::errors::{missing, port_error};
@@ -118,26 +118,37 @@ impl QueueService for SqsQueues {
         Ok(())
     }
 
-    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError> {
-        // Without MaxResults SQS returns at most 1,000 URLs and no NextToken.
-        let urls: Vec<String> = self
+    async fn list_queues_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max: u16,
+    ) -> Result<QueuePage, PortError> {
+        // With MaxResults SQS pages and answers a NextToken while more remain.
+        let output = self
             .client
             .list_queues()
             .queue_name_prefix(prefix)
-            .max_results(1000)
-            .into_paginator()
-            .items()
+            .max_results(i32::from(max.clamp(1, 1000)))
+            .set_next_token(token.map(str::to_string))
             .send()
-            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|error| port_error("SQS ListQueues", prefix, error))?;
-        Ok(urls
-            .into_iter()
+        let queues = output
+            .queue_urls()
+            .iter()
             .filter_map(|url| {
                 let name = url.rsplit('/').next()?.to_string();
-                Some(QueueRef { url, name })
+                Some(QueueRef {
+                    url: url.clone(),
+                    name,
+                })
             })
-            .collect())
+            .collect();
+        Ok(QueuePage {
+            queues,
+            next: output.next_token().map(str::to_string),
+        })
     }
 
     async fn created_at(&self, queue_url: &str) -> Result<u64, PortError> {

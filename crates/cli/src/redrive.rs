@@ -559,6 +559,16 @@ impl Invoker for LocalRunner {
                 let worker = self.segments.get().expect("set in new");
                 worker.run(&job, None).await?;
             }
+            // Redrive never classifies a record as the cleanup function's replayable work (a
+            // sweep step is done again by the next scheduled run), so none comes here.
+            AsyncFunction::Cleanup => {
+                return Err(PortError::new(
+                    PortErrorKind::Other,
+                    "local invoke",
+                    function.name(),
+                    "an orphan sweep step is not replayed; the next scheduled run does it",
+                ));
+            }
         }
         Ok(())
     }
@@ -587,7 +597,9 @@ pub fn advice(function: &str) -> &'static str {
          still keeps them, put them again with `sqs-push put-event`, then delete the record"
     } else if function.ends_with("-cleanup") {
         "a sessions-stream batch cleanup gave up on (DDBStreamBatchInfo): the sessions' queues and \
-         identities may be left; `/cleanup` removes orphaned queues, then delete the record"
+         identities may be left; or an orphan sweep step (`{\"sweep\": …}`) that kept failing, \
+         which the next scheduled run does again. `/cleanup` removes orphaned queues, then delete \
+         the record"
     } else if function == "poison" {
         "Kinesis records that can never be dispatched as written (the record holds the data, \
          base64): fix the producer, put a corrected record with `sqs-push put-event`, then delete \

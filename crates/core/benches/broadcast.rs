@@ -34,7 +34,7 @@ use sqs_push_core::model::message::{Message, MessageId};
 use sqs_push_core::model::recipient::Recipient;
 use sqs_push_core::model::session::{Credentials, QueueRef, Session};
 use sqs_push_core::ports::{
-    AsyncFunction, BatchEntry, FailedEntry, Invoker, PortError, QueueService, QueueSpec,
+    AsyncFunction, BatchEntry, FailedEntry, Invoker, PortError, QueuePage, QueueService, QueueSpec,
     SessionStore,
 };
 use sqs_push_core::testing::ManualClock;
@@ -124,8 +124,13 @@ impl QueueService for CountingQueues {
     async fn delete_queue(&self, _queue_url: &str) -> Result<(), PortError> {
         Ok(())
     }
-    async fn list_queues(&self, _prefix: &str) -> Result<Vec<QueueRef>, PortError> {
-        Ok(Vec::new())
+    async fn list_queues_page(
+        &self,
+        _prefix: &str,
+        _token: Option<&str>,
+        _max: u16,
+    ) -> Result<QueuePage, PortError> {
+        Ok(QueuePage::default())
     }
     async fn created_at(&self, _queue_url: &str) -> Result<u64, PortError> {
         Ok(0)
@@ -186,7 +191,8 @@ impl Invoker for ModelInvoker {
                     me.running.fetch_sub(1, Ordering::SeqCst);
                 });
             }
-            AsyncFunction::History => {}
+            // The model broadcasts: no history rows, no sweep.
+            AsyncFunction::History | AsyncFunction::Cleanup => {}
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The cleanup function: a batch of the sessions table's stream records in, the queues and
-//! identities of removed or replaced sessions deleted, partial failures reported back.
+//! identities of removed or replaced sessions deleted, partial failures reported back. The
+//! same function runs the scheduled orphan sweep ([`crate::sweep`]).
 //!
 //! Records become [`SessionChange`]s here; what to delete is decided in `sqs-push-core`.
 
@@ -8,6 +9,8 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use sqs_push_aws::rows::session_from_row;
 use sqs_push_core::cleanup::stream::{ChangeKind, CleanupService, SessionChange};
 use sqs_push_core::model::session::Session;
+
+use crate::sweep::SweepEvent;
 
 /// The principal DynamoDB's TTL process writes its deletes under.
 pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
@@ -39,6 +42,27 @@ pub enum RecordError {
         /// The first bad attribute.
         field: String,
     },
+}
+
+/// What the cleanup function is invoked with.
+#[derive(Debug)]
+pub enum CleanupEvent {
+    /// A batch of the sessions table's stream records.
+    Stream(Event),
+    /// A step of the orphan sweep: from the schedule, or handed on by the step before.
+    Sweep(SweepEvent),
+}
+
+impl CleanupEvent {
+    /// Tells the two apart by their one top-level key (`Records` or `sweep`); anything else
+    /// does not parse, naming what was expected.
+    pub fn parse(payload: serde_json::Value) -> Result<Self, serde_json::Error> {
+        if payload.get("sweep").is_some() {
+            serde_json::from_value(payload).map(Self::Sweep)
+        } else {
+            serde_json::from_value(payload).map(Self::Stream)
+        }
+    }
 }
 
 /// One stream record as a domain change.

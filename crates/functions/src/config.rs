@@ -54,6 +54,12 @@ pub struct StackConfig {
     pub orphan_grace_seconds: u64,
     /// Queue deletes in flight at once in cleanup and `/cleanup`.
     pub cleanup_concurrency: usize,
+    /// How long one step of the orphan sweep lists and deletes before it hands the rest of the
+    /// run on (`SQS_PUSH_SWEEP_STEP_MILLIS`); `/cleanup` takes at most 20 s of it.
+    pub sweep_step_millis: u64,
+    /// Queues per listing page of the orphan sweep (`SQS_PUSH_SWEEP_PAGE_SIZE`, SQS's most is
+    /// 1,000).
+    pub sweep_page_size: u16,
     /// How channels behave (`SQS_PUSH_MAX_CHANNELS_PER_SESSION`).
     pub channels: ChannelSettings,
     /// Whether the stage's queue names from before the `_` separator are still reachable (the
@@ -89,6 +95,10 @@ impl StackConfig {
             sender_safety_millis: 2_000,
             orphan_grace_seconds: 600,
             cleanup_concurrency: 16,
+            // The cleanup function's timeout is 60 s: 40 s of pages leave room for the last
+            // page's deletes and the hand-on.
+            sweep_step_millis: 40_000,
+            sweep_page_size: 1000,
             channels: ChannelSettings::default(),
             legacy_queue_names: false,
             dead_letter_queue_url: None,
@@ -142,6 +152,10 @@ impl StackConfig {
                 .unwrap_or(default.orphan_grace_seconds),
             cleanup_concurrency: setting(lookup, "SQS_PUSH_CLEANUP_CONCURRENCY", 1..=256)?
                 .unwrap_or(default.cleanup_concurrency),
+            sweep_step_millis: setting(lookup, "SQS_PUSH_SWEEP_STEP_MILLIS", 0..=840_000)?
+                .unwrap_or(default.sweep_step_millis),
+            sweep_page_size: setting(lookup, "SQS_PUSH_SWEEP_PAGE_SIZE", 1..=1000)?
+                .unwrap_or(default.sweep_page_size),
             channels: ChannelSettings {
                 // A subscribe writes the session's memberships in one DynamoDB transaction of
                 // at most 100 items, and renew rewrites every one of them.

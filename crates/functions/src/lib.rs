@@ -12,5 +12,6 @@ pub mod config;
 pub mod events;
 pub mod failure;
 pub mod metrics;
+pub mod sweep;
 pub mod telemetry;
 pub mod wiring;

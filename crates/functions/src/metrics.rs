@@ -63,11 +63,15 @@ pub enum Metric {
     HistoryFailed,
     /// How long one dispatch took: a `/notify` request, or one Kinesis batch.
     DispatchLatency,
+    /// Orphan queues the scheduled sweep deleted.
+    OrphansDeleted,
+    /// Orphan queues whose delete failed in the scheduled sweep (the next run tries again).
+    OrphanDeletesFailed,
 }
 
 impl Metric {
     /// Every metric, for the template tests (dashboard and alarms name only these).
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 16] = [
         Metric::DeliveriesSent,
         Metric::DeliveriesFailed,
         Metric::DeliveriesHandedOn,
@@ -82,6 +86,8 @@ impl Metric {
         Metric::HistoryWritten,
         Metric::HistoryFailed,
         Metric::DispatchLatency,
+        Metric::OrphansDeleted,
+        Metric::OrphanDeletesFailed,
     ];
 
     /// The CloudWatch metric name.
@@ -101,6 +107,8 @@ impl Metric {
             Metric::HistoryWritten => "HistoryWritten",
             Metric::HistoryFailed => "HistoryFailed",
             Metric::DispatchLatency => "DispatchLatency",
+            Metric::OrphansDeleted => "OrphansDeleted",
+            Metric::OrphanDeletesFailed => "OrphanDeletesFailed",
         }
     }
 

@@ -142,18 +142,7 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             region: config.region.clone(),
         },
     );
-    let orphans = OrphanSweeper::new(
-        adapters.sessions.clone(),
-        adapters.queues.clone(),
-        adapters.clock.clone(),
-        OrphanSettings {
-            queue_names: config.queue_names()?,
-            grace_seconds: config.orphan_grace_seconds,
-            concurrency: config.cleanup_concurrency,
-            scan_segments: config.scan_segments,
-            legacy_names: config.legacy_queue_names,
-        },
-    );
+    let orphans = orphan_sweeper(config, adapters)?;
     Ok(ApiState {
         channels: ChannelService::new(
             adapters.sessions.clone(),
@@ -163,9 +152,31 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         sessions,
         dispatcher: dispatcher(config, adapters),
         orphans,
+        // API Gateway gives a request 29 s; the last page's deletes come after the deadline.
+        orphan_step: std::time::Duration::from_millis(config.sweep_step_millis.min(20_000)),
         history: history_reader(adapters),
         receipts: receipts(config, adapters),
     })
+}
+
+/// The orphan sweep (`/cleanup`, and the scheduled run in the cleanup function).
+pub fn orphan_sweeper(
+    config: &StackConfig,
+    adapters: &Adapters,
+) -> Result<OrphanSweeper, ConfigError> {
+    Ok(OrphanSweeper::new(
+        adapters.sessions.clone(),
+        adapters.queues.clone(),
+        adapters.clock.clone(),
+        OrphanSettings {
+            queue_names: config.queue_names()?,
+            grace_seconds: config.orphan_grace_seconds,
+            concurrency: config.cleanup_concurrency,
+            scan_segments: config.scan_segments,
+            legacy_names: config.legacy_queue_names,
+            page_size: config.sweep_page_size,
+        },
+    ))
 }
 
 /// The history reader.

@@ -1340,7 +1340,7 @@ fn every_table_keeps_point_in_time_recovery_and_refuses_deletion() {
 }
 
 #[test]
-fn a_schedule_calls_get_cleanup_through_iam_with_a_role_that_may_call_only_that() {
+fn a_schedule_starts_the_orphan_sweep_in_the_cleanup_function_which_may_hand_on_to_itself() {
     let rule = &resource("CleanupSchedule")["Properties"];
     assert_eq!(rule["State"], "ENABLED");
     let schedule = rule["ScheduleExpression"].as_str().unwrap();
@@ -1351,37 +1351,54 @@ fn a_schedule_calls_get_cleanup_through_iam_with_a_role_that_may_call_only_that(
     let targets = rule["Targets"].as_array().unwrap();
     assert_eq!(targets.len(), 1);
     let target = &targets[0];
-    let arn = target["Arn"]["Fn::Sub"].as_str().unwrap();
     assert_eq!(
-        arn,
-        format!(
-            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiGatewayRestApi}}/{}/GET/*",
-            stage()
-        )
+        referenced_id(&target["Arn"]).as_deref(),
+        Some("CleanupLambdaFunction")
+    );
+    // The input is what the function takes as the start of a run.
+    let input: Value = serde_json::from_str(target["Input"].as_str().unwrap()).unwrap();
+    assert!(
+        matches!(
+            sqs_push_functions::cleanup::CleanupEvent::parse(input),
+            Ok(sqs_push_functions::cleanup::CleanupEvent::Sweep(_))
+        ),
+        "the schedule's input is a sweep event"
+    );
+    let permissions: Vec<_> = of_type("AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, permission)| permission["Properties"]["Principal"] == "events.amazonaws.com")
+        .collect();
+    assert_eq!(
+        permissions.len(),
+        1,
+        "one permission lets EventBridge invoke"
+    );
+    let permission = &permissions[0].1["Properties"];
+    assert_eq!(
+        referenced_id(&permission["FunctionName"]).as_deref(),
+        Some("CleanupLambdaFunction")
     );
     assert_eq!(
-        target["HttpParameters"]["PathParameterValues"],
-        json!(["cleanup"])
+        referenced_id(&permission["SourceArn"]).as_deref(),
+        Some("CleanupSchedule"),
+        "only this rule may invoke it"
+    );
+    // A step's hand-on: the cleanup function invokes itself and nothing else.
+    let invokes: Vec<Value> = statements(resource("CleanupRole"))
+        .into_iter()
+        .filter(|statement| statement["Action"] == "lambda:InvokeFunction")
+        .map(|statement| statement["Resource"].clone())
+        .collect();
+    assert_eq!(
+        invokes,
+        vec![json!({ "Fn::Sub": format!(
+            "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:sqs-push-{}-cleanup",
+            stage()
+        ) })]
     );
     assert!(
         api_gateway_routes("/cleanup").is_some(),
-        "API Gateway routes /cleanup"
-    );
-    let role_id = referenced_id(&target["RoleArn"]).unwrap();
-    let role = resource(&role_id);
-    assert_eq!(
-        role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
-        json!({ "Service": "events.amazonaws.com" })
-    );
-    let granted = statements(role);
-    assert_eq!(granted.len(), 1);
-    assert_eq!(granted[0]["Action"], "execute-api:Invoke");
-    assert_eq!(
-        granted[0]["Resource"]["Fn::Sub"],
-        format!(
-            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiGatewayRestApi}}/{}/GET/cleanup",
-            stage()
-        )
+        "/cleanup stays, to run the sweep by hand"
     );
     assert_eq!(
         alarms_on(

@@ -1,5 +1,5 @@
-//! The local stack's stand-in for Lambda's async invoke: `sender` and `history` payloads are
-//! parsed as Lambda would parse them and run on background tasks of this process, through the
+//! The local stack's stand-in for Lambda's async invoke: `sender`, `history`, segment and
+//! orphan-sweep payloads are parsed as Lambda would parse them and run on background tasks of this process, through the
 //! same handlers the functions run. A job whose handler fails goes, as on AWS after Lambda's
 //! retries, to the dead-letter queue (`sqs-push-dlq-local` in the emulator) as a Lambda
 //! destination record — so a failure is something `sqs-push redrive` can replay, never only a
@@ -13,20 +13,22 @@
 //! `lambda:InvokeFunction` by the function that made it, as Lambda would authorize it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use async_trait::async_trait;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqs_push_core::cleanup::orphans::{OrphanSweeper, SweepStep};
 use sqs_push_core::dispatch::segment::{SegmentJob, SegmentWorker};
 use sqs_push_core::dispatch::send::{SendJob, Sender};
 use sqs_push_core::history::HistoryTask;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::history::write::HistoryWriter;
 use sqs_push_core::ports::{AsyncFunction, Invoker, PortError, PortErrorKind, destination_record};
-use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::config::{ConfigError, StackConfig};
 use sqs_push_functions::events;
+use sqs_push_functions::sweep::{SweepEvent, handle_sweep};
 use sqs_push_functions::wiring::{self, Adapters};
 use tokio::sync::Semaphore;
 
@@ -202,6 +204,11 @@ pub struct InProcessInvoker {
     segments: OnceLock<SegmentWorker>,
     /// Per function, the invocations that may run at once.
     running: HashMap<AsyncFunction, Arc<Semaphore>>,
+    /// The cleanup function's orphan sweep, and how long each of its steps may list.
+    sweeper: OrphanSweeper,
+    sweep_step: Duration,
+    /// What each sweep step answered, in order: the function's log, for tests and `sqs-push-local`.
+    sweep_steps: Mutex<Vec<SweepStep>>,
 }
 
 /// What one function invokes through: the shared [`InProcessInvoker`], with the invokes and
@@ -220,7 +227,8 @@ pub fn run_in_process(
     dead_letters: &DeadLetters,
     sqs_of: impl Fn(LocalFunction) -> aws_sdk_sqs::Client,
     call_log: Option<Arc<CallLog>>,
-) {
+) -> Result<Arc<InProcessInvoker>, ConfigError> {
+    let sweeper = wiring::orphan_sweeper(config, adapters.of(LocalFunction::Cleanup))?;
     let invoker = Arc::new(InProcessInvoker {
         sender: wiring::sender(config, adapters.of(LocalFunction::Sender)),
         history: wiring::history_writer(config, adapters.of(LocalFunction::History)),
@@ -238,6 +246,7 @@ pub fn run_in_process(
             AsyncFunction::Sender,
             AsyncFunction::History,
             AsyncFunction::Dispatcher,
+            AsyncFunction::Cleanup,
         ]
         .into_iter()
         .map(|function| {
@@ -245,6 +254,9 @@ pub fn run_in_process(
             (function, permits)
         })
         .collect(),
+        sweeper,
+        sweep_step: Duration::from_millis(config.sweep_step_millis),
+        sweep_steps: Mutex::new(Vec::new()),
     });
     let _ = invoker.this.set(Arc::downgrade(&invoker));
     for (function, function_adapters) in &mut adapters.0 {
@@ -258,6 +270,7 @@ pub fn run_in_process(
     if invoker.segments.set(worker).is_err() {
         unreachable!("the invoker was created above and nothing else sets its worker");
     }
+    Ok(invoker)
 }
 
 /// The function an async invocation runs.
@@ -266,6 +279,7 @@ fn local(function: AsyncFunction) -> LocalFunction {
         AsyncFunction::Sender => LocalFunction::Sender,
         AsyncFunction::History => LocalFunction::History,
         AsyncFunction::Dispatcher => LocalFunction::Dispatcher,
+        AsyncFunction::Cleanup => LocalFunction::Cleanup,
     }
 }
 
@@ -279,6 +293,21 @@ fn malformed(function: AsyncFunction, error: serde_json::Error) -> PortError {
 }
 
 impl InProcessInvoker {
+    /// Invokes `function` as a schedule would (EventBridge, not another function: no call is
+    /// logged for a caller).
+    pub async fn schedule(
+        &self,
+        function: AsyncFunction,
+        payload: Vec<u8>,
+    ) -> Result<(), PortError> {
+        self.run(function, payload).await
+    }
+
+    /// The steps the orphan sweep has run so far, oldest first.
+    pub fn sweep_steps(&self) -> Vec<SweepStep> {
+        self.sweep_steps.lock().unwrap().clone()
+    }
+
     fn this(&self) -> Arc<InProcessInvoker> {
         self.this
             .get()
@@ -309,6 +338,11 @@ impl InProcessInvoker {
             );
             log.invoke(caller, &target, &self.region);
         }
+        self.run(function, payload).await
+    }
+
+    /// Runs `payload` as an async invocation of `function`.
+    async fn run(&self, function: AsyncFunction, payload: Vec<u8>) -> Result<(), PortError> {
         // Parsed before returning, as Lambda would reject a malformed payload at invoke time.
         let raw: Value = serde_json::from_slice(&payload).map_err(|e| malformed(function, e))?;
         let this = self.this();
@@ -349,6 +383,22 @@ impl InProcessInvoker {
                     let _running = permits.acquire_owned().await;
                     run_with_retries(&dead_letters, function, &payload, || async {
                         worker.run(&job, None).await.map(|_| ())
+                    })
+                    .await;
+                });
+            }
+            AsyncFunction::Cleanup => {
+                let event: SweepEvent =
+                    serde_json::from_value(raw).map_err(|e| malformed(function, e))?;
+                tokio::spawn(async move {
+                    let _running = permits.acquire_owned().await;
+                    let invoker = this.for_caller(LocalFunction::Cleanup);
+                    run_with_retries(&dead_letters, function, &payload, || async {
+                        let deadline = tokio::time::Instant::now() + this.sweep_step;
+                        let step =
+                            handle_sweep(&this.sweeper, &invoker, event.clone(), deadline).await?;
+                        this.sweep_steps.lock().unwrap().push(step);
+                        Ok(())
                     })
                     .await;
                 });

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqs_push_core::cleanup::orphans::SweepStep;
+use sqs_push_core::ports::{AsyncFunction, PortError};
 use sqs_push_functions::api;
 use sqs_push_functions::config::StackConfig;
+use sqs_push_functions::sweep::SweepEvent;
 use sqs_push_functions::wiring::{api_state, cleanup_service, dispatcher};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -15,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::bootstrap::{BootstrapError, Provisioner};
 use crate::functions::{CallLog, LocalFunction};
-use crate::in_process::{DeadLetters, FunctionAdapters, run_in_process};
+use crate::in_process::{DeadLetters, FunctionAdapters, InProcessInvoker, run_in_process};
 use crate::kinesis::{self, StreamStats};
 use crate::sigv4::{LocalKeys, require_signature};
 use crate::stream::{StreamError, StreamHandler, StreamPoller};
@@ -135,6 +138,7 @@ pub struct LocalStack {
     stop_background: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
     stream_stats: Arc<StreamStats>,
+    invoker: Arc<InProcessInvoker>,
 }
 
 impl LocalStack {
@@ -179,13 +183,13 @@ impl LocalStack {
         let dead_letters = DeadLetters::provision(aws_sdk_sqs::Client::new(&sdk), &config)
             .await
             .map_err(StartError::DeadLetters)?;
-        run_in_process(
+        let invoker = run_in_process(
             &mut adapters,
             &config,
             &dead_letters,
             |function| aws_sdk_sqs::Client::new(&sdk_of[&function]),
             call_log,
-        );
+        )?;
         let state = api_state(&config, adapters.of(LocalFunction::Api))?;
 
         let (sweeper, stop_background, mut background) = start_ttl_and_cleanup(
@@ -244,7 +248,20 @@ impl LocalStack {
             stop_background,
             background,
             stream_stats,
+            invoker,
         })
+    }
+
+    /// Starts an orphan sweep run as the template's schedule does: the cleanup function invoked
+    /// with `{"sweep": {}}`, each step handing the next to the function again.
+    pub async fn start_orphan_sweep(&self) -> Result<(), PortError> {
+        let start = serde_json::to_vec(&SweepEvent::default()).unwrap_or_default();
+        self.invoker.schedule(AsyncFunction::Cleanup, start).await
+    }
+
+    /// The orphan sweep steps run so far (each as the cleanup function answered it).
+    pub fn orphan_sweep_steps(&self) -> Vec<SweepStep> {
+        self.invoker.sweep_steps()
     }
 
     /// What the event-stream pollers have handed to the dispatcher so far.

@@ -294,6 +294,8 @@ hostile! {
     get_status_list_unknown: GET "/status?userId=2", "" => 400, "userId";
     get_destroy_unknown: GET "/destroy/1/2/s?force=1", "" => 400, "force";
     get_cleanup_unknown: GET "/cleanup?all=1", "" => 400, "all";
+    get_cleanup_bad_token: GET "/cleanup?next=e30x", "" => 400, "next";
+    get_cleanup_foreign_token: GET "/cleanup?next=eyJ0b2tuIjoiYSJ9", "" => 400, "next";
     get_subscribe_unknown: GET "/subscribe/1/2/s/room?userId=3", "" => 400, "userId";
     get_unsubscribe_unknown: GET "/unsubscribe/1/2/s/room?x=1", "" => 400, "x";
     get_channels_unknown: GET "/channels/room?x=1", "" => 400, "x";

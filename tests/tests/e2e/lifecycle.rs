@@ -428,6 +428,101 @@ async fn with_legacy_queue_names_cleanup_removes_old_named_orphans_and_nothing_o
     }
 }
 
+/// Issue 27, "cleanup at any size": the scheduled sweep is the cleanup function invoked with
+/// `{"sweep": {}}`, each step listing until its deadline and handing the rest to a fresh
+/// invocation with its cursor. With a deadline of 0 every step does one page of 250, so 2,000
+/// orphans take at least 8 hand-ons; every orphan goes, the live queues stay, the run's totals
+/// add up. `/cleanup` answers the same run a step at a time with `next`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_sweep_of_two_thousand_orphans_goes_on_from_its_cursor_step_after_step() {
+    const ORPHANS: usize = 2000;
+    let stack = &Stack::builder()
+        .configure(|options| {
+            options.stack.orphan_grace_seconds = 0;
+            options.stack.sweep_step_millis = 0;
+            options.stack.sweep_page_size = 250;
+        })
+        .start()
+        .await;
+    let admin = &Admin::new(&stack.emulator).await;
+    let names = QueueNameGenerator::new("sqs-push-local").unwrap();
+    let live = [
+        create(stack, "/create/100/408/a").await,
+        create(stack, "/create/100/409/b").await,
+    ];
+    let orphans: Vec<String> = (0..ORPHANS).map(|_| names.generate()).collect();
+    futures::stream::iter(&orphans)
+        .for_each_concurrent(16, |name| admin.create_queue(name))
+        .await;
+
+    stack
+        .start_orphan_sweep()
+        .await
+        .expect("the schedule's invoke");
+    let started = Instant::now();
+    let run = loop {
+        let steps = stack.orphan_sweep_steps();
+        if let Some(last) = steps.last().filter(|step| step.next.is_none()) {
+            break (steps.len(), last.run.clone(), steps);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the run did not finish: {} steps so far",
+            steps.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (step_count, totals, steps) = run;
+    println!(
+        "sweep of {ORPHANS} orphans: {step_count} steps in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(step_count >= 8, "{step_count} steps");
+    assert_eq!(totals.steps as usize, step_count);
+    assert!(
+        steps.iter().all(|step| step.step.queues_scanned <= 250),
+        "each step did one page"
+    );
+    assert_eq!(totals.totals.queues_scanned, ORPHANS + 2, "{totals:?}");
+    assert_eq!(totals.totals.deleted, ORPHANS, "{totals:?}");
+    assert_eq!(totals.totals.failed, 0, "{totals:?}");
+    for session in &live {
+        assert!(admin.queue_exists(text(session, "sqsQueueName")).await);
+    }
+    let left = admin
+        .sqs
+        .list_queues()
+        .queue_name_prefix("sqs-push-local_")
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.queue_urls().len(), 2, "only the live queues are left");
+
+    // By hand: the same run, one request a step, each answer's `next` fed to the next call.
+    let more: Vec<String> = (0..600).map(|_| names.generate()).collect();
+    futures::stream::iter(&more)
+        .for_each_concurrent(16, |name| admin.create_queue(name))
+        .await;
+    let mut path = "/cleanup".to_string();
+    let mut requests = 0;
+    let answer = loop {
+        let (status, answer) = get(stack, &path).await;
+        assert_eq!(status, 200, "{answer}");
+        requests += 1;
+        match answer.get("next").and_then(Value::as_str) {
+            Some(next) => path = format!("/cleanup?next={next}"),
+            None => break answer,
+        }
+    };
+    assert_eq!(requests, 3, "602 queues in pages of 250: {answer}");
+    assert_eq!(answer["steps"], 3, "{answer}");
+    assert_eq!(answer["deleted"], 600, "{answer}");
+    for name in &more {
+        assert!(!admin.queue_exists(name).await, "{name} is gone");
+    }
+}
+
 /// 1,000 sessions are written straight through the adapters (an HTTP create each would mostly
 /// time STS), already expired; one sweep removes them all at once, as the TTL would. The emulator
 /// refuses DeleteIdentities calls of more than 60 ids, so every identity gone means they went in

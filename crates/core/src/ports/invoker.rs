@@ -15,6 +15,9 @@ pub enum AsyncFunction {
     History,
     /// Pages through one scan segment of a broadcast (a `SegmentJob`); also the Kinesis consumer.
     Dispatcher,
+    /// Runs the next step of an orphan sweep (a `{"sweep": cursor}`); also the sessions
+    /// stream's consumer.
+    Cleanup,
 }
 
 impl AsyncFunction {
@@ -24,6 +27,7 @@ impl AsyncFunction {
             Self::Sender => "sender",
             Self::History => "history",
             Self::Dispatcher => "dispatcher",
+            Self::Cleanup => "cleanup",
         }
     }
 }

@@ -16,5 +16,5 @@ pub use history::{
 };
 pub use identities::IdentityProvider;
 pub use invoker::{AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record};
-pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
+pub use queues::{BatchEntry, FailedEntry, QueuePage, QueueService, QueueSpec};
 pub use sessions::{SessionCursor, SessionPage, SessionStore};

@@ -31,11 +31,26 @@ pub trait QueueService: Send + Sync {
     ) -> Result<Vec<FailedEntry>, PortError>;
     /// Deletes a queue; one already gone is a [`crate::PortErrorKind::NotFound`].
     async fn delete_queue(&self, queue_url: &str) -> Result<(), PortError>;
-    /// Every queue whose name starts with `prefix`, across all pages of the listing.
-    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError>;
+    /// One page of the queues whose names start with `prefix`: at most `max` (1–1,000) of
+    /// them, from where `token` (the last page's [`QueuePage::next`]) left off.
+    async fn list_queues_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max: u16,
+    ) -> Result<QueuePage, PortError>;
     /// When a queue was created, epoch seconds; one already gone is a
     /// [`crate::PortErrorKind::NotFound`].
     async fn created_at(&self, queue_url: &str) -> Result<u64, PortError>;
+}
+
+/// One page of a queue listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuePage {
+    /// The queues on this page.
+    pub queues: Vec<QueueRef>,
+    /// Where the next page starts; none on the last page.
+    pub next: Option<String>,
 }
 
 /// One entry of a SendMessageBatch call.

@@ -36,6 +36,8 @@ pub struct ApiState {
     pub dispatcher: Dispatcher,
     /// Sweeps orphan queues (`/cleanup`).
     pub orphans: OrphanSweeper,
+    /// How long one `/cleanup` step lists and deletes before answering a `next`.
+    pub orphan_step: std::time::Duration,
     /// Reads user history.
     pub history: HistoryReader,
     /// Applies read receipts.

@@ -56,6 +56,17 @@ impl QueryShape for CreateQuery {
     const NAMES: &'static [&'static str] = &["MessageRetentionPeriod", "channels"];
 }
 
+/// The query of `GET /cleanup`: where the run stands, from the answer before.
+#[derive(Debug, Deserialize)]
+pub struct CleanupQuery {
+    /// `next`: the token of the step before.
+    pub next: Option<String>,
+}
+
+impl QueryShape for CleanupQuery {
+    const NAMES: &'static [&'static str] = &["next"];
+}
+
 /// The query of `GET /status`, a page of sessions.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -111,7 +122,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// The largest `limit` of every paged route.
 pub const MAX_LIMIT: usize = 1_000;
 /// A page token longer than this cannot be one of ours.
-const MAX_TOKEN_LEN: usize = 1_024;
+const MAX_TOKEN_LEN: usize = 4_096;
 
 /// The one `limit` parser: a whole number from 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when
 /// absent.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::crypto::{SealedMessage, SessionCipher, SessionKey};
 use crate::model::session::QueueRef;
-use crate::ports::{BatchEntry, FailedEntry, QueueService, QueueSpec};
+use crate::ports::{BatchEntry, FailedEntry, QueuePage, QueueService, QueueSpec};
 use crate::ports::{PortError, PortErrorKind};
 
 /// A queue held in memory.
@@ -213,21 +213,35 @@ impl QueueService for MemoryQueues {
         }
     }
 
-    async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueRef>, PortError> {
+    /// Pages in name order; the token is the last name of the page before, so a queue deleted
+    /// between pages shifts nothing.
+    async fn list_queues_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max: u16,
+    ) -> Result<QueuePage, PortError> {
         self.call().await;
         let queues = self.queues.lock().unwrap();
         let mut found: Vec<QueueRef> = queues
             .keys()
             .filter_map(|url| {
                 let name = url.rsplit('/').next()?;
-                name.starts_with(prefix).then(|| QueueRef {
+                let after_token = token.is_none_or(|last| name > last);
+                (name.starts_with(prefix) && after_token).then(|| QueueRef {
                     url: url.clone(),
                     name: name.to_string(),
                 })
             })
             .collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(found)
+        let max = usize::from(max.clamp(1, 1000));
+        let next = (found.len() > max).then(|| found[max - 1].name.clone());
+        found.truncate(max);
+        Ok(QueuePage {
+            queues: found,
+            next,
+        })
     }
 
     async fn created_at(&self, queue_url: &str) -> Result<u64, PortError> {
