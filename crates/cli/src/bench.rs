@@ -3,6 +3,9 @@
 //! made per delivered message (the emulator's count less the benchmark's own receives).
 //! `bench --subscribes N`: instead, N signed `/subscribe` calls one after another (ten channels
 //! per session, over N/10 sessions made by `/create`), and their latency percentiles.
+//! `bench --orphans N`: instead, N orphan queues beside `--sessions` live sessions, swept by the
+//! scheduled form of the orphan sweep (the cleanup function handing each step on): its steps,
+//! time, and the emulator requests it made.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +36,9 @@ pub struct Args {
     /// Measure this many subscribe calls instead of a broadcast.
     #[arg(long)]
     subscribes: Option<usize>,
+    /// Measure the orphan sweep of this many orphan queues instead of a broadcast.
+    #[arg(long, conflicts_with = "subscribes")]
+    orphans: Option<usize>,
 }
 
 /// Requests the emulator has served: in all, and the SendMessageBatch calls among them.
@@ -58,9 +64,10 @@ pub async fn run(args: Args) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         sqs_push_functions::telemetry::init_local();
     }
-    let result = match args.subscribes {
-        Some(count) => subscribes(&args.emulator, count).await,
-        None => broadcast(&args).await,
+    let result = match (args.subscribes, args.orphans) {
+        (Some(count), _) => subscribes(&args.emulator, count).await,
+        (None, Some(count)) => orphans(&args, count).await,
+        (None, None) => broadcast(&args).await,
     };
     match result {
         Ok(line) => {
@@ -251,6 +258,78 @@ async fn subscribes(emulator: &str, count: usize) -> Result<String, String> {
         latencies.len(),
         percentiles(latencies),
         percentiles(floor),
+    ))
+}
+
+/// `count` orphan queues and `args.sessions` live sessions, then one scheduled sweep run with
+/// the default step deadline and page size, timed from its start to its last step.
+async fn orphans(args: &Args, count: usize) -> Result<String, String> {
+    let mut options = LocalOptions::new(&args.emulator);
+    options.api_address = "127.0.0.1:0".parse().expect("a literal address");
+    options.sweep_interval = Duration::from_secs(600);
+    // Orphans made a moment ago count as old: the benchmark measures the sweep, not the wait.
+    options.stack.orphan_grace_seconds = 0;
+    let stack = LocalStack::start(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let seeding = Instant::now();
+    let sessions = seed_sessions(&stack.config, args.sessions.div_ceil(2), 2, 10).await;
+    let sqs = aws_sdk_sqs_client(&args.emulator).await;
+    let names = stack.config.queue_names().map_err(|e| e.to_string())?;
+    let made: Vec<Result<(), String>> = futures::stream::iter(0..count)
+        .map(|_| {
+            let (sqs, name) = (sqs.clone(), names.generate());
+            async move {
+                sqs.create_queue()
+                    .queue_name(&name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("create {name}: {e}"))
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    made.into_iter().collect::<Result<Vec<()>, String>>()?;
+    eprintln!(
+        "bench: {} sessions and {count} orphan queues made in {:.1?}",
+        sessions.len(),
+        seeding.elapsed()
+    );
+
+    let before = emulator_requests(&args.emulator).await?;
+    let started = Instant::now();
+    stack
+        .start_orphan_sweep()
+        .await
+        .map_err(|e| e.to_string())?;
+    let run = loop {
+        if let Some(last) = stack.orphan_sweep_steps().last()
+            && last.next.is_none()
+        {
+            break last.run.clone();
+        }
+        if started.elapsed() > GIVE_UP_AFTER {
+            return Err("the sweep did not finish in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = started.elapsed();
+    let after = emulator_requests(&args.emulator).await?;
+    stack.stop().await;
+    let totals = run.totals;
+    if totals.deleted != count || totals.failed != 0 {
+        return Err(format!("the sweep left orphans: {totals:?}"));
+    }
+    Ok(format!(
+        "orphan sweep of {count} orphans among {} queues: {} steps, {:.1?} in all, {:.2?} per \
+         orphan, {} emulator requests",
+        totals.queues_scanned,
+        run.steps,
+        took,
+        took / count.max(1) as u32,
+        after.0.saturating_sub(before.0),
     ))
 }
 

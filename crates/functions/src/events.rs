@@ -38,9 +38,10 @@ pub async fn handle_kinesis(dispatcher: &Dispatcher, event: KinesisEvent) -> Str
         dispatched = report.dispatched,
         skipped = report.skipped,
         poison = report.poison,
-        handed_on = report.handed_on,
-        dead_lettered = report.dead_lettered,
-        history_handed_on = report.history_handed_on,
+        sent = report.counts.sent_directly,
+        handed_on = report.counts.handed_on,
+        dead_lettered = report.counts.dead_lettered,
+        history_handed_on = report.counts.history_handed_on,
         failed_from = report.first_failure.as_deref(),
         "kinesis batch handled"
     );
@@ -178,6 +179,7 @@ pub fn stop_at(deadline_ms: u64, safety: std::time::Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqs_push_core::dispatch::DeliveryCounts;
 
     #[test]
     fn the_batch_response_names_the_failed_record_for_lambda_and_the_counts_beside_it() {
@@ -186,8 +188,12 @@ mod tests {
             skipped: 1,
             poison: 1,
             first_failure: Some("49590".to_string()),
-            handed_on: 2,
-            ..StreamReport::default()
+            counts: DeliveryCounts {
+                sent_directly: 5,
+                failed: 2,
+                handed_on: 2,
+                ..DeliveryCounts::default()
+            },
         };
         let json = serde_json::to_value(batch_response(&report)).unwrap();
         assert_eq!(
@@ -197,9 +203,15 @@ mod tests {
                 "dispatched": 3,
                 "skipped": 1,
                 "poison": 1,
+                "sessionsMatched": 0,
+                "skippedExpired": 0,
+                "sentDirectly": 5,
+                "queuesGone": 0,
+                "failed": 2,
                 "handedOn": 2,
-                "deadLettered": 0,
-                "historyHandedOn": 0,
+                "senderBatches": 0,
+                "historyUsers": 0,
+                "historyBatches": 0,
             })
         );
     }

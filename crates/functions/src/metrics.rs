@@ -21,6 +21,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sqs_push_core::dispatch::DeliveryCounts;
 use sqs_push_core::dispatch::send::SendOutcome;
 
 /// The CloudWatch namespace of every metric here (serverless.yml's alarms and dashboard read it).
@@ -61,8 +62,11 @@ pub enum Metric {
     HistoryWritten,
     /// History rows not written (the job fails and Lambda retries it).
     HistoryFailed,
-    /// How long one dispatch took: a `/notify` request, or one Kinesis batch.
+    /// How long one `/notify` request took to dispatch (the api).
     DispatchLatency,
+    /// How long one Kinesis batch took to dispatch (the dispatcher): kept apart from the
+    /// per-request figure, as a batch of 100 records is a different quantity.
+    StreamBatchLatency,
     /// Orphan queues the scheduled sweep deleted.
     OrphansDeleted,
     /// Orphan queues whose delete failed in the scheduled sweep (the next run tries again).
@@ -71,7 +75,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, for the template tests (dashboard and alarms name only these).
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 17] = [
         Metric::DeliveriesSent,
         Metric::DeliveriesFailed,
         Metric::DeliveriesHandedOn,
@@ -86,6 +90,7 @@ impl Metric {
         Metric::HistoryWritten,
         Metric::HistoryFailed,
         Metric::DispatchLatency,
+        Metric::StreamBatchLatency,
         Metric::OrphansDeleted,
         Metric::OrphanDeletesFailed,
     ];
@@ -107,6 +112,7 @@ impl Metric {
             Metric::HistoryWritten => "HistoryWritten",
             Metric::HistoryFailed => "HistoryFailed",
             Metric::DispatchLatency => "DispatchLatency",
+            Metric::StreamBatchLatency => "StreamBatchLatency",
             Metric::OrphansDeleted => "OrphansDeleted",
             Metric::OrphanDeletesFailed => "OrphanDeletesFailed",
         }
@@ -115,10 +121,27 @@ impl Metric {
     /// The CloudWatch unit.
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::DispatchLatency => "Milliseconds",
+            Metric::DispatchLatency | Metric::StreamBatchLatency => "Milliseconds",
             _ => "Count",
         }
     }
+}
+
+/// The delivery counts of one dispatch in process (a `/notify` request, a Kinesis batch): what
+/// went, what found its session ended, and what was handed on or dead-lettered. Failures that
+/// were handed on or dead-lettered count under those; only what is left unsettled (none, when
+/// the dispatch succeeded) counts as failed.
+pub fn dispatch_metrics(counts: &DeliveryCounts) -> [(Metric, f64); 5] {
+    let unsettled = counts
+        .failed
+        .saturating_sub(counts.handed_on + counts.dead_lettered);
+    [
+        (Metric::DeliveriesSent, counts.sent_directly as f64),
+        (Metric::DeliveriesFailed, unsettled as f64),
+        (Metric::DeliveriesToEndedSessions, counts.queues_gone as f64),
+        (Metric::DeliveriesHandedOn, counts.handed_on as f64),
+        (Metric::DeliveriesDeadLettered, counts.dead_lettered as f64),
+    ]
 }
 
 /// The counts of one `sender` invocation that settled what it left. A delivery that failed
@@ -219,7 +242,7 @@ impl Emf {
         let nonzero: Vec<(Metric, f64)> = values
             .iter()
             .copied()
-            .filter(|(metric, value)| *value != 0.0 || *metric == Metric::DispatchLatency)
+            .filter(|(metric, value)| *value != 0.0 || metric.unit() == "Milliseconds")
             .collect();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -263,7 +286,12 @@ async fn track_request(State(emf): State<Arc<Emf>>, request: Request, next: Next
             Metric::DispatchLatency => started.elapsed().as_secs_f64() * 1000.0,
             _ => 1.0,
         };
-        emf.emit(&[(metric, value)]);
+        let mut values = vec![(metric, value)];
+        // A `/notify` handler leaves what its dispatch did with the response.
+        if let Some(counts) = response.extensions().get::<DeliveryCounts>() {
+            values.extend(dispatch_metrics(counts));
+        }
+        emf.emit(&values);
     }
     response
 }
@@ -331,9 +359,11 @@ mod tests {
 
     #[test]
     fn latency_is_in_milliseconds_and_counts_are_counts() {
-        assert_eq!(Metric::DispatchLatency.unit(), "Milliseconds");
+        let latencies = [Metric::DispatchLatency, Metric::StreamBatchLatency];
         for metric in Metric::ALL {
-            if metric != Metric::DispatchLatency {
+            if latencies.contains(&metric) {
+                assert_eq!(metric.unit(), "Milliseconds", "{metric:?}");
+            } else {
                 assert_eq!(metric.unit(), "Count", "{metric:?}");
             }
         }

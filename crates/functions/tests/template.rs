@@ -1209,6 +1209,8 @@ fn the_dashboard_names_the_api_that_exists_and_shows_the_functions_metrics() {
         Metric::SessionsRenewed,
         Metric::SessionsDestroyed,
         Metric::DispatchLatency,
+        Metric::StreamBatchLatency,
+        Metric::OrphansDeleted,
     ] {
         assert!(
             shown.contains(metric.name()),

@@ -282,8 +282,28 @@ impl Function {
     }
 }
 
-/// A recorded API Gateway REST (v1) proxy event, trimmed of nothing lambda_http reads.
+/// A recorded API Gateway REST (v1) proxy event, trimmed of nothing lambda_http reads; a
+/// `?a=b&…` on `path` becomes its query string parameters (plain values only).
 fn api_gateway_get(path: &str) -> Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    let (single, multi) = if pairs.is_empty() {
+        (Value::Null, Value::Null)
+    } else {
+        (
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!([v])))
+                .collect(),
+        )
+    };
     json!({
         "resource": "/{proxy+}",
         "path": path,
@@ -300,8 +320,8 @@ fn api_gateway_get(path: &str) -> Value {
             "User-Agent": ["sqs-push-tests"],
             "X-Forwarded-Proto": ["https"]
         },
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
+        "queryStringParameters": single,
+        "multiValueQueryStringParameters": multi,
         "pathParameters": {"proxy": path.trim_start_matches('/')},
         "stageVariables": null,
         "requestContext": {
@@ -391,6 +411,15 @@ fn stream_image(item: &HashMap<String, AttributeValue>) -> Value {
 }
 
 /// The one message in a queue, decrypted (waits up to 10 s).
+/// The CloudWatch EMF documents among a function's log lines.
+fn emf_documents(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|document| document.get("_aws").is_some())
+        .collect()
+}
+
 async fn receive_one(sqs: &aws_sdk_sqs::Client, queue_url: &str, key: &SessionKey) -> Vec<Value> {
     let receiver = Receiver {
         account: 0,
@@ -463,6 +492,23 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
         queue_exists(&sqs, &queue_name).await,
         "the queue was created"
     );
+    // api: a /notify to that user; its delivery counts reach CloudWatch as EMF, beside its
+    // latency (the api once emitted no Deliveries* counts at all).
+    let answer = api
+        .respond(api_gateway_get(&format!("/notify/user/{user}?marker=api")))
+        .await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let got = receive_one(&sqs, &queue_url, &key).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["marker"], "api", "{got:?}");
+    let emitted = emf_documents(&api.log_lines());
+    assert!(
+        emitted
+            .iter()
+            .any(|document| document["DeliveriesSent"] == 1.0
+                && document["DispatchLatency"].is_number()),
+        "the api's /notify counts its delivery: {emitted:?}"
+    );
     drop(api);
 
     // dispatcher: one good record for that user, one poison record.
@@ -508,6 +554,16 @@ async fn the_lambda_binaries_answer_recorded_events_behind_a_runtime_api() {
         counted,
         "the poison record is counted in the batch log line:\n{}",
         dispatcher.log_lines().join("\n")
+    );
+    let emitted = emf_documents(&dispatcher.log_lines());
+    assert!(
+        emitted
+            .iter()
+            .any(|document| document["DeliveriesSent"] == 1.0
+                && document["RecordsRejected"] == 1.0
+                && document["StreamBatchLatency"].is_number()
+                && document.get("DispatchLatency").is_none()),
+        "the batch counts its delivery, and times itself apart from /notify: {emitted:?}"
     );
     drop(dispatcher);
 

@@ -181,8 +181,8 @@ impl Dispatcher {
                 // what was sent while its credentials had lapsed.
                 .filter(|session| session.is_live(now))
                 .collect();
-            report.sessions_matched += sessions.len();
-            report.skipped_expired += sessions.len() - live.len();
+            report.counts.sessions_matched += sessions.len();
+            report.counts.skipped_expired += sessions.len() - live.len();
             let users = history_users(target, &sessions);
             for message in messages {
                 let text = String::from_utf8(message.to_json()).expect("serde_json writes UTF-8");
@@ -190,7 +190,7 @@ impl Dispatcher {
                 job.deliveries
                     .extend(live.iter().map(|session| Delivery::to(session, index)));
                 if message.writes_history() {
-                    report.history_users += users.len();
+                    report.counts.history_users += users.len();
                     histories.push(HistoryJob {
                         message_id: message.id().to_string(),
                         message: text.clone(),
@@ -243,28 +243,28 @@ impl Dispatcher {
         // Both ran to the end, so neither's hand-ons are lost to the other's failure.
         sent?;
         let written = written?;
-        report.history_batches = written.batches;
-        report.history_handed_on = written.handed_on;
+        report.counts.history_batches = written.batches;
+        report.counts.history_handed_on = written.handed_on;
         tracing::info!(
             message_id = %report.message_id,
             messages = report.messages,
             targets = report.targets,
             segmented_targets = report.segmented_targets,
             segmented_messages = report.segmented_messages,
-            matched = report.sessions_matched,
-            expired = report.skipped_expired,
+            matched = report.counts.sessions_matched,
+            expired = report.counts.skipped_expired,
             deliveries = report.deliveries,
             queues = report.queues,
             sqs_calls = report.sqs_calls,
-            sent_directly = report.sent_directly,
-            gone = report.queues_gone,
-            failed = report.failed,
-            handed_on = report.handed_on,
-            dead_lettered = report.dead_lettered,
-            sender_batches = report.sender_batches,
-            history_users = report.history_users,
-            history_batches = report.history_batches,
-            history_handed_on = report.history_handed_on,
+            sent_directly = report.counts.sent_directly,
+            gone = report.counts.queues_gone,
+            failed = report.counts.failed,
+            handed_on = report.counts.handed_on,
+            dead_lettered = report.counts.dead_lettered,
+            sender_batches = report.counts.sender_batches,
+            history_users = report.counts.history_users,
+            history_batches = report.counts.history_batches,
+            history_handed_on = report.counts.history_handed_on,
             "dispatched"
         );
         Ok(report)
@@ -368,7 +368,7 @@ impl Dispatcher {
     /// hands a large one to `sender` in payloads.
     async fn send(&self, job: SendJob, report: &mut GroupReport) -> Result<(), PortError> {
         if job.deliveries.len() > self.settings.direct_limit {
-            report.sender_batches = self.hand_off_sends(job).await?;
+            report.counts.sender_batches = self.hand_off_sends(job).await?;
             return Ok(());
         }
         let outcome = self
@@ -380,11 +380,11 @@ impl Dispatcher {
                 self.settings.payload_limit,
             )
             .await?;
-        report.sent_directly = outcome.report.sent;
-        report.queues_gone = outcome.report.queues_gone;
-        report.failed = outcome.report.failed + outcome.report.unsent;
-        report.handed_on = outcome.handed_on;
-        report.dead_lettered = outcome.dead_lettered;
+        report.counts.sent_directly = outcome.report.sent;
+        report.counts.queues_gone = outcome.report.queues_gone;
+        report.counts.failed = outcome.report.failed + outcome.report.unsent;
+        report.counts.handed_on = outcome.handed_on;
+        report.counts.dead_lettered = outcome.dead_lettered;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::dispatch::DeliveryCounts;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::kinesis::{
     ParseOptions, StreamRecord, StreamReport, dead_letter_poison, dispatch_records,
@@ -31,28 +32,9 @@ pub struct GroupReport {
     pub queues: usize,
     /// SendMessageBatch calls planned (by entry count; the 1 MiB cap may add a few).
     pub sqs_calls: usize,
-    /// Sessions the targets matched (read here, not by segment workers).
-    pub sessions_matched: usize,
-    /// Of those, sessions skipped because their ttl had passed.
-    pub skipped_expired: usize,
-    /// Deliveries sent from this process.
-    pub sent_directly: usize,
-    /// Deliveries for queues that no longer exist (sessions that ended), on the direct path.
-    pub queues_gone: usize,
-    /// Direct sends that failed or were not attempted (then handed on or dead-lettered).
-    pub failed: usize,
-    /// Deliveries that failed here and were handed on to a fresh `sender` invocation.
-    pub handed_on: usize,
-    /// Deliveries SQS refused for good, put in the dead-letter queue.
-    pub dead_lettered: usize,
-    /// `sender` invocations.
-    pub sender_batches: usize,
-    /// History rows to write (users × messages).
-    pub history_users: usize,
-    /// `history` invocations.
-    pub history_batches: usize,
-    /// History rows that failed here and were handed to the `history` function.
-    pub history_handed_on: usize,
+    /// What happened to the deliveries.
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
     /// The queues sent to, when there are few.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_urls: Option<Vec<String>>,
@@ -101,9 +83,7 @@ pub async fn dispatch_records_grouped(
         Ok(group) => StreamReport {
             dispatched: count,
             skipped: poison.len(),
-            handed_on: group.handed_on,
-            dead_lettered: group.dead_lettered,
-            history_handed_on: group.history_handed_on,
+            counts: group.counts,
             ..StreamReport::default()
         },
         Err(error) => {
@@ -242,7 +222,7 @@ mod tests {
         );
         // 12 entries = 2 calls per user-1 queue, 3 entries = 1 call for user 2: 5, not 27.
         assert_eq!((report.sqs_calls, calls), (5, 5));
-        assert_eq!(report.sent_directly, 27);
+        assert_eq!(report.counts.sent_directly, 27);
         for session in &sessions[..2] {
             let got = queues.opened(&session.queue.url, &session.aes_key);
             let ids: Vec<&str> = got
@@ -286,7 +266,11 @@ mod tests {
             .collect();
         let report = dispatcher.dispatch_many(items).await.unwrap();
         assert_eq!(
-            (report.deliveries, report.sender_batches, report.sqs_calls),
+            (
+                report.deliveries,
+                report.counts.sender_batches,
+                report.sqs_calls
+            ),
             (40, 4, 20)
         );
         let mut seen = BTreeSet::new();

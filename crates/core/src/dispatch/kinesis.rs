@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dispatch::DeliveryCounts;
 use crate::dispatch::letter::{About, Letter};
 use crate::dispatch::{Dispatcher, Target, widening_field};
 use crate::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, SizeLimits, parse_flag};
@@ -103,21 +104,9 @@ pub struct StreamReport {
     /// `batchItemFailures`, so it is not serialized here.
     #[serde(skip)]
     pub first_failure: Option<String>,
-    /// Deliveries that failed here and were handed on to `sender`.
-    pub handed_on: usize,
-    /// Deliveries SQS refused for good, in the dead-letter queue.
-    pub dead_lettered: usize,
-    /// History rows that failed here and were handed to `history`.
-    pub history_handed_on: usize,
-}
-
-impl StreamReport {
-    /// Counts what a dispatch handed on.
-    fn handed(&mut self, handed_on: usize, dead_lettered: usize, history_handed_on: usize) {
-        self.handed_on += handed_on;
-        self.dead_lettered += dead_lettered;
-        self.history_handed_on += history_handed_on;
-    }
+    /// What the dispatched records' deliveries did, added up.
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
 }
 
 /// How records are read: whether a record without target fields goes to everyone, and the size
@@ -237,11 +226,7 @@ pub(crate) async fn dispatch_records_after(
         match dispatcher.dispatch(&target, message).await {
             Ok(dispatched) => {
                 report.dispatched += 1;
-                report.handed(
-                    dispatched.handed_on,
-                    dispatched.dead_lettered,
-                    dispatched.history_handed_on,
-                );
+                report.counts.add(&dispatched.counts);
             }
             Err(error) if error.kind == PortErrorKind::TooLarge => {
                 if !skip_poison(dispatcher, record, &error.to_string(), &mut report).await {

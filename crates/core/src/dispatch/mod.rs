@@ -63,21 +63,21 @@ impl Default for DispatchSettings {
     }
 }
 
-/// What one dispatch did, as `/notify` answers it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What a dispatch did with its deliveries: one message's (`/notify`), a group's (a Kinesis
+/// batch) or a whole batch's, added up. The one set of counts every report and metric reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DispatchReport {
-    /// The message id, for history and dedupe.
-    pub message_id: String,
-    /// Sessions the target matched.
+pub struct DeliveryCounts {
+    /// Sessions the targets matched (read here, not by segment workers).
     pub sessions_matched: usize,
-    /// Sessions skipped because their ttl had passed (they can no longer be renewed).
+    /// Of those, sessions skipped because their ttl had passed (they can no longer be renewed).
     pub skipped_expired: usize,
-    /// Queues sent to from this process.
+    /// Deliveries sent from this process.
     pub sent_directly: usize,
-    /// Queues that no longer existed (sessions that ended), on the direct path.
+    /// Deliveries for queues that no longer exist (sessions that ended), on the direct path.
     pub queues_gone: usize,
-    /// Direct sends that failed here (then handed on or dead-lettered, never dropped).
+    /// Direct sends that failed here or were not attempted (then handed on or dead-lettered,
+    /// never dropped).
     pub failed: usize,
     /// Of those, deliveries handed on to a fresh `sender` invocation to try again.
     #[serde(skip_serializing_if = "is_zero")]
@@ -86,15 +86,43 @@ pub struct DispatchReport {
     /// `sqs-push redrive`.
     #[serde(skip_serializing_if = "is_zero")]
     pub dead_lettered: usize,
-    /// Batches handed to the `sender` function.
+    /// `sender` invocations the rest went to.
     pub sender_batches: usize,
-    /// Users whose history got the message.
+    /// History rows to write (users × messages).
     pub history_users: usize,
-    /// Batches handed to the `history` function.
+    /// `history` invocations.
     pub history_batches: usize,
-    /// Users whose history row failed here and was handed to the `history` function.
+    /// History rows that failed here and were handed to the `history` function.
     #[serde(skip_serializing_if = "is_zero")]
     pub history_handed_on: usize,
+}
+
+impl DeliveryCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &DeliveryCounts) {
+        self.sessions_matched += other.sessions_matched;
+        self.skipped_expired += other.skipped_expired;
+        self.sent_directly += other.sent_directly;
+        self.queues_gone += other.queues_gone;
+        self.failed += other.failed;
+        self.handed_on += other.handed_on;
+        self.dead_lettered += other.dead_lettered;
+        self.sender_batches += other.sender_batches;
+        self.history_users += other.history_users;
+        self.history_batches += other.history_batches;
+        self.history_handed_on += other.history_handed_on;
+    }
+}
+
+/// What one dispatch did, as `/notify` answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchReport {
+    /// The message id, for history and dedupe.
+    pub message_id: String,
+    /// What happened to its deliveries.
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
     /// The queues sent to, for small fan-outs only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_urls: Option<Vec<String>>,
@@ -118,17 +146,7 @@ impl DispatchReport {
     pub(crate) fn of_one(group: GroupReport) -> Self {
         Self {
             message_id: group.message_id,
-            sessions_matched: group.sessions_matched,
-            skipped_expired: group.skipped_expired,
-            sent_directly: group.sent_directly,
-            queues_gone: group.queues_gone,
-            failed: group.failed,
-            handed_on: group.handed_on,
-            dead_lettered: group.dead_lettered,
-            sender_batches: group.sender_batches,
-            history_users: group.history_users,
-            history_batches: group.history_batches,
-            history_handed_on: group.history_handed_on,
+            counts: group.counts,
             queue_urls: group.queue_urls,
             accepted: group.segmented_messages > 0,
             segments: group.segments,
@@ -246,9 +264,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             (
-                report.sessions_matched,
-                report.sent_directly,
-                report.skipped_expired
+                report.counts.sessions_matched,
+                report.counts.sent_directly,
+                report.counts.skipped_expired
             ),
             (3, 2, 1)
         );
@@ -298,7 +316,10 @@ mod tests {
             .dispatch(&target, message(serde_json::json!({"message": "tick"})))
             .await
             .unwrap();
-        assert_eq!((report.sessions_matched, report.sent_directly), (2, 2));
+        assert_eq!(
+            (report.counts.sessions_matched, report.counts.sent_directly),
+            (2, 2)
+        );
         for s in [&member, &other_account] {
             assert_eq!(
                 received(&f, s),
@@ -346,7 +367,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(report.sent_directly, 1);
+        assert_eq!(report.counts.sent_directly, 1);
         assert!(f.history.is_empty());
     }
 
@@ -365,7 +386,10 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((report.sent_directly, report.history_users), (3, 2));
+        assert_eq!(
+            (report.counts.sent_directly, report.counts.history_users),
+            (3, 2)
+        );
         assert_eq!(f.history.len(), 2);
     }
 
@@ -384,9 +408,12 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(report.sent_directly, 0);
-        assert_eq!(report.sender_batches, 4, "10 deliveries in batches of 3");
-        assert_eq!(report.history_batches, 3, "5 users in batches of 2");
+        assert_eq!(report.counts.sent_directly, 0);
+        assert_eq!(
+            report.counts.sender_batches, 4,
+            "10 deliveries in batches of 3"
+        );
+        assert_eq!(report.counts.history_batches, 3, "5 users in batches of 2");
         let mut reported = report.queue_urls.unwrap();
         reported.sort();
         assert_eq!(
@@ -429,7 +456,11 @@ mod tests {
         f.queues.fail_sends(Some(PortErrorKind::Transient));
         let report = notify_user(&f, 7).await;
         assert_eq!(
-            (report.sent_directly, report.failed, report.handed_on),
+            (
+                report.counts.sent_directly,
+                report.counts.failed,
+                report.counts.handed_on
+            ),
             (0, 2, 2)
         );
         let jobs: Vec<SendJob> = f
@@ -492,7 +523,10 @@ mod tests {
         // Not transient: what SQS answers for a message above the queue's MaximumMessageSize.
         f.queues.fail_sends(Some(PortErrorKind::Other));
         let report = notify_user(&f, 7).await;
-        assert_eq!((report.dead_lettered, report.handed_on), (3, 0));
+        assert_eq!(
+            (report.counts.dead_lettered, report.counts.handed_on),
+            (3, 0)
+        );
         assert!(f.invoker.payloads(AsyncFunction::Sender).is_empty());
         for (payload, reason) in f.invoker.dead_letters(AsyncFunction::Sender) {
             let text = String::from_utf8(payload).unwrap() + &reason;
@@ -628,7 +662,7 @@ mod tests {
         let f = fixture(50);
         f.history.fail_writes(true);
         let report = notify_user(&f, 9).await;
-        assert_eq!(report.history_handed_on, 1);
+        assert_eq!(report.counts.history_handed_on, 1);
         let tasks = f.invoker.payloads(AsyncFunction::History);
         assert_eq!(tasks.len(), 1);
         let task: crate::history::HistoryTask = serde_json::from_slice(&tasks[0]).unwrap();
@@ -659,7 +693,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let report = f.dispatcher.dispatch_many(items).await.unwrap();
         let took = started.elapsed();
-        assert_eq!(report.history_users, 40);
+        assert_eq!(report.counts.history_users, 40);
         assert_eq!(f.history.len(), 40);
         // One after another: 40 × 50 ms = 2 s. Sixteen at once: three rounds.
         assert!(took < std::time::Duration::from_millis(400), "{took:?}");

@@ -627,7 +627,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!report.accepted);
-        assert_eq!(report.sessions_matched, 61);
+        assert_eq!(report.counts.sessions_matched, 61);
     }
 
     #[tokio::test]

@@ -1,13 +1,15 @@
 //! Notify routes: query parameters (GET) or a JSON object body (POST) become the message; its
 //! `accountId`, `userId` and `sessionId` fields target it exactly as a Kinesis record's do.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode};
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqs_push_core::dispatch::{DispatchReport, Target, TargetFields, widening_field};
+use sqs_push_core::dispatch::{
+    DeliveryCounts, DispatchReport, Target, TargetFields, widening_field,
+};
 use sqs_push_core::model::message::{BROADCAST_FIELD, Fields, Message, MessageId, parse_flag};
 
 use super::extract::{Path, query_pairs};
@@ -76,6 +78,9 @@ pub enum NotifyAnswer {
     },
 }
 
+/// A notify route's answer, with what its dispatch did left for the metrics layer.
+type NotifyResponse = (StatusCode, Extension<DeliveryCounts>, Json<NotifyAnswer>);
+
 /// The one notify flow: the path's target, narrowed by target fields in the message (never
 /// contradicted), or — on `/notify` — the message's own target fields, everyone when it has none.
 async fn notify(
@@ -84,7 +89,7 @@ async fn notify(
     method: Method,
     query: Option<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     let mut fields = fields(&method, query.as_deref(), &body)?;
     let broadcast = match fields.remove(BROADCAST_FIELD) {
         Some(value) => parse_flag(BROADCAST_FIELD, &value)?,
@@ -125,6 +130,7 @@ async fn notify(
     if report.accepted {
         return Ok((
             StatusCode::ACCEPTED,
+            Extension(report.counts),
             Json(NotifyAnswer::Accepted {
                 success: true,
                 message_id: report.message_id,
@@ -135,6 +141,7 @@ async fn notify(
     }
     Ok((
         StatusCode::OK,
+        Extension(report.counts),
         Json(NotifyAnswer::Sent {
             success: true,
             report,
@@ -149,7 +156,7 @@ pub async fn everyone(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     notify(state, None, method, query, body).await
 }
 
@@ -160,7 +167,7 @@ pub async fn account(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     notify(state, Some(path.into()), method, query, body).await
 }
 
@@ -171,7 +178,7 @@ pub async fn channel(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     notify(state, Some(path.into()), method, query, body).await
 }
 
@@ -182,7 +189,7 @@ pub async fn user(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     notify(state, Some(path.into()), method, query, body).await
 }
 
@@ -193,6 +200,6 @@ pub async fn session(
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<(StatusCode, Json<NotifyAnswer>), ApiError> {
+) -> Result<NotifyResponse, ApiError> {
     notify(state, Some(path.into()), method, query, body).await
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqs_push_core::dispatch::segment::SegmentJob;
 use sqs_push_functions::config::StackConfig;
 use sqs_push_functions::failure::FunctionError;
-use sqs_push_functions::metrics::{Emf, Metric};
+use sqs_push_functions::metrics::{Emf, Metric, dispatch_metrics};
 use sqs_push_functions::wiring::{Adapters, dispatcher};
 use sqs_push_functions::{events, telemetry};
 
@@ -50,19 +50,19 @@ async fn main() -> Result<(), Error> {
                 DispatcherEvent::Kinesis(records) => {
                     let started = Instant::now();
                     let report = events::handle_kinesis(&dispatcher, records).await;
-                    emf.emit(&[
+                    let mut values = vec![
                         (Metric::RecordsDispatched, report.dispatched as f64),
                         (
                             Metric::RecordsRejected,
                             (report.skipped + report.poison) as f64,
                         ),
-                        (Metric::DeliveriesHandedOn, report.handed_on as f64),
-                        (Metric::DeliveriesDeadLettered, report.dead_lettered as f64),
                         (
-                            Metric::DispatchLatency,
+                            Metric::StreamBatchLatency,
                             started.elapsed().as_secs_f64() * 1000.0,
                         ),
-                    ]);
+                    ];
+                    values.extend(dispatch_metrics(&report.counts));
+                    emf.emit(&values);
                     Ok::<_, FunctionError>(serde_json::to_value(events::batch_response(&report))?)
                 }
                 DispatcherEvent::Segment(job) => {
