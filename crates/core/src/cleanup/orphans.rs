@@ -310,25 +310,53 @@ mod tests {
     use crate::testing::ManualClock;
     use crate::testing::memory::{MemoryIdentities, MemoryQueues, MemorySessionStore};
 
+    /// A stage's stores in memory, on a manual clock, and the session service over them.
+    struct Stage {
+        clock: Arc<ManualClock>,
+        store: Arc<MemorySessionStore>,
+        queues: Arc<MemoryQueues>,
+        names: QueueNameGenerator,
+        sessions: SessionService,
+    }
+
+    impl Stage {
+        fn new() -> Self {
+            let clock = Arc::new(ManualClock::at(1_000_000));
+            let store = Arc::new(MemorySessionStore::default());
+            let queues = Arc::new(MemoryQueues::with_clock(clock.clone()));
+            let identities = Arc::new(MemoryIdentities::new(clock.clone(), 3600));
+            let names = QueueNameGenerator::new("sqs-push-test").unwrap();
+            let sessions = SessionService::new(
+                store.clone(),
+                queues.clone(),
+                identities,
+                clock.clone(),
+                SessionSettings {
+                    queue_names: names.clone(),
+                    refresh_margin_seconds: 900,
+                    idle_seconds: 3600,
+                    region: "us-east-1".into(),
+                },
+            );
+            Self {
+                clock,
+                store,
+                queues,
+                names,
+                sessions,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn old_orphans_go_while_live_young_and_foreign_queues_stay() {
-        let clock = Arc::new(ManualClock::at(1_000_000));
-        let store = Arc::new(MemorySessionStore::default());
-        let queues = Arc::new(MemoryQueues::with_clock(clock.clone()));
-        let identities = Arc::new(MemoryIdentities::new(clock.clone(), 3600));
-        let names = QueueNameGenerator::new("sqs-push-test").unwrap();
-        let sessions = SessionService::new(
-            store.clone(),
-            queues.clone(),
-            identities,
-            clock.clone(),
-            SessionSettings {
-                queue_names: names.clone(),
-                refresh_margin_seconds: 900,
-                idle_seconds: 3600,
-                region: "us-east-1".into(),
-            },
-        );
+        let Stage {
+            clock,
+            store,
+            queues,
+            names,
+            sessions,
+        } = Stage::new();
         let make = |name: String| QueueSpec {
             name,
             owner_identity_id: "nobody".into(),
@@ -450,23 +478,13 @@ mod tests {
     /// made mid-run (young) kept, the totals adding up.
     #[tokio::test]
     async fn a_run_past_its_deadline_goes_on_page_by_page_from_its_cursor() {
-        let clock = Arc::new(ManualClock::at(1_000_000));
-        let store = Arc::new(MemorySessionStore::default());
-        let queues = Arc::new(MemoryQueues::with_clock(clock.clone()));
-        let identities = Arc::new(MemoryIdentities::new(clock.clone(), 3600));
-        let names = QueueNameGenerator::new("sqs-push-test").unwrap();
-        let sessions = SessionService::new(
-            store.clone(),
-            queues.clone(),
-            identities,
-            clock.clone(),
-            SessionSettings {
-                queue_names: names.clone(),
-                refresh_margin_seconds: 900,
-                idle_seconds: 3600,
-                region: "us-east-1".into(),
-            },
-        );
+        let Stage {
+            clock,
+            store,
+            queues,
+            names,
+            sessions,
+        } = Stage::new();
         let mut orphans = Vec::new();
         for _ in 0..2050 {
             let spec = QueueSpec {
