@@ -12,6 +12,7 @@
 
 pub mod bucket;
 pub mod envelope;
+pub mod presence;
 pub mod sender;
 
 use std::collections::{BTreeMap, HashMap};
@@ -406,3 +407,57 @@ pub async fn renew_refusal(
 
 #[cfg(test)]
 mod tests;
+
+/// Where the app's upstream messages go, as configured (`SQS_PUSH_APP_TARGET`): an SQS queue
+/// URL, or the ARN of a Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppTargetSpec {
+    /// An SQS queue, by URL.
+    Queue(String),
+    /// A Lambda function, by ARN (invoked asynchronously).
+    Function(String),
+}
+
+impl std::str::FromStr for AppTargetSpec {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("https://") || raw.starts_with("http://") {
+            return Ok(Self::Queue(raw.to_string()));
+        }
+        if raw.starts_with("arn:") && raw.contains(":lambda:") && raw.contains(":function:") {
+            return Ok(Self::Function(raw.to_string()));
+        }
+        Err(format!(
+            "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>) or a Lambda function ARN, not {raw:?}"
+        ))
+    }
+}
+
+/// Reads the consumer's settings (`SQS_PUSH_BROWSER_ROLE_ID`, `SQS_PUSH_UPSTREAM_*`,
+/// `SQS_PUSH_ONLINE_SECONDS`); unset ones keep the defaults.
+pub fn settings_from_lookup(
+    lookup: crate::settings::Lookup<'_>,
+) -> Result<UpstreamSettings, crate::settings::ConfigError> {
+    use crate::settings::{setting, text};
+    let default = UpstreamSettings::default();
+    Ok(UpstreamSettings {
+        browser_role_id: text(lookup, "SQS_PUSH_BROWSER_ROLE_ID").unwrap_or_default(),
+        session_rate: Rate {
+            per_second: setting(lookup, "SQS_PUSH_UPSTREAM_SESSION_RATE", 1..=10_000)?
+                .unwrap_or(default.session_rate.per_second),
+            burst: setting(lookup, "SQS_PUSH_UPSTREAM_SESSION_BURST", 1..=100_000)?
+                .unwrap_or(default.session_rate.burst),
+        },
+        account_rate: Rate {
+            per_second: setting(lookup, "SQS_PUSH_UPSTREAM_ACCOUNT_RATE", 1..=1_000_000)?
+                .unwrap_or(default.account_rate.per_second),
+            burst: setting(lookup, "SQS_PUSH_UPSTREAM_ACCOUNT_BURST", 1..=10_000_000)?
+                .unwrap_or(default.account_rate.burst),
+        },
+        strike_limit: setting(lookup, "SQS_PUSH_UPSTREAM_STRIKE_LIMIT", 1..=1_000_000)?
+            .unwrap_or(default.strike_limit),
+        online_seconds: setting(lookup, "SQS_PUSH_ONLINE_SECONDS", 1..=3_600)?
+            .unwrap_or(default.online_seconds),
+        ..default
+    })
+}
