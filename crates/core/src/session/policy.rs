@@ -54,6 +54,8 @@ pub const UPSTREAM_SID: &str = "SendUpstreamOnly";
 /// The identities' role's permissions: reader actions on the stage's queues, and only on a
 /// queue whose `owner` tag is the caller's own identity id. `queue_prefix` is the generator's
 /// prefix (`sqs-push-<stage>`), without the separator.
+/// Also SendMessage on the stage's upstream queue (`<queue_prefix>-upstream`), which the session
+/// policy narrows to the same one action.
 pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
     json!({
         "Version": "2012-10-17",
@@ -67,6 +69,11 @@ pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
                     format!("aws:ResourceTag/{OWNER_TAG}"): "${cognito-identity.amazonaws.com:sub}"
                 }
             }
+        }, {
+            "Sid": UPSTREAM_SID,
+            "Effect": "Allow",
+            "Action": UPSTREAM_ACTION,
+            "Resource": format!("arn:{partition}:sqs:*:*:{queue_prefix}-upstream"),
         }]
     })
 }
@@ -134,7 +141,10 @@ mod tests {
             "${cognito-identity.amazonaws.com:sub}"
         );
         assert_eq!(statement["Action"].as_array().unwrap().len(), 4);
-        assert!(!policy.to_string().contains("sqs:SendMessage"));
+        assert!(!statement.to_string().contains("sqs:SendMessage"));
+        let upstream = &policy["Statement"][1];
+        assert_eq!(upstream["Action"], "sqs:SendMessage");
+        assert_eq!(upstream["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-upstream");
     }
 
     #[test]
