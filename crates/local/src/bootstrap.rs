@@ -212,7 +212,11 @@ impl Provisioner {
     }
 
     /// Creates (or finds) a queue; returns its URL.
-    async fn queue(&self, name: &str, attributes: &[(&str, String)]) -> Result<String, BootstrapError> {
+    async fn queue(
+        &self,
+        name: &str,
+        attributes: &[(&str, String)],
+    ) -> Result<String, BootstrapError> {
         let mut create = self.sqs.create_queue().queue_name(name);
         for (attribute, value) in attributes {
             create = create.attributes(

@@ -144,7 +144,10 @@ mod tests {
         assert!(!statement.to_string().contains("sqs:SendMessage"));
         let upstream = &policy["Statement"][1];
         assert_eq!(upstream["Action"], "sqs:SendMessage");
-        assert_eq!(upstream["Resource"], "arn:aws:sqs:*:*:sqs-push-prod-upstream");
+        assert_eq!(
+            upstream["Resource"],
+            "arn:aws:sqs:*:*:sqs-push-prod-upstream"
+        );
     }
 
     #[test]
