@@ -408,8 +408,9 @@ pub async fn renew_refusal(
 #[cfg(test)]
 mod tests;
 
-/// Where the app's upstream messages go, as configured (`SQS_PUSH_APP_TARGET`): an SQS queue
-/// URL, or the ARN of a Lambda function.
+/// Where the app's upstream messages go, as configured (`SQS_PUSH_APP_TARGET`): an SQS queue (by
+/// URL or ARN), or the ARN of a Lambda function. The template passes the `appTarget` parameter
+/// as it is, so `none` reads as no target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppTargetSpec {
     /// An SQS queue, by URL.
@@ -424,11 +425,24 @@ impl std::str::FromStr for AppTargetSpec {
         if raw.starts_with("https://") || raw.starts_with("http://") {
             return Ok(Self::Queue(raw.to_string()));
         }
+        // arn:<partition>:sqs:<region>:<account>:<name> → the queue's URL.
+        if let ["arn", partition, "sqs", region, account, name] =
+            raw.split(':').collect::<Vec<_>>().as_slice()
+        {
+            let domain = if *partition == "aws-cn" {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            return Ok(Self::Queue(format!(
+                "https://sqs.{region}.{domain}/{account}/{name}"
+            )));
+        }
         if raw.starts_with("arn:") && raw.contains(":lambda:") && raw.contains(":function:") {
             return Ok(Self::Function(raw.to_string()));
         }
         Err(format!(
-            "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>) or a Lambda function ARN, not {raw:?}"
+            "must be an SQS queue's URL or ARN, a Lambda function's ARN, or none, not {raw:?}"
         ))
     }
 }
