@@ -272,19 +272,15 @@ async fn a_downstream_failure_is_retried_then_dead_lettered_while_its_siblings_a
 {
     let stack = Stack::builder()
         .configure(|options| {
-            // The app's target is a queue that does not exist: every app message fails.
-            options.stack.app_target =
-                Some(sqs_push_core::upstream::AppTargetSpec::Queue(format!(
-                    "{}/123456789012/sqs-push-local-missing",
-                    options.emulator_url
-                )));
             options.upstream_queue.visibility_seconds = 1;
             options.upstream_queue.max_receive_count = 3;
-            options.stack.upstream.online_seconds = 60;
         })
         .start()
         .await;
     let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    // The app's queue is gone: every app message fails downstream.
+    let app = queue_url(&admin, &format!("{}-app", stack.config.prefix())).await;
+    admin.delete_queue().queue_url(&app).send().await.unwrap();
     let page = Page::open(&stack, 1, 10, "tab").await;
     // A history message to mark read through the upstream.
     let (status, sent) = get(&stack, "/notify/user/10?message=hello&messageId=m1").await;
