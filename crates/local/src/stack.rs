@@ -47,6 +47,8 @@ pub struct LocalOptions {
     pub call_log: Option<PathBuf>,
     /// The upstream queue's visibility timeout and redrive count.
     pub upstream_queue: UpstreamQueueOptions,
+    /// How often presence's sweep announces leaves (serverless.yml: every minute).
+    pub presence_sweep_interval: Duration,
 }
 
 impl LocalOptions {
@@ -75,6 +77,7 @@ impl LocalOptions {
                 visibility_seconds: 5,
                 max_receive_count: 5,
             },
+            presence_sweep_interval: Duration::from_secs(5),
         }
     }
 }
@@ -232,6 +235,12 @@ impl LocalStack {
             aws_sdk_sqs::Client::new(&sdk_of[&LocalFunction::Consumer]),
             provisioned.upstream_queue_url,
             sqs_push_functions::wiring::consumer(&config, adapters.of(LocalFunction::Consumer)),
+            stop_background.subscribe(),
+        ));
+        // The consumer's schedule: presence's sweep.
+        background.push(crate::upstream::spawn_presence_sweep(
+            sqs_push_functions::wiring::presence(&config, adapters.of(LocalFunction::Consumer)),
+            options.presence_sweep_interval,
             stop_background.subscribe(),
         ));
 

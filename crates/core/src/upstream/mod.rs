@@ -22,11 +22,10 @@ use crate::clock::{Clock, rfc3339_millis};
 use crate::history::receipts::ReceiptService;
 use crate::model::ids::UserId;
 use crate::model::session::Session;
-use crate::ports::{
-    AppMessage, AppTarget, Heartbeat, PortError, PortErrorKind, SessionStore, UpstreamStore,
-};
+use crate::ports::{AppMessage, AppTarget, PortError, PortErrorKind, SessionStore, UpstreamStore};
 use bucket::Rate;
 use envelope::{Envelope, Kind};
+use presence::PresenceService;
 use sender::{BrowserSender, browser_sender, role_session_name};
 
 /// How the consumer judges messages; read once from config.
@@ -152,6 +151,7 @@ pub struct Consumer {
     store: Arc<dyn UpstreamStore>,
     app: Arc<dyn AppTarget>,
     receipts: ReceiptService,
+    presence: PresenceService,
     clock: Arc<dyn Clock>,
     settings: UpstreamSettings,
 }
@@ -167,6 +167,7 @@ impl Consumer {
         store: Arc<dyn UpstreamStore>,
         app: Arc<dyn AppTarget>,
         receipts: ReceiptService,
+        presence: PresenceService,
         clock: Arc<dyn Clock>,
         settings: UpstreamSettings,
     ) -> Self {
@@ -175,6 +176,7 @@ impl Consumer {
             store,
             app,
             receipts,
+            presence,
             clock,
             settings,
         }
@@ -290,17 +292,7 @@ impl Consumer {
                 .mark_read(session.user_id, ids)
                 .await
                 .map(|_| ()),
-            Kind::Heartbeat => {
-                let beat = Heartbeat {
-                    account_id: session.account_id,
-                    user_id: session.user_id,
-                    session_id: session.session_id.clone(),
-                    at_millis: now_millis,
-                };
-                // Kept a little past "online" so status can say when it was last seen.
-                let expires = now_millis / 1_000 + self.settings.online_seconds.max(86_400);
-                self.store.heartbeat(&beat, expires).await.map(|_| ())
-            }
+            Kind::Heartbeat => self.presence.beat(session, envelope.seq, now_millis).await,
             Kind::App { kind, body } => {
                 self.app
                     .deliver(&AppMessage {
