@@ -516,7 +516,12 @@ fn process_cpu_seconds() -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -577,7 +582,11 @@ async fn upstream_throughput_and_latency_on_the_local_stack() {
     let senders: Vec<_> = senders.collect();
     let mut latencies = Vec::new();
     while (latencies.len() as u64) < SESSIONS * PER_SESSION {
-        assert!(started.elapsed() < Duration::from_secs(300), "{} arrived", latencies.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{} arrived",
+            latencies.len()
+        );
         let output = admin
             .receive_message()
             .queue_url(&app)
@@ -618,8 +627,13 @@ async fn upstream_throughput_and_latency_on_the_local_stack() {
     let page = Page::open(&stack, 1, 99, "paced").await;
     let mut paced = Vec::new();
     for seq in 1..=40u64 {
-        page.send(envelope("paced", seq, "bench", json!({"sentAt": now_millis()})))
-            .await;
+        page.send(envelope(
+            "paced",
+            seq,
+            "bench",
+            json!({"sentAt": now_millis()}),
+        ))
+        .await;
         let output = admin
             .receive_message()
             .queue_url(&app)
