@@ -14,4 +14,5 @@ pub mod failure;
 pub mod metrics;
 pub mod sweep;
 pub mod telemetry;
+pub mod upstream;
 pub mod wiring;

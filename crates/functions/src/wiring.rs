@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use sqs_push_aws::{
-    Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
-    LambdaInvoker, SqsQueues,
+    AwsAppTarget, Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore,
+    DynamoUpstreamStore, Endpoint, IdentitySettings, LambdaInvoker, SqsQueues,
 };
 use sqs_push_core::channel::ChannelService;
 use sqs_push_core::cleanup::orphans::{OrphanSettings, OrphanSweeper};
@@ -14,8 +14,14 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::segment::SegmentWorker;
 use sqs_push_core::dispatch::send::Sender;
 use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::ports::{
+    AppMessage, AppTarget, PortError, PortErrorKind, PresenceStore, UpstreamStore,
+};
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
+use sqs_push_core::session::policy::queue_arn;
 use sqs_push_core::session::{SessionService, SessionSettings};
+use sqs_push_core::upstream::presence::PresenceService;
+use sqs_push_core::upstream::{AppTargetSpec, Consumer};
 
 use sqs_push_core::history::read::HistoryReader;
 use sqs_push_core::history::receipts::ReceiptService;
@@ -36,8 +42,30 @@ pub struct Adapters {
     pub history: Arc<dyn HistoryStore>,
     /// Where large fan-outs are handed off: Lambda on AWS, this process locally.
     pub invoker: Arc<dyn Invoker>,
+    /// The upstream consumer's table.
+    pub upstream: Arc<dyn UpstreamStore>,
+    /// Presence, in the same table.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Where the app's upstream messages go.
+    pub app: Arc<dyn AppTarget>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+}
+
+/// The app target when `SQS_PUSH_APP_TARGET` is not set: every app message fails, so SQS keeps
+/// it and then dead-letters it (an operator can redrive once a target is configured).
+struct NoAppTarget;
+
+#[async_trait::async_trait]
+impl AppTarget for NoAppTarget {
+    async fn deliver(&self, message: &AppMessage) -> Result<(), PortError> {
+        Err(PortError::new(
+            PortErrorKind::Other,
+            "route an upstream message",
+            message.kind.clone(),
+            "no app target is configured (SQS_PUSH_APP_TARGET)",
+        ))
+    }
 }
 
 impl Adapters {
@@ -71,8 +99,16 @@ impl Adapters {
                 credential_seconds: config.credential_seconds as i32,
                 partition: config.partition.clone(),
                 region: config.region.clone(),
+                upstream_queue_arn: config
+                    .upstream_queue_url
+                    .as_deref()
+                    .and_then(|url| queue_arn(&config.partition, &config.region, url)),
             },
         );
+        let upstream = Arc::new(DynamoUpstreamStore::new(
+            clients.dynamodb.clone(),
+            config.upstream_table(),
+        ));
         Self {
             sessions: Arc::new(DynamoSessionStore::new(
                 clients.dynamodb.clone(),
@@ -93,6 +129,19 @@ impl Adapters {
                     .with_dead_letters(clients.sqs.clone(), url),
                 None => LambdaInvoker::new(clients.lambda.clone(), config.prefix()),
             }),
+            upstream: upstream.clone(),
+            presence: upstream,
+            app: match &config.app_target {
+                Some(AppTargetSpec::Queue(url)) => Arc::new(AwsAppTarget::Queue {
+                    client: clients.sqs.clone(),
+                    url: url.clone(),
+                }),
+                Some(AppTargetSpec::Function(name)) => Arc::new(AwsAppTarget::Function {
+                    client: clients.lambda.clone(),
+                    name: name.clone(),
+                }),
+                None => Arc::new(NoAppTarget),
+            },
             clock: Arc::new(SystemClock),
         }
     }
@@ -141,7 +190,8 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             idle_seconds: config.idle_seconds,
             region: config.region.clone(),
         },
-    );
+    )
+    .with_upstream_strikes(adapters.upstream.clone(), config.upstream.strike_limit);
     let orphans = orphan_sweeper(config, adapters)?;
     Ok(ApiState {
         channels: ChannelService::new(
@@ -156,6 +206,8 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         orphan_step: std::time::Duration::from_millis(config.sweep_step_millis.min(20_000)),
         history: history_reader(adapters),
         receipts: receipts(config, adapters),
+        upstream_url: config.upstream_queue_url.clone(),
+        presence: presence(config, adapters),
     })
 }
 
@@ -177,6 +229,30 @@ pub fn orphan_sweeper(
             page_size: config.sweep_page_size,
         },
     ))
+}
+
+/// Presence: heartbeats, joins and leaves (announced through the dispatcher), the sweep.
+pub fn presence(config: &StackConfig, adapters: &Adapters) -> PresenceService {
+    PresenceService::new(
+        adapters.upstream.clone(),
+        adapters.presence.clone(),
+        Arc::new(dispatcher(config, adapters)),
+        adapters.clock.clone(),
+        config.upstream.online_seconds,
+    )
+}
+
+/// The upstream consumer.
+pub fn consumer(config: &StackConfig, adapters: &Adapters) -> Consumer {
+    Consumer::new(
+        adapters.sessions.clone(),
+        adapters.upstream.clone(),
+        adapters.app.clone(),
+        receipts(config, adapters),
+        presence(config, adapters),
+        adapters.clock.clone(),
+        config.upstream.clone(),
+    )
 }
 
 /// The history reader.

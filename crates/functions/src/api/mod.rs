@@ -24,6 +24,7 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::read::HistoryReader;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::session::SessionService;
+use sqs_push_core::upstream::presence::PresenceService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -42,6 +43,10 @@ pub struct ApiState {
     pub history: HistoryReader,
     /// Applies read receipts.
     pub receipts: ReceiptService,
+    /// The upstream queue's URL, for create and renew answers; `None` when the stack has none.
+    pub upstream_url: Option<String>,
+    /// Sessions' and channels' presence.
+    pub presence: PresenceService,
 }
 
 /// Every route of the api function.
@@ -168,7 +173,8 @@ mod tests {
     use serde_json::Value;
     use sqs_push_core::testing::ManualClock;
     use sqs_push_core::testing::memory::{
-        MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, RecordingInvoker,
+        MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, MemoryUpstream,
+        RecordingAppTarget, RecordingInvoker,
     };
     use tower::ServiceExt;
 
@@ -181,12 +187,16 @@ mod tests {
 
     fn memory_router_with(sessions: Arc<MemorySessionStore>) -> axum::Router {
         let clock = Arc::new(ManualClock::at(1_000_000));
+        let upstream = Arc::new(MemoryUpstream::default());
         let adapters = Adapters {
             sessions,
             queues: Arc::new(MemoryQueues::default()),
             identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
             history: Arc::new(MemoryHistory::default()),
             invoker: Arc::new(RecordingInvoker::default()),
+            upstream: upstream.clone(),
+            presence: upstream,
+            app: Arc::new(RecordingAppTarget::default()),
             clock,
         };
         let config = StackConfig::for_stage("test", "us-east-1");
