@@ -1479,12 +1479,16 @@ fn a_schedule_starts_the_orphan_sweep_in_the_cleanup_function_which_may_hand_on_
     );
     let permissions: Vec<_> = of_type("AWS::Lambda::Permission")
         .into_iter()
-        .filter(|(_, permission)| permission["Properties"]["Principal"] == "events.amazonaws.com")
+        .filter(|(_, permission)| {
+            permission["Properties"]["Principal"] == "events.amazonaws.com"
+                && referenced_id(&permission["Properties"]["FunctionName"]).as_deref()
+                    == Some("CleanupLambdaFunction")
+        })
         .collect();
     assert_eq!(
         permissions.len(),
         1,
-        "one permission lets EventBridge invoke"
+        "one permission lets EventBridge invoke cleanup"
     );
     let permission = &permissions[0].1["Properties"];
     assert_eq!(
