@@ -53,6 +53,10 @@ export function checkMessage(type, body) {
   if (typeof type !== 'string' || !TYPE_RE.test(type)) {
     throw new TypeError('type must match ' + TYPE_RE.source + ' (e.g. "chat")');
   }
+  // sqs-push's own types have their own doors: heartbeats are the leader tab's alone (one per
+  // session, not one per tab), and read takes checked, split ids
+  if (type === 'heartbeat') throw new TypeError('"heartbeat" is sent by the client itself (heartbeatSeconds)');
+  if (type === 'read') throw new TypeError('use markRead(messageIds) to send "read"');
   let json;
   try {
     json = JSON.stringify(body);

@@ -212,6 +212,8 @@ test('without an upstreamUrl (an older stack) send rejects with reason "no-upstr
   await assert.rejects(c.send('chat', {}), (e) => e instanceof SendError && e.reason === 'no-upstream' && /upstreamUrl/.test(e.message));
   await assert.rejects(c.send('Chat!', {}), TypeError);
   await assert.rejects(c.send('chat', undefined), TypeError);
+  await assert.rejects(c.send('heartbeat', {}), /sent by the client itself/);
+  await assert.rejects(c.send('read', { messageIds: ['a'] }), /markRead/);
   await assert.rejects(c.markRead([]), TypeError);
   await assert.rejects(c.markRead(['ok', 7]), TypeError);
 });
