@@ -270,6 +270,14 @@ test('only the leader tab heartbeats, at most once per interval, none while hidd
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(beats(follower).length, 0, 'still none from the follower');
 
+    // hidden again past the interval, then the leader's own tab shows: a heartbeat at once
+    follower.page.set({ visible: false });
+    await new Promise((r) => setTimeout(r, 1500));
+    const leaderShownAt = Date.now();
+    leader.page.set({ visible: true });
+    await until(() => beats(leader).some((s) => s.at >= leaderShownAt), 1000, 'a heartbeat on the leader becoming visible');
+    assert.equal(beats(follower).length, 0, 'and none from the follower');
+
     // never two within an interval
     const times = beats(leader).map((s) => s.at);
     for (let i = 1; i < times.length; i++) {
