@@ -661,6 +661,60 @@ def patch_dynamodb_transactions() -> None:
 STATS_PATH = "/_emulator/stats"
 
 
+
+def patch_sqs_sender_id() -> None:
+    """SendMessage and SendMessageBatch stamp SenderId as SQS does: `<RoleId>:<RoleSessionName>`
+    for assumed-role credentials (moto's STS keeps exactly that as the assumed role's user_id),
+    the IAM user's id for a user's access key. moto itself stamps one constant on every message,
+    which would let the upstream consumer's SenderId check pass or fail for the wrong reason.
+    Keys moto knows nothing of (the emulator's admin `test` key) keep moto's constant: on AWS
+    they would be some other principal of the account, never a browser session."""
+    from moto.iam.models import iam_backends
+    from moto.sqs import models as sqs_models
+    from moto.sqs import responses as sqs_responses
+    from moto.sts.models import sts_backends
+
+    if getattr(sqs_models.Message, "_sqs_push_sender", False):
+        return
+    stamping = threading.local()
+
+    def sender_of(access_key: str) -> str | None:
+        for per_account in list(sts_backends.values()):
+            for backend in list(per_account.values()):
+                role = backend.get_assumed_role_from_access_key(access_key)
+                if role is not None:
+                    return role.user_id
+        for per_account in list(iam_backends.values()):
+            for backend in list(per_account.values()):
+                user = backend.get_user_from_access_key_id(access_key)
+                if user is not None:
+                    return user.id
+        return None
+
+    original_init = sqs_models.Message.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        sender = getattr(stamping, "sender", None)
+        if sender:
+            self.sender_id = sender
+
+    def stamped(method):
+        def call(self, *args, **kwargs):
+            stamping.sender = sender_of(self.get_access_key())
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                stamping.sender = None
+
+        return call
+
+    sqs_models.Message.__init__ = init
+    for name in ("send_message", "send_message_batch"):
+        setattr(sqs_responses.SQSResponse, name, stamped(getattr(sqs_responses.SQSResponse, name)))
+    sqs_models.Message._sqs_push_sender = True
+
+
 def install_request_counter() -> None:
     """Count every request the emulator serves; GET /_emulator/stats answers
     {"requests": N, "byTarget": {"AmazonSQS.SendMessageBatch": n, ...}} (requests of the JSON
@@ -729,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
 
     patch_cognito_identity(strict_identities=not args.lenient_identities)
     patch_dynamodb_transactions()
+    patch_sqs_sender_id()
     install_request_counter()
     # SQS_PUSH_CALL_LOG: every signed call, for the IAM check (scripts/call_log.py).
     call_log.install()

@@ -57,6 +57,9 @@ pub struct IdentitySettings {
     pub partition: String,
     /// The region of the queues.
     pub region: String,
+    /// The stage's upstream queue, which the session policy lets each session send to;
+    /// `None`: no upstream grant.
+    pub upstream_queue_arn: Option<String>,
 }
 
 /// The login key of the tokens the enhanced flow passes to GetCredentialsForIdentity.
@@ -150,6 +153,7 @@ impl CognitoIdentities {
         identity_id: &str,
         login: Option<&str>,
         queue: &QueueRef,
+        role_session_name: &str,
     ) -> Result<Credentials, PortError> {
         let arn = queue_arn(&self.settings.partition, &self.settings.region, &queue.url)
             .ok_or_else(|| {
@@ -165,9 +169,12 @@ impl CognitoIdentities {
             .sts
             .assume_role_with_web_identity()
             .role_arn(&self.settings.unauthenticated_role_arn)
-            .role_session_name(role_session_name(identity_id))
+            .role_session_name(role_session_name)
             .web_identity_token(&token)
-            .policy(session_policy(&arn))
+            .policy(session_policy(
+                &arn,
+                self.settings.upstream_queue_arn.as_deref(),
+            ))
             .duration_seconds(self.settings.credential_seconds)
             .send()
             .await
@@ -222,24 +229,6 @@ fn epoch_seconds(time: &aws_smithy_types::DateTime) -> u64 {
     u64::try_from(time.secs()).unwrap_or(0)
 }
 
-/// STS session names allow `[\w+=,.@-]{2,64}`; the identity's uuid part fits and makes
-/// CloudTrail entries traceable to the identity.
-fn role_session_name(identity_id: &str) -> String {
-    let uuid = identity_id.rsplit(':').next().unwrap_or(identity_id);
-    let cleaned: String = uuid
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64 - 9)
-        .collect();
-    format!("sqs-push-{cleaned}")
-}
-
 #[async_trait]
 impl IdentityProvider for CognitoIdentities {
     async fn create_identity(&self, login: &str) -> Result<String, PortError> {
@@ -253,9 +242,13 @@ impl IdentityProvider for CognitoIdentities {
         identity_id: &str,
         login: Option<&str>,
         queue: &QueueRef,
+        role_session_name: &str,
     ) -> Result<Credentials, PortError> {
         match self.settings.flow {
-            CredentialFlow::Classic => self.classic(identity_id, login, queue).await,
+            CredentialFlow::Classic => {
+                self.classic(identity_id, login, queue, role_session_name)
+                    .await
+            }
             CredentialFlow::Enhanced => self.enhanced(identity_id, login).await,
         }
     }
@@ -288,17 +281,6 @@ impl IdentityProvider for CognitoIdentities {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn role_session_names_fit_sts_rules() {
-        assert_eq!(
-            role_session_name("us-east-1:8b24ff4e-61e4-4444-8d40-21e260a88902"),
-            "sqs-push-8b24ff4e-61e4-4444-8d40-21e260a88902"
-        );
-        let long = role_session_name(&format!("r:{}", "x/".repeat(100)));
-        assert!(long.len() <= 64);
-        assert!(!long.contains('/'));
-    }
 
     #[test]
     fn flows_parse_by_name() {

@@ -13,12 +13,14 @@ pub mod invoker;
 pub mod queues;
 pub mod rows;
 pub mod sessions;
+pub mod upstream;
 
 pub use history::DynamoHistoryStore;
 pub use identities::{CognitoIdentities, CredentialFlow, IdentitySettings};
 pub use invoker::LambdaInvoker;
 pub use queues::SqsQueues;
 pub use sessions::DynamoSessionStore;
+pub use upstream::{AwsAppTarget, DynamoUpstreamStore};
 
 use std::time::Duration;
 

@@ -23,6 +23,7 @@ pub mod session;
 pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod upstream;
 
 pub use model::ids::{AccountId, IdError, SessionId, UserId};
 pub use ports::{PortError, PortErrorKind};

@@ -9,6 +9,7 @@ use sqs_push_core::dispatch::DispatchSettings;
 use sqs_push_core::session::queue_name::QueueNameGenerator;
 pub use sqs_push_core::settings::ConfigError;
 use sqs_push_core::settings::{Lookup, flag, parsed, required, setting, text};
+use sqs_push_core::upstream::{self, AppTargetSpec, UpstreamSettings};
 
 /// Everything the functions need to know about their stack.
 #[derive(Debug, Clone)]
@@ -63,6 +64,15 @@ pub struct StackConfig {
     /// The stage's dead-letter queue (`SQS_PUSH_DEAD_LETTER_QUEUE_URL`), where work that cannot
     /// succeed as things stand is put for `sqs-push redrive`.
     pub dead_letter_queue_url: Option<String>,
+    /// The stage's upstream queue (`SQS_PUSH_UPSTREAM_QUEUE_URL`): sessions may send to it, and
+    /// create and renew answer with it; `None` switches the upstream grant off.
+    pub upstream_queue_url: Option<String>,
+    /// How the consumer judges upstream messages (`SQS_PUSH_BROWSER_ROLE_ID`,
+    /// `SQS_PUSH_UPSTREAM_*`, `SQS_PUSH_ONLINE_SECONDS`).
+    pub upstream: UpstreamSettings,
+    /// Where the app's upstream messages go (`SQS_PUSH_APP_TARGET`); `None`: app types are
+    /// refused by the consumer's target (they fail and dead-letter, nothing is lost).
+    pub app_target: Option<AppTargetSpec>,
 }
 
 impl StackConfig {
@@ -92,6 +102,9 @@ impl StackConfig {
             channels: ChannelSettings::default(),
             legacy_queue_names: false,
             dead_letter_queue_url: None,
+            upstream_queue_url: None,
+            upstream: UpstreamSettings::default(),
+            app_target: None,
         }
     }
 
@@ -150,6 +163,9 @@ impl StackConfig {
             },
             legacy_queue_names: flag(lookup, "SQS_PUSH_LEGACY_QUEUE_NAMES")?
                 .unwrap_or(default.legacy_queue_names),
+            upstream_queue_url: text(lookup, "SQS_PUSH_UPSTREAM_QUEUE_URL"),
+            upstream: upstream::settings_from_lookup(lookup)?,
+            app_target: parsed(lookup, "SQS_PUSH_APP_TARGET")?,
             ..default
         };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;
@@ -175,6 +191,21 @@ impl StackConfig {
     /// The history table.
     pub fn history_table(&self) -> String {
         format!("{}-history", self.prefix())
+    }
+
+    /// The shared queue browsers send upstream to.
+    pub fn upstream_queue(&self) -> String {
+        format!("{}-upstream", self.prefix())
+    }
+
+    /// The upstream queue's dead-letter queue.
+    pub fn upstream_dead_letter_queue(&self) -> String {
+        format!("{}-upstream-dlq", self.prefix())
+    }
+
+    /// The consumer's table: seqs seen, rate buckets, strikes, last heartbeats.
+    pub fn upstream_table(&self) -> String {
+        format!("{}-upstream", self.prefix())
     }
 
     /// The Kinesis event stream.
@@ -247,6 +278,28 @@ mod tests {
         assert_eq!(config.credential_seconds, 3600);
         assert_eq!(config.orphan_grace_seconds, 600);
         assert_eq!(config.cleanup_concurrency, 16);
+        assert_eq!(config.upstream_queue(), "sqs-push-prod-upstream");
+        assert_eq!(config.upstream.online_seconds, 90);
+        assert_eq!(config.app_target, None);
+    }
+
+    #[test]
+    fn upstream_settings_are_read_and_a_bad_target_is_named() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_BROWSER_ROLE_ID", "AROAEXAMPLE"));
+        pairs.push(("SQS_PUSH_UPSTREAM_SESSION_BURST", "5"));
+        pairs.push((
+            "SQS_PUSH_APP_TARGET",
+            "https://sqs.eu-west-1.amazonaws.com/1/app",
+        ));
+        let config = StackConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.upstream.browser_role_id, "AROAEXAMPLE");
+        assert_eq!(config.upstream.session_rate.burst, 5);
+        assert!(matches!(config.app_target, Some(AppTargetSpec::Queue(_))));
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_APP_TARGET", "my-queue"));
+        let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(error.variable, "SQS_PUSH_APP_TARGET");
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod events;
 pub mod failure;
 pub mod metrics;
 pub mod telemetry;
+pub mod upstream;
 pub mod wiring;

@@ -63,11 +63,27 @@ pub enum Metric {
     HistoryFailed,
     /// How long one dispatch took: a `/notify` request, or one Kinesis batch.
     DispatchLatency,
+    /// Upstream messages the consumer routed or handled.
+    UpstreamAccepted,
+    /// Upstream messages skipped as replays or SQS redeliveries.
+    UpstreamDuplicates,
+    /// Upstream messages not sent by a browser session (another principal): dropped.
+    UpstreamNotBrowser,
+    /// Upstream messages that were not a valid envelope (JSON, fields, size): dropped.
+    UpstreamMalformed,
+    /// Upstream messages naming a session not the sender's: dropped, a strike.
+    UpstreamWrongSession,
+    /// Upstream messages whose timestamp was too far from now: dropped.
+    UpstreamStale,
+    /// Upstream messages over a session's or account's rate: dropped, a strike.
+    UpstreamOverLimit,
+    /// Upstream messages whose routing failed: SQS redelivers them, then dead-letters them.
+    UpstreamFailed,
 }
 
 impl Metric {
     /// Every metric, for the template tests (dashboard and alarms name only these).
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 22] = [
         Metric::DeliveriesSent,
         Metric::DeliveriesFailed,
         Metric::DeliveriesHandedOn,
@@ -82,6 +98,14 @@ impl Metric {
         Metric::HistoryWritten,
         Metric::HistoryFailed,
         Metric::DispatchLatency,
+        Metric::UpstreamAccepted,
+        Metric::UpstreamDuplicates,
+        Metric::UpstreamNotBrowser,
+        Metric::UpstreamMalformed,
+        Metric::UpstreamWrongSession,
+        Metric::UpstreamStale,
+        Metric::UpstreamOverLimit,
+        Metric::UpstreamFailed,
     ];
 
     /// The CloudWatch metric name.
@@ -101,6 +125,14 @@ impl Metric {
             Metric::HistoryWritten => "HistoryWritten",
             Metric::HistoryFailed => "HistoryFailed",
             Metric::DispatchLatency => "DispatchLatency",
+            Metric::UpstreamAccepted => "UpstreamAccepted",
+            Metric::UpstreamDuplicates => "UpstreamDuplicates",
+            Metric::UpstreamNotBrowser => "UpstreamNotBrowser",
+            Metric::UpstreamMalformed => "UpstreamMalformed",
+            Metric::UpstreamWrongSession => "UpstreamWrongSession",
+            Metric::UpstreamStale => "UpstreamStale",
+            Metric::UpstreamOverLimit => "UpstreamOverLimit",
+            Metric::UpstreamFailed => "UpstreamFailed",
         }
     }
 

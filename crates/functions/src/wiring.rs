@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use sqs_push_aws::{
-    Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore, Endpoint, IdentitySettings,
-    LambdaInvoker, SqsQueues,
+    AwsAppTarget, Clients, CognitoIdentities, DynamoHistoryStore, DynamoSessionStore,
+    DynamoUpstreamStore, Endpoint, IdentitySettings, LambdaInvoker, SqsQueues,
 };
 use sqs_push_core::channel::ChannelService;
 use sqs_push_core::cleanup::orphans::{OrphanSettings, OrphanSweeper};
@@ -14,8 +14,12 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::segment::SegmentWorker;
 use sqs_push_core::dispatch::send::Sender;
 use sqs_push_core::history::write::HistoryWriter;
+use sqs_push_core::ports::{AppMessage, AppTarget, PortError, PortErrorKind, UpstreamStore};
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
+use sqs_push_core::session::policy::queue_arn;
 use sqs_push_core::session::{SessionService, SessionSettings};
+use sqs_push_core::upstream::presence::PresenceReader;
+use sqs_push_core::upstream::{AppTargetSpec, Consumer};
 
 use sqs_push_core::history::read::HistoryReader;
 use sqs_push_core::history::receipts::ReceiptService;
@@ -36,8 +40,28 @@ pub struct Adapters {
     pub history: Arc<dyn HistoryStore>,
     /// Where large fan-outs are handed off: Lambda on AWS, this process locally.
     pub invoker: Arc<dyn Invoker>,
+    /// The upstream consumer's table.
+    pub upstream: Arc<dyn UpstreamStore>,
+    /// Where the app's upstream messages go.
+    pub app: Arc<dyn AppTarget>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+}
+
+/// The app target when `SQS_PUSH_APP_TARGET` is not set: every app message fails, so SQS keeps
+/// it and then dead-letters it (an operator can redrive once a target is configured).
+struct NoAppTarget;
+
+#[async_trait::async_trait]
+impl AppTarget for NoAppTarget {
+    async fn deliver(&self, message: &AppMessage) -> Result<(), PortError> {
+        Err(PortError::new(
+            PortErrorKind::Other,
+            "route an upstream message",
+            message.kind.clone(),
+            "no app target is configured (SQS_PUSH_APP_TARGET)",
+        ))
+    }
 }
 
 impl Adapters {
@@ -71,6 +95,10 @@ impl Adapters {
                 credential_seconds: config.credential_seconds as i32,
                 partition: config.partition.clone(),
                 region: config.region.clone(),
+                upstream_queue_arn: config
+                    .upstream_queue_url
+                    .as_deref()
+                    .and_then(|url| queue_arn(&config.partition, &config.region, url)),
             },
         );
         Self {
@@ -93,6 +121,21 @@ impl Adapters {
                     .with_dead_letters(clients.sqs.clone(), url),
                 None => LambdaInvoker::new(clients.lambda.clone(), config.prefix()),
             }),
+            upstream: Arc::new(DynamoUpstreamStore::new(
+                clients.dynamodb.clone(),
+                config.upstream_table(),
+            )),
+            app: match &config.app_target {
+                Some(AppTargetSpec::Queue(url)) => Arc::new(AwsAppTarget::Queue {
+                    client: clients.sqs.clone(),
+                    url: url.clone(),
+                }),
+                Some(AppTargetSpec::Function(name)) => Arc::new(AwsAppTarget::Function {
+                    client: clients.lambda.clone(),
+                    name: name.clone(),
+                }),
+                None => Arc::new(NoAppTarget),
+            },
             clock: Arc::new(SystemClock),
         }
     }
@@ -141,7 +184,8 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
             idle_seconds: config.idle_seconds,
             region: config.region.clone(),
         },
-    );
+    )
+    .with_upstream_strikes(adapters.upstream.clone(), config.upstream.strike_limit);
     let orphans = OrphanSweeper::new(
         adapters.sessions.clone(),
         adapters.queues.clone(),
@@ -165,7 +209,30 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         orphans,
         history: history_reader(adapters),
         receipts: receipts(config, adapters),
+        upstream_url: config.upstream_queue_url.clone(),
+        presence: presence_reader(config, adapters),
     })
+}
+
+/// Reads sessions' presence from the consumer's table.
+pub fn presence_reader(config: &StackConfig, adapters: &Adapters) -> PresenceReader {
+    PresenceReader::new(
+        adapters.upstream.clone(),
+        adapters.clock.clone(),
+        config.upstream.online_seconds,
+    )
+}
+
+/// The upstream consumer.
+pub fn consumer(config: &StackConfig, adapters: &Adapters) -> Consumer {
+    Consumer::new(
+        adapters.sessions.clone(),
+        adapters.upstream.clone(),
+        adapters.app.clone(),
+        receipts(config, adapters),
+        adapters.clock.clone(),
+        config.upstream.clone(),
+    )
 }
 
 /// The history reader.

@@ -36,6 +36,8 @@ async fn api(
         queues,
         identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
         history: Arc::new(MemoryHistory::default()),
+        upstream: Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default()),
+        app: Arc::new(sqs_push_core::testing::memory::RecordingAppTarget::default()),
         invoker: invoker.clone(),
         clock,
     };

@@ -138,6 +138,8 @@ fn memory_router() -> axum::Router {
         queues: Arc::new(MemoryQueues::default()),
         identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
         history: Arc::new(MemoryHistory::default()),
+        upstream: Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default()),
+        app: Arc::new(sqs_push_core::testing::memory::RecordingAppTarget::default()),
         invoker: Arc::new(RecordingInvoker::default()),
         clock,
     };

@@ -42,6 +42,7 @@ pub struct Provisioner {
     pub(crate) kinesis: aws_sdk_kinesis::Client,
     pub(crate) cognito: aws_sdk_cognitoidentity::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
 }
 
 /// What the bootstrap found or made, to complete the stack's config.
@@ -51,6 +52,22 @@ pub struct Provisioned {
     pub identity_pool_id: String,
     /// The identities' role's ARN (the config still calls it the unauthenticated role).
     pub unauthenticated_role_arn: String,
+    /// That role's RoleId: the SenderId prefix of every browser session's upstream message.
+    pub browser_role_id: String,
+    /// The upstream queue's URL.
+    pub upstream_queue_url: String,
+    /// The queue the consumer routes the app's messages to locally (`sqs-push-local-app`).
+    pub app_queue_url: String,
+}
+
+/// How the local upstream queue behaves: SQS's visibility timeout (how soon a message whose
+/// routing failed comes back) and redrive count (receives before the dead-letter queue).
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamQueueOptions {
+    /// Seconds a received message stays invisible.
+    pub visibility_seconds: u32,
+    /// Receives before a message moves to the upstream dead-letter queue.
+    pub max_receive_count: u32,
 }
 
 fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
@@ -91,12 +108,19 @@ fn routing_attributes() -> Projection {
 
 impl Provisioner {
     /// Runs every step; safe to repeat against an emulator that already has some or all of it.
-    pub async fn provision(&self, config: &StackConfig) -> Result<Provisioned, BootstrapError> {
+    pub async fn provision(
+        &self,
+        config: &StackConfig,
+        upstream: UpstreamQueueOptions,
+    ) -> Result<Provisioned, BootstrapError> {
         self.sessions_table(config).await?;
         self.channels_table(config).await?;
         self.history_table(config).await?;
+        self.upstream_table(config).await?;
         self.events_stream(config).await?;
-        let unauthenticated_role_arn = self.unauthenticated_role(config).await?;
+        let upstream_queue_url = self.upstream_queues(config, upstream).await?;
+        let app_queue_url = self.queue(&format!("{}-app", config.prefix()), &[]).await?;
+        let (unauthenticated_role_arn, browser_role_id) = self.unauthenticated_role(config).await?;
         let identity_pool_id = self.identity_pool(config).await?;
         self.cognito
             .set_identity_pool_roles()
@@ -108,7 +132,111 @@ impl Provisioner {
         Ok(Provisioned {
             identity_pool_id,
             unauthenticated_role_arn,
+            browser_role_id,
+            upstream_queue_url,
+            app_queue_url,
         })
+    }
+
+    /// The consumer's table: key `pk` + `sk` (strings), TTL on `ttl`.
+    async fn upstream_table(&self, config: &StackConfig) -> Result<(), BootstrapError> {
+        let table = config.upstream_table();
+        let created = self
+            .dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+            .attribute_definitions(attribute("sk", ScalarAttributeType::S))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .send()
+            .await;
+        self.created_or_existing(created, "create upstream table")?;
+        self.time_to_live(&table).await
+    }
+
+    /// The upstream queue as serverless.yml makes it (16 KiB, 4 days) with its dead-letter
+    /// queue; returns the upstream queue's URL.
+    async fn upstream_queues(
+        &self,
+        config: &StackConfig,
+        options: UpstreamQueueOptions,
+    ) -> Result<String, BootstrapError> {
+        let dead_letters = self
+            .queue(
+                &config.upstream_dead_letter_queue(),
+                &[("MessageRetentionPeriod", "1209600".to_string())],
+            )
+            .await?;
+        let dead_letter_arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&dead_letters)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(failed("read the upstream dead-letter queue's ARN"))?
+            .attributes()
+            .and_then(|attributes| {
+                attributes
+                    .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .ok_or(BootstrapError {
+                step: "read the upstream dead-letter queue's ARN",
+                message: "no QueueArn in the answer".to_string(),
+            })?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dead_letter_arn,
+            "maxReceiveCount": options.max_receive_count,
+        })
+        .to_string();
+        let attributes = [
+            ("MaximumMessageSize", "16384".to_string()),
+            ("MessageRetentionPeriod", "345600".to_string()),
+            ("VisibilityTimeout", options.visibility_seconds.to_string()),
+            ("RedrivePolicy", redrive),
+        ];
+        let url = self.queue(&config.upstream_queue(), &attributes).await?;
+        // An emulator a previous run provisioned keeps its queue: bring it to these options.
+        let mut update = self.sqs.set_queue_attributes().queue_url(&url);
+        for (name, value) in &attributes {
+            update = update.attributes(aws_sdk_sqs::types::QueueAttributeName::from(*name), value);
+        }
+        update
+            .send()
+            .await
+            .map_err(failed("set the upstream queue's attributes"))?;
+        Ok(url)
+    }
+
+    /// Creates (or finds) a queue; returns its URL.
+    async fn queue(
+        &self,
+        name: &str,
+        attributes: &[(&str, String)],
+    ) -> Result<String, BootstrapError> {
+        let mut create = self.sqs.create_queue().queue_name(name);
+        for (attribute, value) in attributes {
+            create = create.attributes(
+                aws_sdk_sqs::types::QueueAttributeName::from(*attribute),
+                value,
+            );
+        }
+        match create.send().await {
+            Ok(created) => Ok(created.queue_url().unwrap_or_default().to_string()),
+            Err(_) => Ok(self
+                .sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(failed("find a local queue"))?
+                .queue_url()
+                .unwrap_or_default()
+                .to_string()),
+        }
     }
 
     async fn sessions_table(&self, config: &StackConfig) -> Result<(), BootstrapError> {
@@ -247,7 +375,11 @@ impl Provisioner {
         }
     }
 
-    async fn unauthenticated_role(&self, config: &StackConfig) -> Result<String, BootstrapError> {
+    /// The identities' role: its ARN and its RoleId.
+    async fn unauthenticated_role(
+        &self,
+        config: &StackConfig,
+    ) -> Result<(String, String), BootstrapError> {
         let role_name = format!("{}-identities", config.prefix());
         let policy = identity_role_policy(&config.partition, &config.prefix()).to_string();
         // The trust policy names the pool, which may not exist yet; the emulator does not
@@ -261,7 +393,9 @@ impl Provisioner {
             .send()
             .await
         {
-            Ok(output) => output.role().map(|role| role.arn().to_string()),
+            Ok(output) => output
+                .role()
+                .map(|role| (role.arn().to_string(), role.role_id().to_string())),
             Err(error) if already_exists(&error) => None,
             Err(error) => return Err(failed("create identities role")(error)),
         };
@@ -275,7 +409,7 @@ impl Provisioner {
                 .await
                 .map_err(failed("get identities role"))?
                 .role()
-                .map(|role| role.arn().to_string())
+                .map(|role| (role.arn().to_string(), role.role_id().to_string()))
                 .ok_or(BootstrapError {
                     step: "get identities role",
                     message: "no role in the answer".to_string(),

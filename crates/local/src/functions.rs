@@ -25,6 +25,8 @@ pub enum LocalFunction {
     History,
     /// The sessions stream's trigger.
     Cleanup,
+    /// The upstream queue's trigger.
+    Consumer,
 }
 
 /// The account the emulator gives every resource (moto's default), in the ARNs this stack writes.
@@ -35,12 +37,13 @@ const FUNCTION_SECRET: &str = "sqs-push-local-function";
 
 impl LocalFunction {
     /// Every function.
-    pub const ALL: [LocalFunction; 5] = [
+    pub const ALL: [LocalFunction; 6] = [
         LocalFunction::Api,
         LocalFunction::Dispatcher,
         LocalFunction::Sender,
         LocalFunction::History,
         LocalFunction::Cleanup,
+        LocalFunction::Consumer,
     ];
 
     /// Its name: `api`, `dispatcher`, …
@@ -51,6 +54,7 @@ impl LocalFunction {
             LocalFunction::Sender => "sender",
             LocalFunction::History => "history",
             LocalFunction::Cleanup => "cleanup",
+            LocalFunction::Consumer => "consumer",
         }
     }
 

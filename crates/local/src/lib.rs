@@ -19,6 +19,7 @@ pub mod sigv4;
 pub mod stack;
 pub mod stream;
 pub mod ttl;
+pub mod upstream;
 
 pub use sigv4::LocalKeys;
 pub use stack::{LocalOptions, LocalStack};

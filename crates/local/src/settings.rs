@@ -12,7 +12,7 @@ use sqs_push_functions::config::{ConfigError, StackConfig};
 use crate::LocalOptions;
 
 /// Settings the local stack decides itself; set in the environment, they are ignored.
-pub const LOCAL_OWNED: [&str; 7] = [
+pub const LOCAL_OWNED: [&str; 9] = [
     "SQS_PUSH_STAGE",
     "SQS_PUSH_REGION",
     "SQS_PUSH_IDENTITY_POOL_ID",
@@ -20,6 +20,8 @@ pub const LOCAL_OWNED: [&str; 7] = [
     "SQS_PUSH_ENDPOINT_URL",
     "SQS_PUSH_PARTITION",
     "SQS_PUSH_DEVELOPER_PROVIDER",
+    "SQS_PUSH_BROWSER_ROLE_ID",
+    "SQS_PUSH_UPSTREAM_QUEUE_URL",
 ];
 
 /// The local defaults with every `SQS_PUSH_*` setting `lookup` (the environment) knows applied;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::bootstrap::{BootstrapError, Provisioner};
+use crate::bootstrap::{BootstrapError, Provisioner, UpstreamQueueOptions};
 use crate::functions::{CallLog, LocalFunction};
 use crate::in_process::{DeadLetters, FunctionAdapters, run_in_process};
 use crate::kinesis::{self, StreamStats};
@@ -45,6 +45,8 @@ pub struct LocalOptions {
     /// Where to add the Lambda invokes the stack runs in process, next to the emulator's record
     /// of every AWS call (`SQS_PUSH_CALL_LOG`, read by the IAM check; crate::functions).
     pub call_log: Option<PathBuf>,
+    /// The upstream queue's visibility timeout and redrive count.
+    pub upstream_queue: UpstreamQueueOptions,
 }
 
 impl LocalOptions {
@@ -67,6 +69,12 @@ impl LocalOptions {
             sweep_interval: Duration::from_secs(1),
             stream_poll_interval: Duration::from_millis(500),
             call_log: std::env::var_os(CALL_LOG_VARIABLE).map(PathBuf::from),
+            // serverless.yml's redrive count; a shorter visibility than AWS's 60 s, so that a
+            // failed message's retries take seconds locally.
+            upstream_queue: UpstreamQueueOptions {
+                visibility_seconds: 5,
+                max_receive_count: 5,
+            },
         }
     }
 }
@@ -153,10 +161,20 @@ impl LocalStack {
             kinesis: aws_sdk_kinesis::Client::new(&sdk),
             cognito: aws_sdk_cognitoidentity::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
         };
-        let provisioned = provisioner.provision(&config).await?;
+        let provisioned = provisioner
+            .provision(&config, options.upstream_queue)
+            .await?;
         config.identity_pool_id = provisioned.identity_pool_id;
         config.unauthenticated_role_arn = provisioned.unauthenticated_role_arn;
+        config.upstream.browser_role_id = provisioned.browser_role_id;
+        config.upstream_queue_url = Some(provisioned.upstream_queue_url.clone());
+        if config.app_target.is_none() {
+            config.app_target = Some(sqs_push_core::upstream::AppTargetSpec::Queue(
+                provisioned.app_queue_url,
+            ));
+        }
 
         let call_log = match &options.call_log {
             Some(path) => Some(Arc::new(CallLog::open(path).map_err(|source| {
@@ -209,6 +227,13 @@ impl LocalStack {
         )
         .await?;
         background.extend(pollers);
+        // Lambda's SQS trigger reads the upstream queue with the consumer's role.
+        background.push(crate::upstream::spawn(
+            aws_sdk_sqs::Client::new(&sdk_of[&LocalFunction::Consumer]),
+            provisioned.upstream_queue_url,
+            sqs_push_functions::wiring::consumer(&config, adapters.of(LocalFunction::Consumer)),
+            stop_background.subscribe(),
+        ));
 
         let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
             options.keys.clone(),

@@ -14,4 +14,5 @@ mod original_stack;
 mod redrive;
 mod runtime_api;
 mod secrets;
+mod upstream;
 mod walking_skeleton;

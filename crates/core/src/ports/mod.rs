@@ -8,6 +8,7 @@ mod identities;
 mod invoker;
 mod queues;
 mod sessions;
+mod upstream;
 
 pub use error::{PortError, PortErrorKind};
 pub use history::{
@@ -18,3 +19,4 @@ pub use identities::IdentityProvider;
 pub use invoker::{AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record};
 pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
 pub use sessions::{SessionCursor, SessionPage, SessionStore};
+pub use upstream::{AppMessage, AppTarget, Heartbeat, UpstreamStore};

@@ -12,8 +12,9 @@ use crate::model::ids::{AccountId, IdError, SessionId, UserId};
 use crate::model::session::{QueueRef, Session, SessionSummary};
 use crate::ports::{
     IdentityProvider, PortError, PortErrorKind, QueueService, QueueSpec, SessionCursor,
-    SessionStore,
+    SessionStore, UpstreamStore,
 };
+use crate::upstream::sender::role_session_name;
 use queue_name::QueueNameGenerator;
 
 /// One page of live sessions.
@@ -79,6 +80,9 @@ pub enum SessionError {
     /// A request over a limit (400): too many channels.
     #[error("{0}")]
     Limit(String),
+    /// The session may not be renewed (403): its upstream messages broke the limits too often.
+    #[error("{0}")]
+    Refused(String),
     /// A backend call failed (502).
     #[error(transparent)]
     Backend(#[from] PortError),
@@ -92,9 +96,21 @@ pub struct SessionService {
     identities: Arc<dyn IdentityProvider>,
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
+    /// Where the consumer counts each session's strikes, and how many refuse renewal.
+    upstream_strikes: Option<(Arc<dyn UpstreamStore>, u64)>,
 }
 
 impl SessionService {
+    /// Renew refuses a session whose upstream strikes in `store` reached `strike_limit`.
+    pub fn with_upstream_strikes(
+        mut self,
+        store: Arc<dyn UpstreamStore>,
+        strike_limit: u64,
+    ) -> Self {
+        self.upstream_strikes = Some((store, strike_limit));
+        self
+    }
+
     /// Wires the service to its ports.
     pub fn new(
         store: Arc<dyn SessionStore>,
@@ -109,6 +125,7 @@ impl SessionService {
             identities,
             clock,
             settings,
+            upstream_strikes: None,
         }
     }
 
@@ -160,7 +177,12 @@ impl SessionService {
         };
         let credentials = match self
             .identities
-            .credentials(&identity_id, Some(&login), &queue)
+            .credentials(
+                &identity_id,
+                Some(&login),
+                &queue,
+                &role_session_name(user_id, &identity_id),
+            )
             .await
         {
             Ok(credentials) => credentials,
@@ -245,6 +267,13 @@ impl SessionService {
         session_id: SessionId,
     ) -> Result<Session, SessionError> {
         let session = self.status(account_id, user_id, session_id).await?;
+        if let Some((store, limit)) = &self.upstream_strikes
+            && let Some(refusal) =
+                crate::upstream::renew_refusal(store.as_ref(), &session, *limit).await?
+        {
+            tracing::warn!(user_id = %session.user_id, "renew refused: upstream strikes");
+            return Err(SessionError::Refused(refusal));
+        }
         let renewed = self.reissue_credentials(session).await?;
         tracing::info!(
             user_id = %renewed.user_id,
@@ -360,6 +389,7 @@ impl SessionService {
                 &session.identity_id,
                 session.developer_login.as_deref(),
                 &session.queue,
+                &role_session_name(session.user_id, &session.identity_id),
             )
             .await?;
         session.ttl = session.credentials.expires + self.settings.idle_seconds;

@@ -21,23 +21,41 @@ pub const QUEUE_READER_ACTIONS: [&str; 4] = [
 /// The tag a queue carries with its owner's Cognito identity id.
 pub const OWNER_TAG: &str = "owner";
 
-/// The inline session policy for a session's credentials: the four reader actions on one queue.
-pub fn session_policy(queue_arn: &str) -> String {
+/// The inline session policy for a session's credentials: the four reader actions on one queue,
+/// and, when the stack has an upstream queue, SendMessage on it and nothing else there (no
+/// receive: one session must never read another's upstream messages).
+pub fn session_policy(queue_arn: &str, upstream_arn: Option<&str>) -> String {
+    let mut statements = vec![json!({
+        "Sid": "ReadOwnQueueOnly",
+        "Effect": "Allow",
+        "Action": QUEUE_READER_ACTIONS,
+        "Resource": queue_arn,
+    })];
+    if let Some(upstream_arn) = upstream_arn {
+        statements.push(json!({
+            "Sid": UPSTREAM_SID,
+            "Effect": "Allow",
+            "Action": UPSTREAM_ACTION,
+            "Resource": upstream_arn,
+        }));
+    }
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "ReadOwnQueueOnly",
-            "Effect": "Allow",
-            "Action": QUEUE_READER_ACTIONS,
-            "Resource": queue_arn,
-        }]
+        "Statement": statements,
     })
     .to_string()
 }
 
+/// The one action a browser has on the upstream queue (it also authorizes SendMessageBatch).
+pub const UPSTREAM_ACTION: &str = "sqs:SendMessage";
+/// The statement id of the upstream grant, in the session policy and the identities' role.
+pub const UPSTREAM_SID: &str = "SendUpstreamOnly";
+
 /// The identities' role's permissions: reader actions on the stage's queues, and only on a
 /// queue whose `owner` tag is the caller's own identity id. `queue_prefix` is the generator's
 /// prefix (`sqs-push-<stage>`), without the separator.
+/// Also SendMessage on the stage's upstream queue (`<queue_prefix>-upstream`), which the session
+/// policy narrows to the same one action.
 pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
     json!({
         "Version": "2012-10-17",
@@ -51,6 +69,11 @@ pub fn identity_role_policy(partition: &str, queue_prefix: &str) -> Value {
                     format!("aws:ResourceTag/{OWNER_TAG}"): "${cognito-identity.amazonaws.com:sub}"
                 }
             }
+        }, {
+            "Sid": UPSTREAM_SID,
+            "Effect": "Allow",
+            "Action": UPSTREAM_ACTION,
+            "Resource": format!("arn:{partition}:sqs:*:*:{queue_prefix}-upstream"),
         }]
     })
 }
@@ -92,7 +115,20 @@ mod tests {
     fn session_policy_allows_only_reading_one_queue() {
         let arn = "arn:aws:sqs:us-east-1:123456789012:sqs-push-prod-AbC";
         let expected = r#"{"Statement":[{"Action":["sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:123456789012:sqs-push-prod-AbC","Sid":"ReadOwnQueueOnly"}],"Version":"2012-10-17"}"#;
-        assert_eq!(session_policy(arn), expected);
+        assert_eq!(session_policy(arn, None), expected);
+    }
+
+    #[test]
+    fn session_policy_adds_only_send_on_the_upstream_queue() {
+        let arn = "arn:aws:sqs:us-east-1:123456789012:sqs-push-prod_AbC";
+        let upstream = "arn:aws:sqs:us-east-1:123456789012:sqs-push-prod-upstream";
+        let policy: Value = serde_json::from_str(&session_policy(arn, Some(upstream))).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[0]["Resource"], arn);
+        assert!(!statements[0].to_string().contains("SendMessage"));
+        assert_eq!(statements[1]["Action"], "sqs:SendMessage");
+        assert_eq!(statements[1]["Resource"], upstream);
     }
 
     #[test]
@@ -105,7 +141,13 @@ mod tests {
             "${cognito-identity.amazonaws.com:sub}"
         );
         assert_eq!(statement["Action"].as_array().unwrap().len(), 4);
-        assert!(!policy.to_string().contains("sqs:SendMessage"));
+        assert!(!statement.to_string().contains("sqs:SendMessage"));
+        let upstream = &policy["Statement"][1];
+        assert_eq!(upstream["Action"], "sqs:SendMessage");
+        assert_eq!(
+            upstream["Resource"],
+            "arn:aws:sqs:*:*:sqs-push-prod-upstream"
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl From<SessionError> for ApiError {
             }
             SessionError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, error.to_string()),
             SessionError::Limit(message) => Self::bad_request(message),
+            SessionError::Refused(message) => Self::new(StatusCode::FORBIDDEN, message),
         }
     }
 }

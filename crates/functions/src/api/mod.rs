@@ -24,6 +24,7 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::read::HistoryReader;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::session::SessionService;
+use sqs_push_core::upstream::presence::PresenceReader;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -40,6 +41,10 @@ pub struct ApiState {
     pub history: HistoryReader,
     /// Applies read receipts.
     pub receipts: ReceiptService,
+    /// The upstream queue's URL, for create and renew answers; `None` when the stack has none.
+    pub upstream_url: Option<String>,
+    /// Sessions' presence, for status.
+    pub presence: PresenceReader,
 }
 
 /// Every route of the api function.
@@ -166,7 +171,8 @@ mod tests {
     use serde_json::Value;
     use sqs_push_core::testing::ManualClock;
     use sqs_push_core::testing::memory::{
-        MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, RecordingInvoker,
+        MemoryHistory, MemoryIdentities, MemoryQueues, MemorySessionStore, MemoryUpstream,
+        RecordingAppTarget, RecordingInvoker,
     };
     use tower::ServiceExt;
 
@@ -185,6 +191,8 @@ mod tests {
             identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
             history: Arc::new(MemoryHistory::default()),
             invoker: Arc::new(RecordingInvoker::default()),
+            upstream: Arc::new(MemoryUpstream::default()),
+            app: Arc::new(RecordingAppTarget::default()),
             clock,
         };
         let config = StackConfig::for_stage("test", "us-east-1");

@@ -7,6 +7,7 @@ use axum::http::Method;
 use serde::Serialize;
 use serde_json::Value;
 use sqs_push_core::model::session::{ClientSession, Session, SessionSummary};
+use sqs_push_core::upstream::presence::Presence;
 
 use super::channels::{CHANNELS_KEY, channel_csv, channel_list};
 use super::extract::{NoQuery, Path, Query, object_body};
@@ -14,19 +15,36 @@ use super::params::{self, CreateQuery, ListQuery};
 use super::paths::SessionPath;
 use super::{ApiError, ApiState};
 
-/// `{"success": true, "session": <as create returns it>}`
+/// `{"success": true, "session": <as create returns it, with "upstreamUrl" when the stack has
+/// an upstream queue; status adds "online" and "lastSeen">}`
 #[derive(Serialize)]
 pub struct SessionAnswer {
     success: bool,
+    session: SessionWithUpstream,
+}
+
+/// The client session, the upstream queue's URL, and (status only) presence.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionWithUpstream {
+    #[serde(flatten)]
     session: ClientSession,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_url: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    presence: Option<Presence>,
 }
 
 impl SessionAnswer {
-    fn new(state: &ApiState, session: &Session) -> Json<Self> {
+    fn new(state: &ApiState, session: &Session, presence: Option<Presence>) -> Json<Self> {
         let region = &state.sessions.settings().region;
         Json(Self {
             success: true,
-            session: session.to_client(region),
+            session: SessionWithUpstream {
+                session: session.to_client(region),
+                upstream_url: state.upstream_url.clone(),
+                presence,
+            },
         })
     }
 }
@@ -93,7 +111,7 @@ pub async fn create(
             .subscribe(path.account_id, path.user_id, &path.session_id, &channels)
             .await?;
     }
-    Ok(SessionAnswer::new(&state, &session))
+    Ok(SessionAnswer::new(&state, &session, None))
 }
 
 /// `GET /renew/{accountId}/{userId}/{sessionId}`: new credentials, same queue and key.
@@ -106,7 +124,7 @@ pub async fn renew(
         .sessions
         .renew(path.account_id, path.user_id, path.session_id)
         .await?;
-    Ok(SessionAnswer::new(&state, &session))
+    Ok(SessionAnswer::new(&state, &session, None))
 }
 
 /// `GET /status/{accountId}/{userId}/{sessionId}`: the live session as create returned it.
@@ -119,7 +137,11 @@ pub async fn status(
         .sessions
         .status(path.account_id, path.user_id, path.session_id)
         .await?;
-    Ok(SessionAnswer::new(&state, &session))
+    let presence = state
+        .presence
+        .of(session.user_id, &session.session_id)
+        .await?;
+    Ok(SessionAnswer::new(&state, &session, Some(presence)))
 }
 
 /// `{"success": true, "accountId": …, "userId": …, "sessionId": …}`

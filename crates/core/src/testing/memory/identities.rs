@@ -98,6 +98,7 @@ impl IdentityProvider for MemoryIdentities {
         identity_id: &str,
         login: Option<&str>,
         _queue: &QueueRef,
+        _role_session_name: &str,
     ) -> Result<Credentials, PortError> {
         if login.is_none() {
             self.lookups.fetch_add(1, Ordering::SeqCst);

@@ -5,12 +5,14 @@ mod identities;
 mod invoker;
 mod queues;
 mod sessions;
+mod upstream;
 
 pub use history::MemoryHistory;
 pub use identities::MemoryIdentities;
 pub use invoker::RecordingInvoker;
 pub use queues::{MemoryQueue, MemoryQueues};
 pub use sessions::MemorySessionStore;
+pub use upstream::{MemoryUpstream, RecordingAppTarget};
 
 use crate::crypto::SessionKey;
 use crate::model::ids::{AccountId, SessionId, UserId};

@@ -1,0 +1,388 @@
+//! Browser to server end to end: a session sends to the shared upstream queue with its own
+//! credentials; the emulator stamps the SenderId from the signing principal (role id and role
+//! session name) as SQS does; the consumer, run by the local stack's poller as Lambda's trigger
+//! would, routes what it verifies to the app's queue and drops the rest without retrying it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde_json::{Value, json};
+use sqs_push_local::LocalStack;
+use sqs_push_tests::*;
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn envelope(session: &str, seq: u64, kind: &str, body: Value) -> String {
+    json!({"v": 1, "sessionId": session, "seq": seq, "ts": now_millis(), "type": kind, "body": body})
+        .to_string()
+}
+
+/// A session as its page holds it: the create answer and an SQS client with its credentials.
+struct Page {
+    session: Value,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Page {
+    async fn open(stack: &Stack, account: u64, user: u64, session: &str) -> Self {
+        let (status, created) = get(stack, &format!("/create/{account}/{user}/{session}")).await;
+        assert_eq!(status, 200, "{created}");
+        let session = created["session"].clone();
+        let sqs = session_sqs_client(&stack.emulator, &session).await;
+        Self { session, sqs }
+    }
+
+    fn upstream_url(&self) -> &str {
+        text(&self.session, "upstreamUrl")
+    }
+
+    async fn send(&self, body: String) {
+        self.sqs
+            .send_message()
+            .queue_url(self.upstream_url())
+            .message_body(body)
+            .send()
+            .await
+            .expect("a session may send upstream");
+    }
+}
+
+/// Everything the app's queue holds, deleted as read; waits up to `wait` s for the first.
+async fn app_messages(stack: &LocalStack, admin: &aws_sdk_sqs::Client, wait: i32) -> Vec<Value> {
+    let url = queue_url(admin, &format!("{}-app", stack.config.prefix())).await;
+    let mut messages = Vec::new();
+    let mut wait = wait;
+    loop {
+        let output = admin
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .unwrap();
+        if output.messages().is_empty() {
+            return messages;
+        }
+        for message in output.messages() {
+            messages.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            admin
+                .delete_message()
+                .queue_url(&url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        wait = 0;
+    }
+}
+
+async fn queue_url(admin: &aws_sdk_sqs::Client, name: &str) -> String {
+    admin
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+/// Visible plus in-flight messages of a queue.
+async fn held(admin: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let output = admin
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(ApproximateNumberOfMessages)
+        .attribute_names(ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attributes = output.attributes().unwrap();
+    [
+        ApproximateNumberOfMessages,
+        ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|name| attributes[name].parse::<u64>().unwrap())
+    .sum()
+}
+
+async fn wait_until_consumed(stack: &LocalStack, admin: &aws_sdk_sqs::Client) {
+    let url = stack.config.upstream_queue_url.clone().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the upstream queue emptied",
+        || {
+            let url = url.clone();
+            async move { held(admin, &url).await == 0 }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_messages_a_session_signed_for_itself_reach_the_app_and_each_once() {
+    let stack = Stack::builder()
+        .configure(|options| options.stack.upstream.strike_limit = 2)
+        .start()
+        .await;
+    let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let a = Page::open(&stack, 1, 10, "a").await;
+    let b = Page::open(&stack, 1, 10, "b").await;
+    assert!(
+        a.upstream_url().ends_with("/sqs-push-local-upstream"),
+        "{}",
+        a.session
+    );
+
+    a.send(envelope("a", 1, "chat.line", json!({"text": "hi"})))
+        .await;
+    // Replayed by the page (same seq) and sent by another principal of the account (the
+    // emulator's admin key, as a backend service would) claiming to be the session.
+    a.send(envelope("a", 1, "chat.line", json!({"text": "replay"})))
+        .await;
+    admin
+        .send_message()
+        .queue_url(a.upstream_url())
+        .message_body(envelope("a", 2, "chat.line", json!({"text": "admin"})))
+        .send()
+        .await
+        .unwrap();
+    // A stale timestamp, a malformed body, a type outside the grammar.
+    let mut stale: Value = serde_json::from_str(&envelope("a", 3, "chat.line", json!({}))).unwrap();
+    stale["ts"] = json!(now_millis() - 6 * 60 * 1000);
+    a.send(stale.to_string()).await;
+    a.send("{not json".to_string()).await;
+    a.send(envelope("a", 4, "Not A Type", json!({}))).await;
+    // Oversize: the queue's 16 KiB refuses it at the edge.
+    let oversize = a
+        .sqs
+        .send_message()
+        .queue_url(a.upstream_url())
+        .message_body(envelope("a", 5, "chat.line", json!("x".repeat(16 * 1024))))
+        .send()
+        .await;
+    assert!(
+        oversize.is_err(),
+        "the upstream queue refuses more than 16 KiB"
+    );
+    // Session a claims to be session b of the same user: dropped, a strike on a.
+    a.send(envelope("b", 6, "chat.line", json!({"text": "spoof"})))
+        .await;
+    b.send(envelope("b", 1, "chat.line", json!({"text": "from b"})))
+        .await;
+
+    wait_until_consumed(&stack, &admin).await;
+    let routed = app_messages(&stack, &admin, 2).await;
+    let texts: Vec<&str> = routed
+        .iter()
+        .map(|message| message["body"]["text"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(texts.len(), 2, "{routed:?}");
+    assert!(
+        texts.contains(&"hi") && texts.contains(&"from b"),
+        "{routed:?}"
+    );
+    let from_a = routed.iter().find(|m| m["body"]["text"] == "hi").unwrap();
+    assert_eq!(from_a["accountId"], 1);
+    assert_eq!(from_a["userId"], 10);
+    assert_eq!(from_a["sessionId"], "a");
+    assert_eq!(from_a["type"], "chat.line");
+    assert!(from_a["receivedAt"].as_str().unwrap().ends_with('Z'));
+    // Dropped messages were deleted, never retried into the dead-letter queue.
+    let dead = queue_url(&admin, &stack.config.upstream_dead_letter_queue()).await;
+    assert_eq!(held(&admin, &dead).await, 0);
+
+    // One more spoof reaches the strike limit of 2: renew refuses a, not b.
+    a.send(envelope("b", 7, "chat.line", json!({}))).await;
+    wait_until_consumed(&stack, &admin).await;
+    let (status, refused) = get(&stack, "/renew/1/10/a").await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused renewal"),
+        "{refused}"
+    );
+    let (status, renewed) = get(&stack, "/renew/1/10/b").await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["session"]["upstreamUrl"], a.session["upstreamUrl"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_100_messages_in_a_second_routes_at_most_the_burst() {
+    let stack = Stack::builder()
+        .configure(|options| {
+            options.stack.upstream.session_rate.per_second = 1;
+            options.stack.upstream.session_rate.burst = 5;
+        })
+        .start()
+        .await;
+    let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let page = Page::open(&stack, 1, 10, "flood").await;
+    let started = std::time::Instant::now();
+    for batch in 0..10u64 {
+        let entries: Vec<_> = (0..10u64)
+            .map(|n| {
+                let seq = batch * 10 + n + 1;
+                SendMessageBatchRequestEntry::builder()
+                    .id(seq.to_string())
+                    .message_body(envelope("flood", seq, "typing", json!({"seq": seq})))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let sent = page
+            .sqs
+            .send_message_batch()
+            .queue_url(page.upstream_url())
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(sent.failed().is_empty());
+    }
+    let sending = started.elapsed();
+    assert!(sending < Duration::from_secs(2), "sent in {sending:?}");
+    wait_until_consumed(&stack, &admin).await;
+    let consumed = started.elapsed().as_secs() + 1;
+    let routed = app_messages(&stack, &admin, 1).await;
+    // The burst, plus what the bucket refilled (1/s) while the consumer worked through them.
+    assert!(
+        routed.len() >= 5 && routed.len() as u64 <= 5 + consumed,
+        "{} routed in {consumed} s",
+        routed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downstream_failure_is_retried_then_dead_lettered_while_its_siblings_are_processed_once()
+{
+    let stack = Stack::builder()
+        .configure(|options| {
+            // The app's target is a queue that does not exist: every app message fails.
+            options.stack.app_target =
+                Some(sqs_push_core::upstream::AppTargetSpec::Queue(format!(
+                    "{}/123456789012/sqs-push-local-missing",
+                    options.emulator_url
+                )));
+            options.upstream_queue.visibility_seconds = 1;
+            options.upstream_queue.max_receive_count = 3;
+            options.stack.upstream.online_seconds = 60;
+        })
+        .start()
+        .await;
+    let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let page = Page::open(&stack, 1, 10, "tab").await;
+    // A history message to mark read through the upstream.
+    let (status, sent) = get(&stack, "/notify/user/10?message=hello&messageId=m1").await;
+    assert_eq!(status, 200, "{sent}");
+
+    let entries = [
+        envelope("tab", 1, "chat.line", json!({"text": "lost downstream"})),
+        envelope("tab", 2, "heartbeat", json!({})),
+        envelope("tab", 3, "read", json!({"messageIds": ["m1"]})),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, body)| {
+        SendMessageBatchRequestEntry::builder()
+            .id(n.to_string())
+            .message_body(body)
+            .build()
+            .unwrap()
+    })
+    .collect();
+    page.sqs
+        .send_message_batch()
+        .queue_url(page.upstream_url())
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+
+    let dead = queue_url(&admin, &stack.config.upstream_dead_letter_queue()).await;
+    eventually(
+        Duration::from_secs(30),
+        "the failed message dead-lettered",
+        || {
+            let (admin, dead) = (&admin, &dead);
+            async move { held(admin, dead).await == 1 }
+        },
+    )
+    .await;
+    let letters = admin
+        .receive_message()
+        .queue_url(&dead)
+        .send()
+        .await
+        .unwrap();
+    let letter: Value = serde_json::from_str(letters.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(letter["seq"], 1, "the app message, not a sibling");
+
+    // The siblings: the heartbeat made the session online, the read mark went through once.
+    let (status, status_answer) = get(&stack, "/status/1/10/tab").await;
+    assert_eq!(status, 200);
+    assert_eq!(status_answer["session"]["online"], true, "{status_answer}");
+    let (_, history) = get(&stack, "/messages/user/10").await;
+    assert_eq!(history["messages"][0]["is_read"], 1, "{history}");
+    let receiver = Receiver {
+        account: 1,
+        user: 10,
+        session: "tab".into(),
+        queue_url: text(&page.session, "sqsUrl").to_string(),
+        key: sqs_push_core::crypto::SessionKey::from_base64(text(&page.session, "aesKey")).unwrap(),
+    };
+    let received = drain(&admin, &receiver, 2).await;
+    let receipts = received
+        .iter()
+        .filter(|message| message["_type"] == "message-read-receipt")
+        .count();
+    assert_eq!(receipts, 1, "{received:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_online_while_its_heartbeats_are_fresh_then_offline() {
+    let stack = Stack::builder()
+        .configure(|options| options.stack.upstream.online_seconds = 3)
+        .start()
+        .await;
+    let page = Page::open(&stack, 1, 10, "here").await;
+    let (_, before) = get(&stack, "/status/1/10/here").await;
+    assert_eq!(before["session"]["online"], false, "{before}");
+    assert_eq!(before["session"]["lastSeen"], Value::Null, "{before}");
+
+    page.send(envelope("here", 1, "heartbeat", json!({}))).await;
+    let sent = std::time::Instant::now();
+    eventually(Duration::from_secs(10), "online", || async {
+        get(&stack, "/status/1/10/here").await.1["session"]["online"] == true
+    })
+    .await;
+    let (_, online) = get(&stack, "/status/1/10/here").await;
+    assert!(
+        online["session"]["lastSeen"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    eventually(Duration::from_secs(10), "offline", || async {
+        get(&stack, "/status/1/10/here").await.1["session"]["online"] == false
+    })
+    .await;
+    assert!(
+        sent.elapsed() >= Duration::from_secs(3),
+        "online for the window"
+    );
+}
