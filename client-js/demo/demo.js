@@ -187,10 +187,10 @@ function chatLine(who, text, kind = 'chat') {
   if (who !== null) {
     const name = document.createElement('span');
     name.className = 'who';
-    name.textContent = who;
+    name.textContent = `${who}:`;
     item.append(name);
   }
-  item.append(document.createTextNode(text)); // never innerHTML: lines are data
+  item.append(document.createTextNode(` ${text}`)); // never innerHTML: lines are data
   const list = $('chat-log');
   list.append(item);
   while (list.children.length > MAX_ROWS) list.firstElementChild.remove();
