@@ -55,7 +55,12 @@ async function demoApi(path, init = {}) {
   return answer;
 }
 
-async function connect() {
+/**
+ * Creates the session and starts the client. `beforeStart` runs between the two: the chat
+ * subscribes there, so that the session is on the channel by its first heartbeat (the one that
+ * announces its join).
+ */
+async function connect(beforeStart) {
   await disconnect();
   const ids = ['accountId', 'userId', 'sessionId'].map((id) => encodeURIComponent($(id).value.trim()));
   $('connect').disabled = true;
@@ -65,7 +70,7 @@ async function connect() {
     current = session;
     showSession(session);
     log(`session created for account ${session.accountId}, user ${session.userId}`);
-    client = new SqsPushClient({
+    const created = new SqsPushClient({
       session,
       // Repeating create for a live session returns the same queue and key, with fresh
       // credentials once the old ones are close to expiry (docs/http-api.md).
@@ -81,11 +86,12 @@ async function connect() {
       onState: showState,
       ...(heartbeatSeconds === undefined ? {} : { heartbeatSeconds }),
     });
+    if (beforeStart) await beforeStart();
+    client = created;
     client.start();
     $('disconnect').disabled = false;
     $('send-session').disabled = false;
     $('subscribe').disabled = false;
-    $('chat-join').disabled = !session.upstreamUrl;
     if (!session.upstreamUrl) log('this stack gives no upstreamUrl: the chat needs the upstream queue', 'error');
   } catch (err) {
     log(`create failed: ${err.message}`, 'error');
@@ -101,7 +107,6 @@ async function disconnect() {
   $('disconnect').disabled = true;
   $('send-session').disabled = true;
   $('subscribe').disabled = true;
-  $('chat-join').disabled = true;
   $('chat-send').disabled = true;
   chatChannel = null;
   online.clear();
@@ -112,10 +117,25 @@ async function disconnect() {
 /**
  * Joins the chat: subscribes this session to the channel with presence events (the backend's
  * call, unsigned here), then reads who is online now; join/leave events keep the list current.
+ * Not connected yet: connects, subscribing before the client starts (its first heartbeat then
+ * announces the join). Already connected: subscribes the running session.
  */
 async function joinChat() {
-  if (!current || !client) return;
   const channel = $('channel').value.trim();
+  if (!client) {
+    await connect(() => subscribeForChat(channel));
+    if (client) await showWhoIsOnline(channel);
+    return;
+  }
+  try {
+    await subscribeForChat(channel);
+  } catch {
+    return; // said by subscribeForChat
+  }
+  await showWhoIsOnline(channel);
+}
+
+async function subscribeForChat(channel) {
   const ids = [current.accountId, current.userId, current.sessionId].map((id) => encodeURIComponent(String(id)));
   try {
     await demoApi(`/subscribe/${ids.join('/')}/${encodeURIComponent(channel)}?presence=true`);
@@ -123,12 +143,21 @@ async function joinChat() {
     $('chat-send').disabled = false;
     $('chat-heading').textContent = `Chat on ${channel}`;
     log(`joined the chat on ${channel}`);
+  } catch (err) {
+    $('chat-result').textContent = `Joining the chat failed: ${err.message}`;
+    log(`chat join failed: ${err.message}`, 'error');
+    throw err;
+  }
+}
+
+/** Who is online on the channel now (the backend's presence route, unsigned here). */
+async function showWhoIsOnline(channel) {
+  try {
     const now = await demoApi(`/channels/${encodeURIComponent(channel)}/presence?limit=100`);
     for (const s of now.online || []) setOnline('join', { ...s, self: isSelf(s) });
     renderOnline();
   } catch (err) {
-    $('chat-result').textContent = `Joining the chat failed: ${err.message}`;
-    log(`chat join failed: ${err.message}`, 'error');
+    log(`presence failed: ${err.message}`, 'error');
   }
 }
 

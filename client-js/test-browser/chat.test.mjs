@@ -4,9 +4,10 @@
 // → the stack's demo chat app → channel → the other page's queue), and when one browser closes the
 // other sees it leave.
 //
-// The stack runs with --demo-chat (the app that publishes chat lines) and a short presence window
-// (SQS_PUSH_PRESENCE_*), and the pages heartbeat every second (?heartbeat=1), so that a closed
-// browser is offline within seconds instead of 90 s; the bound measured is printed.
+// The stack runs with --demo-chat (the app that publishes chat lines), a short presence window
+// (SQS_PUSH_ONLINE_SECONDS) and a frequent presence sweep (--presence-sweep-ms), and the pages
+// heartbeat every second (?heartbeat=1), so that a closed browser is offline within seconds
+// instead of 90 s; the times measured are printed.
 //
 //   npm run test:chat             (after npm run build and the cargo builds; see stack.mjs)
 
@@ -31,11 +32,8 @@ const channel = `chat-${Date.now()}`;
 before(async () => {
   stack = await startStack('chat', {
     viewport: { width: 1100, height: 1000 },
-    localArgs: ['--demo-chat'],
-    localEnv: {
-      SQS_PUSH_PRESENCE_ONLINE_SECONDS: String(ONLINE_SECONDS),
-      SQS_PUSH_PRESENCE_SWEEP_MS: String(SWEEP_MS),
-    },
+    localArgs: ['--demo-chat', '--presence-sweep-ms', String(SWEEP_MS)],
+    localEnv: { SQS_PUSH_ONLINE_SECONDS: String(ONLINE_SECONDS) },
   });
 });
 
@@ -43,7 +41,10 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-/** Open the demo page in `context` as user `userId`, connected, and join the chat on `channel`. */
+/**
+ * Open the demo page in `context` as user `userId` and join the chat on `channel`: the button
+ * creates the session, subscribes it with presence and starts the client.
+ */
 async function openChat(context, userId) {
   const page = context.pages()[0] || (await context.newPage());
   page.on('pageerror', (err) => pageErrors.push(`${userId}: ${err.message}`));
@@ -52,10 +53,9 @@ async function openChat(context, userId) {
   });
   await page.goto(`${stack.api}/?heartbeat=${HEARTBEAT_SECONDS}`);
   await page.fill('#userId', String(userId));
-  await page.getByRole('button', { name: 'Create session and connect' }).click();
-  await page.waitForSelector('#state[data-state="connected"]', { timeout: 10_000 });
   await page.fill('#channel', channel);
   await page.getByRole('button', { name: 'Join the chat' }).click();
+  await page.waitForSelector('#state[data-state="connected"]', { timeout: 10_000 });
   await page.waitForFunction((ch) => document.querySelector('#chat-heading').textContent === `Chat on ${ch}`, channel, {
     timeout: 10_000,
   });

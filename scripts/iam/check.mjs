@@ -12,8 +12,10 @@
 //   - a function made a call its role does not allow (the call, its resource and the role);
 //   - a role allows an action on a resource that no recorded call used, unless
 //     scripts/iam/not-exercised.json says why the end-to-end suite cannot use it;
-//   - a browser's credentials were allowed less than their own queue's reader actions, or more:
-//     another session's queue, the dead-letter queue, any other SQS action, other services.
+//   - a browser's credentials were allowed less than their own queue's reader actions and
+//     SendMessage on the upstream queue, or more: another session's queue, receiving from (or
+//     anything but sending to) the upstream queue, the dead-letter queues, any other SQS action,
+//     other services.
 // docs/security.md, "IAM, checked", says what this proves and what it cannot.
 
 import { readFileSync } from 'node:fs';
@@ -328,11 +330,24 @@ async function checkBrowsers(template, calls, sessions, failures) {
   // The identities' role as IAM reads it for one identity: the policy variable resolved.
   const policiesFor = (identity) =>
     JSON.parse(JSON.stringify(template.rolePolicies(roleId)).replaceAll('${cognito-identity.amazonaws.com:sub}', identity));
+  // The session's own queue: the one resource of its policy besides the upstream grant
+  // (crates/core/src/session/policy.rs UPSTREAM_SID).
   const queueOf = (session) => {
     const policy = JSON.parse(session.policy || '{}');
-    const resources = [policy.Statement || []].flat().flatMap((s) => [s.Resource].flat());
-    return resources.length === 1 ? resources[0] : null;
+    const readers = [policy.Statement || []]
+      .flat()
+      .filter((s) => s.Sid !== 'SendUpstreamOnly')
+      .flatMap((s) => [s.Resource].flat());
+    return readers.length === 1 ? readers[0] : null;
   };
+  const queueNamed = (name) => {
+    const id = Object.keys(template.resources).find(
+      (r) => template.resources[r].Type === 'AWS::SQS::Queue' && template.name(r, 'QueueName') === name,
+    );
+    return id ? template.getAtt(id, 'Arn') : null;
+  };
+  const upstreamArn = queueNamed(`sqs-push-${stage}-upstream`);
+  const upstreamDlqArn = queueNamed(`sqs-push-${stage}-upstream-dlq`);
   const evaluateAs = (session, action, resource, tags) =>
     evaluate({
       principal: `arn:${PARTITION}:sts::${ACCOUNT}:assumed-role/${template.roleName(roleId)}/session`,
@@ -400,6 +415,20 @@ async function checkBrowsers(template, calls, sessions, failures) {
     const other = all.find((candidate) => queueOf(candidate) !== own && candidate.identity !== session.identity) || session;
     const otherQueue = other === session ? `arn:${PARTITION}:sqs:${REGION}:${ACCOUNT}:sqs-push-${stage}_${'x'.repeat(43)}` : queueOf(other);
     const otherTags = { owner: other === session ? 'us-east-1:someone-else' : other.identity };
+    // The upstream queue: send, and nothing else (no receive: another session's messages).
+    if (upstreamArn) {
+      for (const action of sqsActions) {
+        await expect(action, upstreamArn, {}, action === 'sqs:SendMessage', 'the upstream queue');
+      }
+      await expect('sqs:SendMessage', otherQueue, otherTags, false, "another session's queue");
+      await expect('sqs:SendMessage', own, mine, false, 'its own queue');
+      await expect('sqs:SendMessage', dlqArn, {}, false, 'the dead-letter queue');
+      if (upstreamDlqArn) {
+        for (const action of ['sqs:SendMessage', ...READER_ACTIONS]) {
+          await expect(action, upstreamDlqArn, {}, false, 'the upstream dead-letter queue');
+        }
+      }
+    }
     for (const action of READER_ACTIONS) {
       await expect(action, otherQueue, otherTags, false, "another session's queue");
       // even one carrying this session's owner tag: the session policy names one queue
@@ -410,6 +439,7 @@ async function checkBrowsers(template, calls, sessions, failures) {
     // A session from before the upgrade: its queue has the old name, and so has its policy.
     const old = own.replace(new RegExp(`:sqs-push-${stage}_`), `:sqs-push-${stage}-`);
     const before = { ...session, policy: session.policy.replaceAll(own, old) };
+    // (the upstream queue's name has no random part: untouched by the replace above)
     for (const action of READER_ACTIONS) {
       const verdict = await evaluateAs(before, action, old, mine);
       if ((verdict === 'Allowed') !== legacyOn(template)) {
@@ -443,7 +473,7 @@ async function main() {
     for (const failure of failures) console.error(`  - ${failure}`);
     process.exit(1);
   }
-  console.log('IAM check: every recorded call is allowed, every grant is used or explained, browsers reach only their own queue');
+  console.log('IAM check: every recorded call is allowed, every grant is used or explained, browsers reach only their own queue and send upstream');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

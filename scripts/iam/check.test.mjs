@@ -1,6 +1,7 @@
 // The IAM check on a small template and call log of its own: green when the roles allow what
 // was called and no more, red naming the call when a role lacks it (the sender's hand-on, as
-// serverless.yml had it), and red when a browser's credentials reach another session's queue.
+// serverless.yml had it), and red when a browser's credentials reach another session's queue or
+// may do more than send on the upstream queue.
 // Run by scripts/test: node --test scripts/iam/
 
 import { test } from 'node:test';
@@ -15,13 +16,17 @@ const check = fileURLToPath(new URL('./check.mjs', import.meta.url));
 const queue = (name) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
 const ownQueue = `sqs-push-local_${'a'.repeat(43)}`;
 const otherQueue = `sqs-push-local_${'b'.repeat(43)}`;
-const sessionPolicy = (name) =>
+const upstream = 'sqs-push-local-upstream';
+const sessionPolicy = (name, upstreamActions = 'sqs:SendMessage') =>
   JSON.stringify({
     Version: '2012-10-17',
-    Statement: [{ Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], Resource: queue(name) }],
+    Statement: [
+      { Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'], Resource: queue(name) },
+      { Sid: 'SendUpstreamOnly', Effect: 'Allow', Action: upstreamActions, Resource: queue(upstream) },
+    ],
   });
 
-function template({ senderMayInvoke = true, ownerCondition = true } = {}) {
+function template({ senderMayInvoke = true, ownerCondition = true, upstreamActions = 'sqs:SendMessage' } = {}) {
   const statement = (sid, action, resource) => ({ Sid: sid, Effect: 'Allow', Action: action, Resource: resource });
   const sender = [statement('Send', 'sqs:SendMessage', { 'Fn::Sub': 'arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:sqs-push-dev_*' })];
   if (senderMayInvoke) {
@@ -40,7 +45,8 @@ function template({ senderMayInvoke = true, ownerCondition = true } = {}) {
         Properties: { FunctionName: 'sqs-push-dev-sender', Role: { 'Fn::Sub': '${SenderRole.Arn}' }, Environment: { Variables: { SQS_PUSH_STAGE: 'dev' } } },
       },
       SenderRole: role(sender),
-      IdentitiesRole: role([reader]),
+      IdentitiesRole: role([reader, statement('SendUpstreamOnly', upstreamActions, { 'Fn::GetAtt': ['UpstreamQueue', 'Arn'] })]),
+      UpstreamQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'sqs-push-dev-upstream' } },
       IdentityPool: { Type: 'AWS::Cognito::IdentityPool', Properties: { IdentityPoolName: 'sqs_push_dev' } },
       IdentityPoolRoles: { Type: 'AWS::Cognito::IdentityPoolRoleAttachment', Properties: { Roles: { authenticated: { 'Fn::GetAtt': ['IdentitiesRole', 'Arn'] } } } },
       DeadLetterQueue: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'sqs-push-dlq-dev' } },
@@ -54,6 +60,7 @@ const calls = [
   { kind: 'web-identity', key: 'ASIAONE', role: 'r', policy: sessionPolicy(ownQueue), identity: 'us-east-1:one' },
   { kind: 'web-identity', key: 'ASIATWO', role: 'r', policy: sessionPolicy(otherQueue), identity: 'us-east-1:two' },
   { key: 'ASIAONE', service: 'sqs', action: 'ReceiveMessage', region: 'us-east-1', resources: [queue(ownQueue)], tags: { owner: 'us-east-1:one' }, status: 200 },
+  { key: 'ASIAONE', service: 'sqs', action: 'SendMessage', region: 'us-east-1', resources: [queue(upstream)], status: 200 },
 ];
 
 function run(templateJson, callLines = calls, extra = []) {
@@ -98,4 +105,18 @@ test("iam check: red when a browser's credentials reach another session's queue"
 test('iam check: one layer alone still keeps browsers to their own queue', () => {
   const { status, output } = run(template({ ownerCondition: false }));
   assert.equal(status, 0, output);
+});
+
+test('iam check: red when a browser may receive from the upstream queue (other sessions\' messages)', () => {
+  const both = ['sqs:SendMessage', 'sqs:ReceiveMessage'];
+  const wide = calls.map((c) => (c.kind === 'web-identity' ? { ...c, policy: sessionPolicy(c.policy.includes('a'.repeat(43)) ? ownQueue : otherQueue, both) } : c));
+  const { status, output } = run(template({ upstreamActions: both }), wide);
+  assert.equal(status, 1, output);
+  assert.match(output, /sqs:ReceiveMessage on the upstream queue .* is Allowed, expected denied/);
+});
+
+test('iam check: red when a browser may not send upstream', () => {
+  const { status, output } = run(template({ upstreamActions: 'sqs:GetQueueUrl' }));
+  assert.equal(status, 1, output);
+  assert.match(output, /sqs:SendMessage on .*sqs-push-dev-upstream .* is ImplicitlyDenied/);
 });

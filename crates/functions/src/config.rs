@@ -165,7 +165,7 @@ impl StackConfig {
                 .unwrap_or(default.legacy_queue_names),
             upstream_queue_url: text(lookup, "SQS_PUSH_UPSTREAM_QUEUE_URL"),
             upstream: upstream::settings_from_lookup(lookup)?,
-            app_target: parsed(lookup, "SQS_PUSH_APP_TARGET")?,
+            app_target: app_target(lookup)?,
             ..default
         };
         config.dispatch.limits.max_sqs_bytes = config.max_message_bytes as usize;
@@ -225,6 +225,18 @@ impl StackConfig {
             problem: error.to_string(),
         })
     }
+}
+
+/// `SQS_PUSH_APP_TARGET`: `none` (the template parameter's default) or unset is no target.
+fn app_target(lookup: Lookup<'_>) -> Result<Option<AppTargetSpec>, ConfigError> {
+    let variable = "SQS_PUSH_APP_TARGET";
+    text(lookup, variable)
+        .filter(|raw| raw != "none")
+        .map(|raw| {
+            raw.parse()
+                .map_err(|problem| ConfigError { variable, problem })
+        })
+        .transpose()
 }
 
 /// `SQS_PUSH_DEVELOPER_PROVIDER`, when set and not empty: Cognito takes 1-100 characters of
@@ -300,6 +312,24 @@ mod tests {
         pairs.push(("SQS_PUSH_APP_TARGET", "my-queue"));
         let error = StackConfig::from_lookup(lookup(&pairs)).unwrap_err();
         assert_eq!(error.variable, "SQS_PUSH_APP_TARGET");
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push((
+            "SQS_PUSH_APP_TARGET",
+            "arn:aws:sqs:eu-west-1:123456789012:app",
+        ));
+        let config = StackConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.app_target,
+            Some(AppTargetSpec::Queue(
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/app".into()
+            ))
+        );
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("SQS_PUSH_APP_TARGET", "none"));
+        assert_eq!(
+            StackConfig::from_lookup(lookup(&pairs)).unwrap().app_target,
+            None
+        );
     }
 
     #[test]

@@ -14,11 +14,13 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::dispatch::segment::SegmentWorker;
 use sqs_push_core::dispatch::send::Sender;
 use sqs_push_core::history::write::HistoryWriter;
-use sqs_push_core::ports::{AppMessage, AppTarget, PortError, PortErrorKind, UpstreamStore};
+use sqs_push_core::ports::{
+    AppMessage, AppTarget, PortError, PortErrorKind, PresenceStore, UpstreamStore,
+};
 use sqs_push_core::ports::{HistoryStore, IdentityProvider, Invoker, QueueService, SessionStore};
 use sqs_push_core::session::policy::queue_arn;
 use sqs_push_core::session::{SessionService, SessionSettings};
-use sqs_push_core::upstream::presence::PresenceReader;
+use sqs_push_core::upstream::presence::PresenceService;
 use sqs_push_core::upstream::{AppTargetSpec, Consumer};
 
 use sqs_push_core::history::read::HistoryReader;
@@ -42,6 +44,8 @@ pub struct Adapters {
     pub invoker: Arc<dyn Invoker>,
     /// The upstream consumer's table.
     pub upstream: Arc<dyn UpstreamStore>,
+    /// Presence, in the same table.
+    pub presence: Arc<dyn PresenceStore>,
     /// Where the app's upstream messages go.
     pub app: Arc<dyn AppTarget>,
     /// The clock.
@@ -101,6 +105,10 @@ impl Adapters {
                     .and_then(|url| queue_arn(&config.partition, &config.region, url)),
             },
         );
+        let upstream = Arc::new(DynamoUpstreamStore::new(
+            clients.dynamodb.clone(),
+            config.upstream_table(),
+        ));
         Self {
             sessions: Arc::new(DynamoSessionStore::new(
                 clients.dynamodb.clone(),
@@ -121,10 +129,8 @@ impl Adapters {
                     .with_dead_letters(clients.sqs.clone(), url),
                 None => LambdaInvoker::new(clients.lambda.clone(), config.prefix()),
             }),
-            upstream: Arc::new(DynamoUpstreamStore::new(
-                clients.dynamodb.clone(),
-                config.upstream_table(),
-            )),
+            upstream: upstream.clone(),
+            presence: upstream,
             app: match &config.app_target {
                 Some(AppTargetSpec::Queue(url)) => Arc::new(AwsAppTarget::Queue {
                     client: clients.sqs.clone(),
@@ -210,14 +216,16 @@ pub fn api_state(config: &StackConfig, adapters: &Adapters) -> Result<ApiState, 
         history: history_reader(adapters),
         receipts: receipts(config, adapters),
         upstream_url: config.upstream_queue_url.clone(),
-        presence: presence_reader(config, adapters),
+        presence: presence(config, adapters),
     })
 }
 
-/// Reads sessions' presence from the consumer's table.
-pub fn presence_reader(config: &StackConfig, adapters: &Adapters) -> PresenceReader {
-    PresenceReader::new(
+/// Presence: heartbeats, joins and leaves (announced through the dispatcher), the sweep.
+pub fn presence(config: &StackConfig, adapters: &Adapters) -> PresenceService {
+    PresenceService::new(
         adapters.upstream.clone(),
+        adapters.presence.clone(),
+        Arc::new(dispatcher(config, adapters)),
         adapters.clock.clone(),
         config.upstream.online_seconds,
     )
@@ -230,6 +238,7 @@ pub fn consumer(config: &StackConfig, adapters: &Adapters) -> Consumer {
         adapters.upstream.clone(),
         adapters.app.clone(),
         receipts(config, adapters),
+        presence(config, adapters),
         adapters.clock.clone(),
         config.upstream.clone(),
     )

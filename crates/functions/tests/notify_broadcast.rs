@@ -31,12 +31,14 @@ async fn api(
         seed_session(&store, &queues, account, user, "a", 2_000_000).await;
     }
     let invoker = Arc::new(RecordingInvoker::default());
+    let upstream = Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default());
     let adapters = Adapters {
         sessions: store,
         queues,
         identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
         history: Arc::new(MemoryHistory::default()),
-        upstream: Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default()),
+        upstream: upstream.clone(),
+        presence: upstream,
         app: Arc::new(sqs_push_core::testing::memory::RecordingAppTarget::default()),
         invoker: invoker.clone(),
         clock,

@@ -133,12 +133,14 @@ fn method() -> impl Strategy<Value = Method> {
 
 fn memory_router() -> axum::Router {
     let clock = Arc::new(ManualClock::at(1_000_000));
+    let upstream = Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default());
     let adapters = Adapters {
         sessions: Arc::new(MemorySessionStore::default()),
         queues: Arc::new(MemoryQueues::default()),
         identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
         history: Arc::new(MemoryHistory::default()),
-        upstream: Arc::new(sqs_push_core::testing::memory::MemoryUpstream::default()),
+        upstream: upstream.clone(),
+        presence: upstream,
         app: Arc::new(sqs_push_core::testing::memory::RecordingAppTarget::default()),
         invoker: Arc::new(RecordingInvoker::default()),
         clock,

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use sqs_push_core::ports::AsyncFunction;
-use sqs_push_core::session::policy::QUEUE_READER_ACTIONS;
+use sqs_push_core::session::policy::{QUEUE_READER_ACTIONS, UPSTREAM_ACTION, UPSTREAM_SID};
 use sqs_push_functions::config::StackConfig;
 
 const TEMPLATE: &str = concat!(
@@ -378,6 +378,7 @@ fn stream_triggers_bisect_retry_age_out_and_dead_letter_failed_batches() {
     let mappings = of_type("AWS::Lambda::EventSourceMapping");
     let by_function: HashMap<String, &Value> = mappings
         .iter()
+        .filter(|(_, mapping)| mapping["Properties"].get("StartingPosition").is_some())
         .map(|(_, mapping)| {
             let id = referenced_id(&mapping["Properties"]["FunctionName"]).unwrap();
             (id, *mapping)
@@ -438,6 +439,78 @@ fn stream_triggers_bisect_retry_age_out_and_dead_letter_failed_batches() {
             .get("FilterCriteria")
             .is_none(),
         "every event on the stream is for the dispatcher"
+    );
+}
+
+#[test]
+fn the_consumer_reads_the_upstream_queue_in_small_batches_reporting_only_routing_failures() {
+    let (consumer_id, _) = function("consumer");
+    let triggers: Vec<_> = of_type("AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .filter(|(_, mapping)| {
+            referenced_id(&mapping["Properties"]["FunctionName"]).as_deref() == Some(consumer_id)
+        })
+        .collect();
+    assert_eq!(triggers.len(), 1, "one trigger: the upstream queue");
+    let mapping = &triggers[0].1["Properties"];
+    assert_eq!(
+        mapping["EventSourceArn"],
+        json!({ "Fn::GetAtt": ["UpstreamQueue", "Arn"] })
+    );
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"]),
+        "without it Lambda would delete failed messages"
+    );
+    assert_eq!(mapping["BatchSize"], 10);
+    assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 0);
+
+    let config = config_from(&minimal_environment(&[])).unwrap();
+    let queue = &resource("UpstreamQueue")["Properties"];
+    assert_eq!(queue["QueueName"], config.upstream_queue());
+    assert_eq!(
+        queue["MaximumMessageSize"],
+        sqs_push_core::upstream::envelope::MAX_ENVELOPE_BYTES
+    );
+    assert_eq!(queue["MessageRetentionPeriod"], 4 * 86_400);
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    let (_, consumer) = function("consumer");
+    let timeout = consumer["Properties"]["Timeout"].as_i64().unwrap();
+    assert!(
+        queue["VisibilityTimeout"].as_i64().unwrap() >= 6 * timeout,
+        "Lambda's SQS trigger asks for 6 x the function's timeout"
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({ "Fn::GetAtt": ["UpstreamDeadLetterQueue", "Arn"] })
+    );
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 5);
+    let dead = &resource("UpstreamDeadLetterQueue")["Properties"];
+    assert_eq!(dead["QueueName"], config.upstream_dead_letter_queue());
+    assert_eq!(dead["SqsManagedSseEnabled"], true);
+    assert_eq!(
+        alarms_on(
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            &json!({ "Fn::GetAtt": ["UpstreamDeadLetterQueue", "QueueName"] })
+        )
+        .len(),
+        1,
+        "an alarm on the upstream dead-letter queue"
+    );
+    assert!(
+        of_type("AWS::SQS::QueuePolicy")
+            .iter()
+            .all(|(_, policy)| !policy["Properties"]["Queues"]
+                .to_string()
+                .contains("UpstreamQueue")),
+        "no queue policy: only this account's principals can send upstream"
+    );
+    let table = &resource("UpstreamTable")["Properties"];
+    assert_eq!(table["TableName"], config.upstream_table());
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({ "AttributeName": "ttl", "Enabled": true })
     );
 }
 
@@ -677,10 +750,26 @@ fn the_account_index_projects_routing_attributes_and_no_credentials() {
 fn identities_read_only_their_own_tagged_queues_for_up_to_the_longest_credential_lifetime() {
     let role = resource("IdentitiesRole");
     let allowed = allowed_actions(role);
+    let mut expected = set(&QUEUE_READER_ACTIONS);
+    expected.insert(UPSTREAM_ACTION.to_string());
     assert_eq!(
-        allowed,
-        set(&QUEUE_READER_ACTIONS),
-        "the reader actions exactly"
+        allowed, expected,
+        "the reader actions and the upstream send exactly"
+    );
+    let upstream: Vec<_> = statements(role)
+        .into_iter()
+        .filter(|statement| strings(&statement["Action"]).contains(&UPSTREAM_ACTION.to_string()))
+        .collect();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(upstream[0]["Sid"], UPSTREAM_SID);
+    assert_eq!(
+        strings(&upstream[0]["Action"]),
+        [UPSTREAM_ACTION],
+        "nothing else on the upstream queue"
+    );
+    assert_eq!(
+        upstream[0]["Resource"],
+        json!({ "Fn::GetAtt": ["UpstreamQueue", "Arn"] })
     );
     let statement = statements(role)[0];
     let resource_arn = statement["Resource"]["Fn::Sub"].as_str().unwrap();
@@ -1499,8 +1588,8 @@ fn legacy_queue_names_are_reachable_only_while_the_parameter_is_true_and_only_th
         }
     }
     assert_eq!(
-        reaching_old, 6,
-        "the five functions' roles and the identities' role"
+        reaching_old, 7,
+        "the six functions' roles and the identities' role"
     );
     for name in binaries() {
         let (_, f) = function(&name);

@@ -50,6 +50,8 @@ pub struct LocalOptions {
     /// Run the demo's chat app (crate::demo_chat): relay `chat` lines from the app queue to their
     /// channel. Off by default: it consumes the app queue, which the end-to-end tests read.
     pub demo_chat: bool,
+    /// How often presence's sweep announces leaves (serverless.yml: every minute).
+    pub presence_sweep_interval: Duration,
 }
 
 impl LocalOptions {
@@ -79,6 +81,7 @@ impl LocalOptions {
                 max_receive_count: 5,
             },
             demo_chat: false,
+            presence_sweep_interval: Duration::from_secs(5),
         }
     }
 }
@@ -236,6 +239,12 @@ impl LocalStack {
             aws_sdk_sqs::Client::new(&sdk_of[&LocalFunction::Consumer]),
             provisioned.upstream_queue_url,
             sqs_push_functions::wiring::consumer(&config, adapters.of(LocalFunction::Consumer)),
+            stop_background.subscribe(),
+        ));
+        // The consumer's schedule: presence's sweep.
+        background.push(crate::upstream::spawn_presence_sweep(
+            sqs_push_functions::wiring::presence(&config, adapters.of(LocalFunction::Consumer)),
+            options.presence_sweep_interval,
             stop_background.subscribe(),
         ));
 

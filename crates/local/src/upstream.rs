@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use sqs_push_core::upstream::Consumer;
+use sqs_push_core::upstream::presence::PresenceService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -34,6 +35,27 @@ pub fn spawn(
                     if let Err(error) = polled {
                         tracing::warn!(%error, "upstream poll failed");
                         tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Runs presence's sweep every `interval` until `stop` turns true, as the consumer's schedule
+/// does on AWS.
+pub fn spawn_presence_sweep(
+    presence: PresenceService,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(interval) => {
+                    if let Err(error) = presence.sweep().await {
+                        tracing::warn!(%error, "presence sweep failed");
                     }
                 }
             }

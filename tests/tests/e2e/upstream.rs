@@ -272,19 +272,15 @@ async fn a_downstream_failure_is_retried_then_dead_lettered_while_its_siblings_a
 {
     let stack = Stack::builder()
         .configure(|options| {
-            // The app's target is a queue that does not exist: every app message fails.
-            options.stack.app_target =
-                Some(sqs_push_core::upstream::AppTargetSpec::Queue(format!(
-                    "{}/123456789012/sqs-push-local-missing",
-                    options.emulator_url
-                )));
             options.upstream_queue.visibility_seconds = 1;
             options.upstream_queue.max_receive_count = 3;
-            options.stack.upstream.online_seconds = 60;
         })
         .start()
         .await;
     let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    // The app's queue is gone: every app message fails downstream.
+    let app = queue_url(&admin, &format!("{}-app", stack.config.prefix())).await;
+    admin.delete_queue().queue_url(&app).send().await.unwrap();
     let page = Page::open(&stack, 1, 10, "tab").await;
     // A history message to mark read through the upstream.
     let (status, sent) = get(&stack, "/notify/user/10?message=hello&messageId=m1").await;
@@ -385,4 +381,95 @@ async fn a_session_is_online_while_its_heartbeats_are_fresh_then_offline() {
         sent.elapsed() >= Duration::from_secs(3),
         "online for the window"
     );
+}
+
+/// The presence events in `receiver`'s queue, waiting up to `limit` for a first one.
+async fn presence_events(
+    admin: &aws_sdk_sqs::Client,
+    receiver: &Receiver,
+    limit: Duration,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let events: Vec<Value> = drain(admin, receiver, 1)
+            .await
+            .into_iter()
+            .filter(|message| message["type"] == "presence")
+            .collect();
+        if !events.is_empty() || std::time::Instant::now() >= deadline {
+            return events;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_with_presence_events_announces_each_join_and_leave_once_within_the_bound() {
+    const ONLINE_SECONDS: u64 = 3;
+    const SWEEP: Duration = Duration::from_secs(1);
+    let stack = Stack::builder()
+        .configure(|options| {
+            options.stack.upstream.online_seconds = ONLINE_SECONDS;
+            options.presence_sweep_interval = SWEEP;
+        })
+        .start()
+        .await;
+    let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let watcher = create(&stack, 1, 20, "watcher").await;
+    let (status, answer) = get(&stack, "/subscribe/1/20/watcher/room?presence=true").await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = get(&stack, "/subscribe/1/20/watcher/room?presence=maybe").await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, created) = get(&stack, "/create/2/30/chatter?channels=room").await;
+    assert_eq!(status, 200, "{created}");
+    let chatter = Page {
+        sqs: session_sqs_client(&stack.emulator, &created["session"]).await,
+        session: created["session"].clone(),
+    };
+
+    // Two beats: one join.
+    chatter
+        .send(envelope("chatter", 1, "heartbeat", json!({})))
+        .await;
+    chatter
+        .send(envelope("chatter", 2, "heartbeat", json!({})))
+        .await;
+    let joins = presence_events(&admin, &watcher, Duration::from_secs(10)).await;
+    let joined = std::time::Instant::now();
+    let (_, page) = get(&stack, "/channels/room/presence?limit=10").await;
+    assert_eq!(page["sessions"], 1, "{page}");
+    assert_eq!(page["users"], 1, "{page}");
+    assert_eq!(page["online"][0]["sessionId"], "chatter", "{page}");
+    assert_eq!(page["online"][0]["accountId"], 2, "{page}");
+    assert!(
+        page["online"][0]["lastSeen"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{page}"
+    );
+    let (status, refused) = get(&stack, "/channels/room/presence?limit=10&since=1").await;
+    assert_eq!(status, 400, "unknown query keys are refused: {refused}");
+
+    // The beats stop: one leave, within the window + a sweep + a bucket of the last beat.
+    let leaves = presence_events(&admin, &watcher, Duration::from_secs(15)).await;
+    let took = joined.elapsed();
+    // Anything more (a second join or leave) would have arrived by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = presence_events(&admin, &watcher, Duration::ZERO).await;
+    let all: Vec<&Value> = joins.iter().chain(&leaves).chain(&late).collect();
+    assert_eq!(all.len(), 2, "one join and one leave: {all:?}");
+    assert_eq!(joins[0]["presence"], "join");
+    assert_eq!(joins[0]["channel"], "room");
+    assert_eq!(joins[0]["sessionId"], "chatter");
+    assert_eq!(leaves.len(), 1, "{leaves:?}");
+    assert_eq!(leaves[0]["presence"], "leave");
+    assert_eq!(leaves[0]["userId"], 30);
+    let bound = Duration::from_secs(ONLINE_SECONDS + 1) + SWEEP + Duration::from_secs(1);
+    println!("presence: leave announced {took:?} after the join (bound {bound:?})");
+    assert!(
+        took <= bound + Duration::from_secs(2),
+        "leave after {took:?}, bound {bound:?}"
+    );
+    let (_, page) = get(&stack, "/channels/room/presence").await;
+    assert_eq!(page["sessions"], 0, "{page}");
 }

@@ -563,6 +563,19 @@ impl UserNotifier for Dispatcher {
     }
 }
 
+#[async_trait]
+impl crate::upstream::presence::ChannelNotifier for Dispatcher {
+    async fn notify_channel(
+        &self,
+        channel: &crate::model::channel::ChannelName,
+        message: Message,
+    ) -> Result<(), PortError> {
+        self.dispatch(&Target::Channel(channel.clone()), message)
+            .await
+            .map(|_| ())
+    }
+}
+
 /// Users whose history gets the message: the named user, or every user the sessions belong to.
 pub(crate) fn history_users(target: &Target, sessions: &[Recipient]) -> Vec<UserId> {
     match target.named_user() {

@@ -19,4 +19,7 @@ pub use identities::IdentityProvider;
 pub use invoker::{AsyncFunction, DEAD_LETTER_BYTES, HandOffLimits, Invoker, destination_record};
 pub use queues::{BatchEntry, FailedEntry, QueueService, QueueSpec};
 pub use sessions::{SessionCursor, SessionPage, SessionStore};
-pub use upstream::{AppMessage, AppTarget, Heartbeat, UpstreamStore};
+pub use upstream::{
+    AppMessage, AppTarget, Heartbeat, PresenceMember, PresencePage, PresenceStore, Seen,
+    UpstreamStore,
+};

@@ -22,11 +22,10 @@ use crate::clock::{Clock, rfc3339_millis};
 use crate::history::receipts::ReceiptService;
 use crate::model::ids::UserId;
 use crate::model::session::Session;
-use crate::ports::{
-    AppMessage, AppTarget, Heartbeat, PortError, PortErrorKind, SessionStore, UpstreamStore,
-};
+use crate::ports::{AppMessage, AppTarget, PortError, PortErrorKind, SessionStore, UpstreamStore};
 use bucket::Rate;
 use envelope::{Envelope, Kind};
+use presence::PresenceService;
 use sender::{BrowserSender, browser_sender, role_session_name};
 
 /// How the consumer judges messages; read once from config.
@@ -152,6 +151,7 @@ pub struct Consumer {
     store: Arc<dyn UpstreamStore>,
     app: Arc<dyn AppTarget>,
     receipts: ReceiptService,
+    presence: PresenceService,
     clock: Arc<dyn Clock>,
     settings: UpstreamSettings,
 }
@@ -167,6 +167,7 @@ impl Consumer {
         store: Arc<dyn UpstreamStore>,
         app: Arc<dyn AppTarget>,
         receipts: ReceiptService,
+        presence: PresenceService,
         clock: Arc<dyn Clock>,
         settings: UpstreamSettings,
     ) -> Self {
@@ -175,6 +176,7 @@ impl Consumer {
             store,
             app,
             receipts,
+            presence,
             clock,
             settings,
         }
@@ -290,17 +292,7 @@ impl Consumer {
                 .mark_read(session.user_id, ids)
                 .await
                 .map(|_| ()),
-            Kind::Heartbeat => {
-                let beat = Heartbeat {
-                    account_id: session.account_id,
-                    user_id: session.user_id,
-                    session_id: session.session_id.clone(),
-                    at_millis: now_millis,
-                };
-                // Kept a little past "online" so status can say when it was last seen.
-                let expires = now_millis / 1_000 + self.settings.online_seconds.max(86_400);
-                self.store.heartbeat(&beat, expires).await.map(|_| ())
-            }
+            Kind::Heartbeat => self.presence.beat(session, envelope.seq, now_millis).await,
             Kind::App { kind, body } => {
                 self.app
                     .deliver(&AppMessage {
@@ -408,8 +400,9 @@ pub async fn renew_refusal(
 #[cfg(test)]
 mod tests;
 
-/// Where the app's upstream messages go, as configured (`SQS_PUSH_APP_TARGET`): an SQS queue
-/// URL, or the ARN of a Lambda function.
+/// Where the app's upstream messages go, as configured (`SQS_PUSH_APP_TARGET`): an SQS queue (by
+/// URL or ARN), or the ARN of a Lambda function. The template passes the `appTarget` parameter
+/// as it is, so `none` reads as no target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppTargetSpec {
     /// An SQS queue, by URL.
@@ -424,11 +417,24 @@ impl std::str::FromStr for AppTargetSpec {
         if raw.starts_with("https://") || raw.starts_with("http://") {
             return Ok(Self::Queue(raw.to_string()));
         }
+        // arn:<partition>:sqs:<region>:<account>:<name> → the queue's URL.
+        if let ["arn", partition, "sqs", region, account, name] =
+            raw.split(':').collect::<Vec<_>>().as_slice()
+        {
+            let domain = if *partition == "aws-cn" {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            return Ok(Self::Queue(format!(
+                "https://sqs.{region}.{domain}/{account}/{name}"
+            )));
+        }
         if raw.starts_with("arn:") && raw.contains(":lambda:") && raw.contains(":function:") {
             return Ok(Self::Function(raw.to_string()));
         }
         Err(format!(
-            "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>) or a Lambda function ARN, not {raw:?}"
+            "must be an SQS queue's URL or ARN, a Lambda function's ARN, or none, not {raw:?}"
         ))
     }
 }

@@ -47,19 +47,23 @@ async fn fixture(settings: UpstreamSettings) -> Fixture {
         clock.clone(),
         DispatchSettings::default(),
     );
-    let receipts = ReceiptService::new(
-        history.clone(),
-        Arc::new(dispatcher),
-        invoker,
-        clock.clone(),
-    );
+    let dispatcher = Arc::new(dispatcher);
+    let receipts = ReceiptService::new(history.clone(), dispatcher.clone(), invoker, clock.clone());
     let store = Arc::new(MemoryUpstream::default());
     let app = Arc::new(RecordingAppTarget::default());
+    let presence = presence::PresenceService::new(
+        store.clone(),
+        store.clone(),
+        dispatcher,
+        clock.clone(),
+        settings.online_seconds,
+    );
     let consumer = Consumer::new(
         sessions,
         store.clone(),
         app.clone(),
         receipts,
+        presence,
         clock,
         UpstreamSettings {
             browser_role_id: ROLE.into(),

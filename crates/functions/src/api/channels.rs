@@ -10,6 +10,7 @@ use sqs_push_core::channel::{MAX_CHANNELS_PER_CALL, Member};
 use sqs_push_core::model::channel::ChannelName;
 use sqs_push_core::model::recipient::ScanPosition;
 use sqs_push_core::ports::SessionCursor;
+use sqs_push_core::upstream::presence::OnlineSession;
 
 use super::extract::{NoQuery, Path, Query, object_body, query};
 use super::params::{self, ListQuery};
@@ -60,15 +61,23 @@ pub fn channel_csv(raw: &str) -> Result<Vec<ChannelName>, ApiError> {
     channel_list(&Value::Array(names))
 }
 
-/// `GET|POST /subscribe/{accountId}/{userId}/{sessionId}/{channel}`: subscribes a live session;
-/// again is a no-op. A POST body, if any, is `{}`.
+/// `GET|POST /subscribe/{accountId}/{userId}/{sessionId}/{channel}[?presence=true]`: subscribes
+/// a live session; again is a no-op. `presence=true` switches the channel's join and leave
+/// events on (for every subscriber; there is no switching them off). A POST body, if any, is
+/// `{}`.
 pub async fn subscribe(
     State(state): State<ApiState>,
     Path(path): Path<SessionChannelPath>,
-    Query(NoQuery {}): Query<NoQuery>,
+    Query(options): Query<params::SubscribeQuery>,
     body: Bytes,
 ) -> Result<Json<SubscribeAnswer>, ApiError> {
     object_body(&body, &[])?;
+    let presence_events = options
+        .presence
+        .as_deref()
+        .map(params::presence_flag)
+        .transpose()?
+        .unwrap_or(false);
     let SessionPath {
         account_id,
         user_id,
@@ -83,6 +92,9 @@ pub async fn subscribe(
             std::slice::from_ref(&path.channel),
         )
         .await?;
+    if presence_events {
+        state.presence.enable_events(&path.channel).await?;
+    }
     Ok(Json(SubscribeAnswer {
         success: true,
         channel: Some(path.channel.to_string()),
@@ -149,10 +161,26 @@ pub async fn unsubscribe(
     }))
 }
 
-/// `GET /channels/{channel}` or `GET /channels/{channel}/sessions`.
+/// `GET /channels/{channel}`, `…/sessions` or `…/presence`.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum ChannelAnswer {
+    /// `{"success": true, "channel", "sessions": <online count>, "users": <distinct online
+    /// users>, "online": [{accountId, userId, sessionId, lastSeen}], "next"}`
+    Presence {
+        /// Always true.
+        success: bool,
+        /// The channel.
+        channel: String,
+        /// Online sessions in the channel.
+        sessions: u64,
+        /// Distinct users among them.
+        users: u64,
+        /// A page of them.
+        online: Vec<OnlineSession>,
+        /// The token of the next page, `null` on the last.
+        next: Option<String>,
+    },
     /// `{"success": true, "channel": …, "sessions": <live subscribed sessions>}`
     Count {
         /// Always true.
@@ -184,6 +212,31 @@ pub async fn channel(
     Path(rest): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ChannelAnswer>, ApiError> {
+    if let Some(name) = rest.strip_suffix("/presence") {
+        let channel = ChannelName::parse(name)?;
+        let list: ListQuery = query(raw.as_deref())?;
+        let limit = params::limit(list.limit.as_deref())?;
+        let after = list
+            .next
+            .as_deref()
+            .map(params::session_cursor)
+            .transpose()?
+            .map(|cursor| (cursor.user_id, cursor.session_id));
+        let presence = state.presence.channel(&channel, limit, after).await?;
+        return Ok(Json(ChannelAnswer::Presence {
+            success: true,
+            channel: channel.to_string(),
+            sessions: presence.sessions,
+            users: presence.users,
+            online: presence.online,
+            next: presence.next.map(|(user_id, session_id)| {
+                params::session_token(&SessionCursor {
+                    user_id,
+                    session_id,
+                })
+            }),
+        }));
+    }
     if let Some(name) = rest.strip_suffix("/sessions") {
         let channel = ChannelName::parse(name)?;
         let list: ListQuery = query(raw.as_deref())?;

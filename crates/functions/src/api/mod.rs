@@ -24,7 +24,7 @@ use sqs_push_core::dispatch::Dispatcher;
 use sqs_push_core::history::read::HistoryReader;
 use sqs_push_core::history::receipts::ReceiptService;
 use sqs_push_core::session::SessionService;
-use sqs_push_core::upstream::presence::PresenceReader;
+use sqs_push_core::upstream::presence::PresenceService;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -43,8 +43,8 @@ pub struct ApiState {
     pub receipts: ReceiptService,
     /// The upstream queue's URL, for create and renew answers; `None` when the stack has none.
     pub upstream_url: Option<String>,
-    /// Sessions' presence, for status.
-    pub presence: PresenceReader,
+    /// Sessions' and channels' presence.
+    pub presence: PresenceService,
 }
 
 /// Every route of the api function.
@@ -185,13 +185,15 @@ mod tests {
 
     fn memory_router_with(sessions: Arc<MemorySessionStore>) -> axum::Router {
         let clock = Arc::new(ManualClock::at(1_000_000));
+        let upstream = Arc::new(MemoryUpstream::default());
         let adapters = Adapters {
             sessions,
             queues: Arc::new(MemoryQueues::default()),
             identities: Arc::new(MemoryIdentities::new(clock.clone(), 3600)),
             history: Arc::new(MemoryHistory::default()),
             invoker: Arc::new(RecordingInvoker::default()),
-            upstream: Arc::new(MemoryUpstream::default()),
+            upstream: upstream.clone(),
+            presence: upstream,
             app: Arc::new(RecordingAppTarget::default()),
             clock,
         };

@@ -69,6 +69,29 @@ impl QueryShape for ListQuery {
     const NAMES: &'static [&'static str] = &["limit", "next"];
 }
 
+/// The query of a single-channel subscribe: `presence=true` switches the channel's presence
+/// events on.
+#[derive(Debug, Default, Deserialize)]
+pub struct SubscribeQuery {
+    /// `presence`: `true` or `false`.
+    pub presence: Option<String>,
+}
+
+impl QueryShape for SubscribeQuery {
+    const NAMES: &'static [&'static str] = &["presence"];
+}
+
+/// `presence=true|false`.
+pub fn presence_flag(raw: &str) -> Result<bool, ApiError> {
+    match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid presence: must be true or false, not {raw:?}"
+        ))),
+    }
+}
+
 /// The query of `GET /messages/user/{userId}`; other names are refused.
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {

@@ -1,13 +1,17 @@
 //! The upstream consumer's memory and the app's target, in memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
+use crate::model::channel::ChannelName;
 use crate::model::ids::{SessionId, UserId};
-use crate::ports::{AppMessage, AppTarget, Heartbeat, PortError, PortErrorKind, UpstreamStore};
+use crate::ports::{
+    AppMessage, AppTarget, Heartbeat, PortError, PortErrorKind, PresenceMember, PresencePage,
+    PresenceStore, Seen, UpstreamStore,
+};
 use crate::upstream::bucket::Bucket;
 
 /// Seqs, buckets, strikes and heartbeats in maps.
@@ -17,6 +21,11 @@ pub struct MemoryUpstream {
     buckets: Mutex<HashMap<String, Bucket>>,
     strikes: Mutex<HashMap<String, u64>>,
     beats: Mutex<HashMap<(UserId, SessionId), u64>>,
+    online: Mutex<HashMap<(UserId, SessionId), (PresenceMember, Vec<ChannelName>)>>,
+    present: Mutex<BTreeMap<(ChannelName, UserId, SessionId), PresenceMember>>,
+    due: Mutex<BTreeMap<u64, BTreeSet<PresenceMember>>>,
+    swept_through: Mutex<Option<u64>>,
+    events: Mutex<HashSet<ChannelName>>,
 }
 
 impl MemoryUpstream {
@@ -96,6 +105,153 @@ impl UpstreamStore for MemoryUpstream {
             .unwrap()
             .get(&(user_id, session_id.clone()))
             .copied())
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryUpstream {
+    async fn is_online(&self, user_id: UserId, session_id: &SessionId) -> Result<bool, PortError> {
+        Ok(self
+            .online
+            .lock()
+            .unwrap()
+            .contains_key(&(user_id, session_id.clone())))
+    }
+
+    async fn mark_online(
+        &self,
+        member: &PresenceMember,
+        channels: &[ChannelName],
+        _expires: u64,
+    ) -> Result<bool, PortError> {
+        let mut online = self.online.lock().unwrap();
+        let key = (member.user_id, member.session_id.clone());
+        if online.contains_key(&key) {
+            return Ok(false);
+        }
+        online.insert(key, (member.clone(), channels.to_vec()));
+        Ok(true)
+    }
+
+    async fn mark_offline(
+        &self,
+        user_id: UserId,
+        session_id: &SessionId,
+        before_millis: u64,
+    ) -> Result<Option<Seen>, PortError> {
+        let key = (user_id, session_id.clone());
+        let last_seen = self.beats.lock().unwrap().get(&key).copied().unwrap_or(0);
+        if last_seen >= before_millis {
+            return Ok(None);
+        }
+        Ok(self
+            .online
+            .lock()
+            .unwrap()
+            .remove(&key)
+            .map(|(member, channels)| Seen {
+                member,
+                last_seen,
+                channels,
+            }))
+    }
+
+    async fn enter(
+        &self,
+        channel: &ChannelName,
+        member: &PresenceMember,
+        _expires: u64,
+    ) -> Result<(), PortError> {
+        self.present.lock().unwrap().insert(
+            (channel.clone(), member.user_id, member.session_id.clone()),
+            member.clone(),
+        );
+        Ok(())
+    }
+
+    async fn leave(&self, channel: &ChannelName, member: &PresenceMember) -> Result<(), PortError> {
+        self.present.lock().unwrap().remove(&(
+            channel.clone(),
+            member.user_id,
+            member.session_id.clone(),
+        ));
+        Ok(())
+    }
+
+    async fn channel_page(
+        &self,
+        channel: &ChannelName,
+        limit: usize,
+        after: Option<&(UserId, SessionId)>,
+    ) -> Result<PresencePage, PortError> {
+        let present = self.present.lock().unwrap();
+        let mut members: Vec<PresenceMember> = present
+            .iter()
+            .filter(|((name, user, session), _)| {
+                name == channel
+                    && after.is_none_or(|(after_user, after_session)| {
+                        (user, session) > (after_user, after_session)
+                    })
+            })
+            .map(|(_, member)| member.clone())
+            .take(limit + 1)
+            .collect();
+        let next = (members.len() > limit).then(|| {
+            members.truncate(limit);
+            let last = members.last().expect("limit is at least 1");
+            (last.user_id, last.session_id.clone())
+        });
+        Ok(PresencePage { members, next })
+    }
+
+    async fn add_due(
+        &self,
+        bucket: u64,
+        member: &PresenceMember,
+        _expires: u64,
+    ) -> Result<(), PortError> {
+        self.due
+            .lock()
+            .unwrap()
+            .entry(bucket)
+            .or_default()
+            .insert(member.clone());
+        Ok(())
+    }
+
+    async fn due(&self, bucket: u64) -> Result<Vec<PresenceMember>, PortError> {
+        Ok(self
+            .due
+            .lock()
+            .unwrap()
+            .get(&bucket)
+            .map(|members| members.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn remove_due(&self, bucket: u64, member: &PresenceMember) -> Result<(), PortError> {
+        if let Some(members) = self.due.lock().unwrap().get_mut(&bucket) {
+            members.remove(member);
+        }
+        Ok(())
+    }
+
+    async fn swept_through(&self) -> Result<Option<u64>, PortError> {
+        Ok(*self.swept_through.lock().unwrap())
+    }
+
+    async fn set_swept_through(&self, bucket: u64) -> Result<(), PortError> {
+        *self.swept_through.lock().unwrap() = Some(bucket);
+        Ok(())
+    }
+
+    async fn enable_events(&self, channel: &ChannelName) -> Result<(), PortError> {
+        self.events.lock().unwrap().insert(channel.clone());
+        Ok(())
+    }
+
+    async fn events_enabled(&self, channel: &ChannelName) -> Result<bool, PortError> {
+        Ok(self.events.lock().unwrap().contains(channel))
     }
 }
 
