@@ -210,7 +210,7 @@ function renderOnline() {
   $('online-count').textContent = `(${online.size})`;
 }
 
-function chatLine(who, text, kind = 'chat') {
+function chatLine(who, text, kind = 'line') {
   const item = document.createElement('li');
   item.className = kind;
   if (who !== null) {
@@ -219,7 +219,7 @@ function chatLine(who, text, kind = 'chat') {
     name.textContent = `${who}:`;
     item.append(name);
   }
-  item.append(document.createTextNode(` ${text}`)); // never innerHTML: lines are data
+  item.append(document.createTextNode(who === null ? text : ` ${text}`)); // never innerHTML: lines are data
   const list = $('chat-log');
   list.append(item);
   while (list.children.length > MAX_ROWS) list.firstElementChild.remove();

@@ -9,7 +9,8 @@
 // heartbeat every second (?heartbeat=1), so that a closed browser is offline within seconds
 // instead of 90 s; the times measured are printed.
 //
-//   npm run test:chat             (after npm run build and the cargo builds; see stack.mjs)
+//   npm run test:browser          (or node --test test-browser/chat.test.mjs; after npm run build
+//                                 and the cargo builds, see stack.mjs)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
