@@ -464,6 +464,28 @@ fn the_consumer_reads_the_upstream_queue_in_small_batches_reporting_only_routing
     );
     assert_eq!(mapping["BatchSize"], 10);
     assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 0);
+    // Presence's sweep: the consumer on a schedule, at most a minute apart.
+    let sweeps: Vec<_> = of_type("AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, rule)| {
+            rule["Properties"]["Targets"]
+                .as_array()
+                .is_some_and(|targets| {
+                    targets.iter().any(|target| {
+                        referenced_id(&target["Arn"]).as_deref() == Some(consumer_id)
+                            && target["Input"].as_str().is_some_and(|input| {
+                                serde_json::from_str::<Value>(input).ok()
+                                    == Some(json!({ "presenceSweep": true }))
+                            })
+                    })
+                })
+        })
+        .collect();
+    assert_eq!(sweeps.len(), 1, "one schedule runs presence's sweep");
+    assert_eq!(
+        sweeps[0].1["Properties"]["ScheduleExpression"],
+        "rate(1 minute)"
+    );
 
     let config = config_from(&minimal_environment(&[])).unwrap();
     let queue = &resource("UpstreamQueue")["Properties"];

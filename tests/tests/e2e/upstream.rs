@@ -52,6 +52,31 @@ impl Page {
     }
 }
 
+/// An SQS client of another role of the account (a backend's), its session named as `session`'s
+/// role session name.
+async fn impostor_sqs(stack: &Stack, session: &Value) -> aws_sdk_sqs::Client {
+    let user = sqs_push_core::UserId::try_from(session["userId"].as_u64().unwrap()).unwrap();
+    let name =
+        sqs_push_core::upstream::sender::role_session_name(user, text(session, "identityId"));
+    let sts = aws_sdk_sts::Client::new(&admin_config(&stack.emulator).await);
+    let assumed = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/a-backend-service")
+        .role_session_name(name)
+        .send()
+        .await
+        .unwrap();
+    let credentials = assumed.credentials().unwrap();
+    let credentials = aws_credential_types::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_string()),
+        None,
+        "impostor",
+    );
+    aws_sdk_sqs::Client::new(&sdk_config(&stack.emulator, "us-east-1", credentials).await)
+}
+
 /// Everything the app's queue holds, deleted as read; waits up to `wait` s for the first.
 async fn app_messages(stack: &LocalStack, admin: &aws_sdk_sqs::Client, wait: i32) -> Vec<Value> {
     let url = queue_url(admin, &format!("{}-app", stack.config.prefix())).await;
@@ -152,6 +177,16 @@ async fn only_messages_a_session_signed_for_itself_reach_the_app_and_each_once()
     // emulator's admin key, as a backend service would) claiming to be the session.
     a.send(envelope("a", 1, "chat.line", json!({"text": "replay"})))
         .await;
+    // Another role of the account whose session is named exactly as session a's: its SenderId
+    // carries a's name after another role's id.
+    let impostor = impostor_sqs(&stack, &a.session).await;
+    impostor
+        .send_message()
+        .queue_url(a.upstream_url())
+        .message_body(envelope("a", 8, "chat.line", json!({"text": "impostor"})))
+        .send()
+        .await
+        .unwrap();
     admin
         .send_message()
         .queue_url(a.upstream_url())

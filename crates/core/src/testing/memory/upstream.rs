@@ -14,6 +14,9 @@ use crate::ports::{
 };
 use crate::upstream::bucket::Bucket;
 
+/// A session marked online, and the channels it joined.
+type Joined = (PresenceMember, Vec<ChannelName>);
+
 /// Seqs, buckets, strikes and heartbeats in maps.
 #[derive(Default)]
 pub struct MemoryUpstream {
@@ -21,7 +24,7 @@ pub struct MemoryUpstream {
     buckets: Mutex<HashMap<String, Bucket>>,
     strikes: Mutex<HashMap<String, u64>>,
     beats: Mutex<HashMap<(UserId, SessionId), u64>>,
-    online: Mutex<HashMap<(UserId, SessionId), (PresenceMember, Vec<ChannelName>)>>,
+    online: Mutex<HashMap<(UserId, SessionId), Joined>>,
     present: Mutex<BTreeMap<(ChannelName, UserId, SessionId), PresenceMember>>,
     due: Mutex<BTreeMap<u64, BTreeSet<PresenceMember>>>,
     swept_through: Mutex<Option<u64>>,
