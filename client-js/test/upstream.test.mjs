@@ -323,3 +323,61 @@ test('a new leader keeps the pace: no extra heartbeat when the old leader leaves
     await Promise.all(tabs.map((t) => t.client.stop()));
   }
 });
+
+test('a follower tab sends for itself (no detour through the leader), with its own credentials', async () => {
+  const { session, upstream } = await setup();
+  const tabs = [0, 1].map(() => {
+    const rec = recordingFetch();
+    const { client: c } = client(session, { share: true, page: fakePage(), fetch: rec.fetch });
+    return { rec, client: c };
+  });
+  try {
+    tabs[0].client.start();
+    await until(() => tabs[0].client.role === 'leader', 5000, 'the first tab to lead');
+    tabs[1].client.start();
+    await until(() => tabs[1].client.role === 'follower', 5000, 'the second tab to follow');
+    const sent = await within(tabs[1].client.send('chat', { text: 'from the follower' }), 10_000, 'the follower\'s send');
+    assert.deepEqual(tabs[1].rec.sends.map((s) => s.type), ['chat'], 'the follower made the SendMessage');
+    assert.deepEqual(tabs[0].rec.sends, [], 'the leader sent nothing for it');
+    const got = await upstream();
+    assert.deepEqual(got.map((m) => m.MessageId), [sent.messageId]);
+  } finally {
+    await Promise.all(tabs.map((t) => t.client.stop()));
+  }
+});
+
+test('an expired token on send renews first and sends again; without renew it is "not-allowed"', async () => {
+  const { session, upstream } = await setup();
+  const expired = () => Response.json({ __type: 'com.amazonaws.sqs#ExpiredToken', message: 'The security token included in the request is expired' }, { status: 403 });
+  const rec = recordingFetch();
+  rec.failNext.push(expired);
+  let renewals = 0;
+  const { client: c } = client(session, {
+    fetch: rec.fetch,
+    renew: async () => {
+      renewals += 1;
+      return { accessKey: 'test', secretKey: 'test', sessionToken: 'renewed-token' };
+    },
+  });
+  const sent = await within(c.send('chat', { text: 'after a renew' }), 10_000, 'the send after renewing');
+  assert.equal(renewals, 1, 'renewed once');
+  assert.equal(rec.sends.length, 2);
+  assert.equal(c.session.sessionToken, 'renewed-token');
+  assert.deepEqual((await upstream()).map((m) => m.MessageId), [sent.messageId]);
+
+  const denied = recordingFetch();
+  denied.failNext.push(expired);
+  const { client: noRenew } = client(session, { fetch: denied.fetch });
+  const err = await within(noRenew.send('chat', {}).then(() => null, (e) => e), 10_000, 'the send without renew');
+  assert.ok(err instanceof SendError);
+  assert.equal(err.reason, 'not-allowed');
+  assert.equal(denied.sends.length, 1, 'not retried: nothing would change');
+
+  const forbidden = recordingFetch();
+  forbidden.failNext.push(() => Response.json({ __type: 'com.amazonaws.sqs#AccessDenied', message: 'not authorized' }, { status: 403 }));
+  const { client: c3 } = client(session, { fetch: forbidden.fetch });
+  const err3 = await within(c3.send('chat', {}).then(() => null, (e) => e), 10_000, 'the denied send');
+  assert.equal(err3.reason, 'not-allowed');
+  assert.equal(err3.awsCode, 'AccessDenied');
+  assert.equal(forbidden.sends.length, 1);
+});
