@@ -381,3 +381,30 @@ test('an expired token on send renews first and sends again; without renew it is
   assert.equal(err3.awsCode, 'AccessDenied');
   assert.equal(forbidden.sends.length, 1);
 });
+
+test('heartbeats that cannot go before the next is due are dropped, not piled up for later', async () => {
+  const { session, upstream } = await setup();
+  const rec = recordingFetch();
+  const failUntil = Date.now() + 3200;
+  const realFetch = rec.fetch;
+  // SQS answers 503 to every SendMessage for 3.2 s: four heartbeats fall due meanwhile
+  const fetchFn = async (url, init) => {
+    const target = new Headers(init.headers).get('x-amz-target');
+    if (target === 'AmazonSQS.SendMessage' && Date.now() < failUntil) {
+      rec.sends.push({ at: Date.now(), type: 'failed', seq: JSON.parse(JSON.parse(init.body).MessageBody).seq });
+      return Response.json({ __type: 'com.amazonaws.sqs#ServiceUnavailable', message: 'later' }, { status: 503 });
+    }
+    return realFetch(url, init);
+  };
+  const { client: c } = client(session, { heartbeatSeconds: 1, page: fakePage(), fetch: fetchFn, backoffCapMs: 200 });
+  c.start();
+  try {
+    await new Promise((r) => setTimeout(r, 3200 + 700));
+    const delivered = (await upstream()).map((m) => JSON.parse(m.Body)).filter((e) => e.type === 'heartbeat');
+    const attempted = new Set(rec.sends.filter((s) => s.type === 'failed').map((s) => s.seq));
+    assert.ok(delivered.length >= 1 && delivered.length <= 2, `${delivered.length} heartbeats delivered in the first 0.7 s after SQS recovered: the current one, not the backlog`);
+    assert.ok(attempted.size >= 3, `${attempted.size} heartbeats tried while SQS failed: each dropped when the next fell due`);
+  } finally {
+    await c.stop();
+  }
+});
