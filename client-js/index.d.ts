@@ -21,7 +21,52 @@ export interface SqsPushSession {
   region?: string;
   /** The channels the session is subscribed to (the backend subscribes it). */
   channels?: string[];
+  /** The stage's upstream queue: where `send`, `markRead` and heartbeats go. Absent on stacks without one. */
+  upstreamUrl?: string;
   [extra: string]: unknown;
+}
+
+/** A JSON value: what a message body sent upstream may be. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * The page's message types and their bodies, e.g. `{ chat: { text: string }; typing: boolean }`
+ * (the second type parameter of SqsPushClient). The default takes any type with any JSON body.
+ */
+export type SqsPushUpstream = Record<string, JsonValue>;
+
+/** sqs-push's own types: sent by the client itself (heartbeats) or through markRead. */
+export type SqsPushReservedType = 'heartbeat' | 'read';
+
+/** What `send` resolves with once SQS has the message. */
+export interface SqsPushSent {
+  /** SQS's MessageId on the upstream queue. */
+  messageId: string;
+  /** The envelope's seq: unique per session (random start per tab and page load, +1 per message). */
+  seq: number;
+}
+
+/** Options of `send` and `markRead`. */
+export interface SqsPushSendOptions {
+  /** Abort: the promise rejects with the abort reason (the message may already have reached SQS). */
+  signal?: AbortSignal;
+}
+
+/**
+ * A join or leave on a channel with presence events (subscribed with `?presence=true`): a session
+ * came online (its first heartbeat) or went offline (none for 90 s, or it ended).
+ */
+export interface SqsPushPresence {
+  presence: 'join' | 'leave';
+  channel: string;
+  accountId: number;
+  userId: number;
+  sessionId: string;
+  /** RFC 3339 time of the session's last heartbeat. */
+  lastSeen: string;
+  /** True when the event is about this client's own session. */
+  self: boolean;
+  messageId?: string;
 }
 
 /** A decrypted message, e.g. {"message":"Hello User","userId":200,"messageId":"…"}. */
@@ -102,6 +147,14 @@ export interface SqsPushClientOptions<M extends SqsPushMessage = SqsPushMessage>
   onError?: (error: SqsPushError) => void;
   /** State changes: connecting → connected → reconnecting/paused → … → stopped or ended. */
   onState?: (state: SqsPushState) => void;
+  /** Presence events (join/leave) of the session's channels with presence; awaited like onMessage. */
+  onPresence?: (event: SqsPushPresence) => unknown | Promise<unknown>;
+  /**
+   * Heartbeats (presence): the leader tab sends one at most every this many seconds while some
+   * tab of the session is visible and online, and at once when one becomes visible if that long
+   * has passed; none while hidden. 1–85 (default 60), or 0 for none. Only with session.upstreamUrl.
+   */
+  heartbeatSeconds?: number;
   /** Reject messages without a `mac` attribute (default true). A bad mac is always rejected. */
   requireMac?: boolean;
   /** Long-poll wait while visible, 0–20 s (default 20). */
@@ -145,6 +198,7 @@ export interface SqsPushClientOptions<M extends SqsPushMessage = SqsPushMessage>
 /** The events of `on`/`off` and what their listeners receive. */
 export interface SqsPushEvents<M extends SqsPushMessage = SqsPushMessage> {
   message: M;
+  presence: SqsPushPresence;
   state: SqsPushState;
   error: SqsPushError;
   ended: SqsPushEnded;
@@ -159,8 +213,21 @@ export type SqsPushEventArg<M extends SqsPushMessage, E extends string> =
 
 export type SqsPushEventName = keyof SqsPushEvents | `channel:${string}`;
 
-export class SqsPushClient<M extends SqsPushMessage = SqsPushMessage> {
+export class SqsPushClient<M extends SqsPushMessage = SqsPushMessage, U extends object = SqsPushUpstream> {
   constructor(options: SqsPushClientOptions<M>);
+  /**
+   * Send `body` as a message of `type` (`^[a-z][a-z0-9_.:-]{0,63}$`, not "heartbeat" or "read")
+   * to the session's upstream queue. Resolves once SQS has it; held while offline, retried on
+   * transient failures; rejects with a SendError when refused for good (too large, not allowed,
+   * no upstream, session ended). Any tab may send, leader or not, started or not.
+   */
+  send<T extends keyof U & string>(
+    type: T extends SqsPushReservedType ? never : T,
+    body: U[T],
+    options?: SqsPushSendOptions,
+  ): Promise<SqsPushSent>;
+  /** Mark history messages read (type "read"): 1 or more ids, duplicates dropped, 100 per message sent. */
+  markRead(messageIds: readonly string[], options?: SqsPushSendOptions): Promise<SqsPushSent[]>;
   /** Current state; "stopped" before start(). */
   readonly state: SqsPushState;
   /** This tab's part in its session's tab group; null while stopped. */
@@ -217,7 +284,8 @@ export type SqsPushErrorCode =
   | 'SQS_REQUEST_FAILED'
   | 'RENEW_FAILED'
   | 'HANDLER_FAILED'
-  | 'DELETE_FAILED';
+  | 'DELETE_FAILED'
+  | 'SEND_FAILED';
 
 export class SqsPushError extends Error {
   readonly code: SqsPushErrorCode;
@@ -230,7 +298,7 @@ export class MalformedBodyError extends SqsPushError {}
 export class MacMismatchError extends SqsPushError {}
 export class MissingMacError extends SqsPushError {}
 export class SqsRequestError extends SqsPushError {
-  readonly operation: 'ReceiveMessage' | 'DeleteMessageBatch' | string;
+  readonly operation: 'ReceiveMessage' | 'DeleteMessageBatch' | 'SendMessage' | string;
   /** HTTP status; 0 for a network error or timeout. */
   readonly status: number;
   /** AWS error code, e.g. "ExpiredTokenException", "QueueDoesNotExist". */
@@ -251,4 +319,18 @@ export class HandlerError extends SqsPushError {
 }
 export class DeleteError extends SqsPushError {
   readonly failed: Array<{ sqsMessageId?: string; code?: string; message?: string; senderFault?: boolean }>;
+}
+
+/** Why a send was refused for good. */
+export type SendErrorReason = 'too-large' | 'not-allowed' | 'refused' | 'no-upstream' | 'ended';
+
+/** `send`/`markRead` will not deliver the message (never carries its body). */
+export class SendError extends SqsPushError {
+  readonly reason: SendErrorReason;
+  /** The message's type and seq. */
+  readonly type?: string;
+  readonly seq?: number;
+  /** SQS's error code when SQS refused it, e.g. "InvalidParameterValue", "AccessDenied". */
+  readonly awsCode?: string;
+  readonly status?: number;
 }

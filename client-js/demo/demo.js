@@ -2,6 +2,12 @@
 // client from the built bundle, and shows its states and the decrypted messages with their
 // delivery latency. The send buttons post through the demo notify routes with a `sentAt` field
 // (epoch ms); any message carrying `sentAt` gets its latency shown, whoever sent it.
+//
+// The chat box is the way back: `client.send('chat', …)` puts a line on the upstream queue with
+// the session's own credentials; the consumer hands it to the local app queue, where the local
+// stack's demo app (`sqs-push-local --demo-chat`) publishes it to the channel. Who is online:
+// the channel's presence route once, then its join/leave events (`presence` listener).
+// `?heartbeat=<seconds>` in the page's URL sets the client's heartbeatSeconds (tests use 1).
 
 import { SqsPushClient } from '/local-demo/sqs-push-client.js';
 
@@ -13,6 +19,10 @@ const $ = (id) => document.getElementById(id);
 let client = null;
 let current = null; // the session create returned (its keys stay in memory, never on screen)
 let received = 0;
+let chatChannel = null; // the channel this page chats on, once joined
+const online = new Map(); // "userId/sessionId" → { userId, sessionId, self }
+const heartbeatParam = new URLSearchParams(location.search).get('heartbeat');
+const heartbeatSeconds = heartbeatParam === null ? undefined : Number(heartbeatParam);
 
 $('sessionId').value = crypto.randomUUID();
 updateSendLabels();
@@ -27,6 +37,11 @@ $('channel-form').addEventListener('submit', (event) => {
   subscribe();
 });
 $('channel').addEventListener('input', updateSendLabels);
+$('chat-join').addEventListener('click', () => joinChat());
+$('chat-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sendChat();
+});
 $('send-form').addEventListener('submit', (event) => {
   event.preventDefault();
   send(event.submitter ? event.submitter.value : 'user');
@@ -36,11 +51,16 @@ for (const id of ['accountId', 'userId']) $(id).addEventListener('input', update
 async function demoApi(path, init = {}) {
   const res = await fetch(API + path, { ...init, headers: { 'x-sqs-push-demo': '1', ...init.headers } });
   const answer = await res.json().catch(() => ({}));
-  if (!res.ok || answer.success !== true) throw new Error(answer.error || `HTTP ${res.status}`);
+  if (!res.ok || answer.success === false) throw new Error(answer.error || `HTTP ${res.status}`);
   return answer;
 }
 
-async function connect() {
+/**
+ * Creates the session and starts the client. `beforeStart` runs between the two: the chat
+ * subscribes there, so that the session is on the channel by its first heartbeat (the one that
+ * announces its join).
+ */
+async function connect(beforeStart) {
   await disconnect();
   const ids = ['accountId', 'userId', 'sessionId'].map((id) => encodeURIComponent($(id).value.trim()));
   $('connect').disabled = true;
@@ -50,7 +70,7 @@ async function connect() {
     current = session;
     showSession(session);
     log(`session created for account ${session.accountId}, user ${session.userId}`);
-    client = new SqsPushClient({
+    const created = new SqsPushClient({
       session,
       // Repeating create for a live session returns the same queue and key, with fresh
       // credentials once the old ones are close to expiry (docs/http-api.md).
@@ -61,13 +81,18 @@ async function connect() {
         return renewed;
       },
       onMessage: show,
+      onPresence: showPresence,
       onError: (err) => log(`${err.name}: ${err.message}`, 'error'),
       onState: showState,
+      ...(heartbeatSeconds === undefined ? {} : { heartbeatSeconds }),
     });
+    if (beforeStart) await beforeStart();
+    client = created;
     client.start();
     $('disconnect').disabled = false;
     $('send-session').disabled = false;
     $('subscribe').disabled = false;
+    if (!session.upstreamUrl) log('this stack gives no upstreamUrl: the chat needs the upstream queue', 'error');
   } catch (err) {
     log(`create failed: ${err.message}`, 'error');
   } finally {
@@ -82,7 +107,123 @@ async function disconnect() {
   $('disconnect').disabled = true;
   $('send-session').disabled = true;
   $('subscribe').disabled = true;
+  $('chat-send').disabled = true;
+  chatChannel = null;
+  online.clear();
+  renderOnline();
   await stopping.stop();
+}
+
+/**
+ * Joins the chat: subscribes this session to the channel with presence events (the backend's
+ * call, unsigned here), then reads who is online now; join/leave events keep the list current.
+ * Not connected yet: connects, subscribing before the client starts (its first heartbeat then
+ * announces the join). Already connected: subscribes the running session.
+ */
+async function joinChat() {
+  const channel = $('channel').value.trim();
+  if (!client) {
+    await connect(() => subscribeForChat(channel));
+    if (client) await showWhoIsOnline(channel);
+    return;
+  }
+  try {
+    await subscribeForChat(channel);
+  } catch {
+    return; // said by subscribeForChat
+  }
+  await showWhoIsOnline(channel);
+}
+
+async function subscribeForChat(channel) {
+  const ids = [current.accountId, current.userId, current.sessionId].map((id) => encodeURIComponent(String(id)));
+  try {
+    await demoApi(`/subscribe/${ids.join('/')}/${encodeURIComponent(channel)}?presence=true`);
+    chatChannel = channel;
+    $('chat-send').disabled = false;
+    $('chat-heading').textContent = `Chat on ${channel}`;
+    log(`joined the chat on ${channel}`);
+  } catch (err) {
+    $('chat-result').textContent = `Joining the chat failed: ${err.message}`;
+    log(`chat join failed: ${err.message}`, 'error');
+    throw err;
+  }
+}
+
+/** Who is online on the channel now (the backend's presence route, unsigned here). */
+async function showWhoIsOnline(channel) {
+  try {
+    const now = await demoApi(`/channels/${encodeURIComponent(channel)}/presence?limit=100`);
+    for (const s of now.online || []) setOnline('join', { ...s, self: isSelf(s) });
+    renderOnline();
+  } catch (err) {
+    log(`presence failed: ${err.message}`, 'error');
+  }
+}
+
+async function sendChat() {
+  if (!client || !chatChannel) return;
+  const text = $('chat-text').value;
+  if (!text.trim()) return;
+  try {
+    const { messageId } = await client.send('chat', { channel: chatChannel, text, sentAt: Date.now() });
+    $('chat-text').value = '';
+    $('chat-result').textContent = `Sent upstream (SQS message ${messageId}).`;
+  } catch (err) {
+    // a SendError says why (too-large, not-allowed, …); never the text itself
+    $('chat-result').textContent = `Not sent: ${err.message}`;
+    log(`chat send failed: ${err.name}: ${err.message}`, 'error');
+  }
+}
+
+function isSelf(s) {
+  return current !== null && String(s.sessionId) === String(current.sessionId) && String(s.userId) === String(current.userId);
+}
+
+function setOnline(kind, p) {
+  const key = `${p.userId}/${p.sessionId}`;
+  if (kind === 'join') online.set(key, { userId: p.userId, sessionId: p.sessionId, self: p.self });
+  else online.delete(key);
+}
+
+function showPresence(p) {
+  if (p.channel !== chatChannel) return;
+  setOnline(p.presence, p);
+  renderOnline();
+  const who = p.self ? 'you' : `user ${p.userId}`;
+  chatLine(null, `${who} ${p.presence === 'join' ? 'joined' : 'left'}`, 'presence');
+  log(`presence: user ${p.userId} ${p.presence === 'join' ? 'joined' : 'left'} ${p.channel}`);
+}
+
+function renderOnline() {
+  const list = $('online');
+  list.replaceChildren(
+    ...[...online.values()].map((s) => {
+      const item = document.createElement('li');
+      item.dataset.userId = String(s.userId);
+      item.dataset.sessionId = String(s.sessionId);
+      item.textContent = `user ${s.userId}${s.self ? ' (you)' : ''}`;
+      item.title = `session ${s.sessionId}`;
+      return item;
+    }),
+  );
+  $('online-count').textContent = `(${online.size})`;
+}
+
+function chatLine(who, text, kind = 'line') {
+  const item = document.createElement('li');
+  item.className = kind;
+  if (who !== null) {
+    const name = document.createElement('span');
+    name.className = 'who';
+    name.textContent = `${who}:`;
+    item.append(name);
+  }
+  item.append(document.createTextNode(who === null ? text : ` ${text}`)); // never innerHTML: lines are data
+  const list = $('chat-log');
+  list.append(item);
+  while (list.children.length > MAX_ROWS) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
 }
 
 /** Subscribes this page's session to the channel (the backend's call, unsigned here). */
@@ -135,6 +276,10 @@ async function send(to) {
 }
 
 function show(msg) {
+  if (msg.chat === true && msg.channel === chatChannel && typeof msg.message === 'string') {
+    const self = current !== null && String(msg.fromSessionId) === String(current.sessionId) && String(msg.fromUserId) === String(current.userId);
+    chatLine(self ? 'you' : `user ${msg.fromUserId}`, msg.message);
+  }
   const at = Date.now();
   const sentAt = Number(msg.sentAt);
   const latency = msg.sentAt !== undefined && Number.isFinite(sentAt) ? `${Math.max(0, at - sentAt)} ms` : '—';

@@ -1,7 +1,8 @@
 // The client: the long-poll loop (receive → verify/decrypt → listeners → DeleteMessageBatch, with
 // dedupe by messageId, credential renewal and backoff with full jitter), how often it polls
-// (visible, hidden, offline), tab sharing (one leader polls for every tab of the session) and the
-// end of a session (its queue is gone).
+// (visible, hidden, offline), tab sharing (one leader polls for every tab of the session), the
+// end of a session (its queue is gone), and the way back: send/markRead through the outbox
+// (upstream.js) and the leader's heartbeat (presence.js).
 
 import { importKeys, open, parseMessage } from './crypto.js';
 import {
@@ -12,13 +13,16 @@ import {
   MalformedBodyError,
   MissingMacError,
   RenewError,
+  SendError,
   SqsPushError,
   SqsRequestError,
 } from './errors.js';
 import { Listeners } from './events.js';
 import { browserPage, checkPage } from './page.js';
+import { DEFAULT_HEARTBEAT_SECONDS, Heartbeat, MAX_HEARTBEAT_SECONDS, presenceOf } from './presence.js';
 import { endpointFor, regionFromUrl, sqsCall } from './sqs.js';
 import { sharingSupport, TabGroup } from './tabs.js';
+import { checkMessage, Outbox, readChunks } from './upstream.js';
 
 const MAX_MESSAGES = 10;
 const DELETE_TIMEOUT_MS = 15000;
@@ -145,6 +149,12 @@ export class SqsPushClient {
   #onMessage;
   #onError;
   #onState;
+  #onPresence;
+  #heartbeatMs;
+  #heartbeat = null; // this tab's heartbeat while it leads (or is solo) and the session has an upstream
+  #lastBeat = -Infinity; // when the tab group last sent a heartbeat (this.#now()), as the leader posted it
+  #outbox;
+  #renewing = null; // the renew in flight: the poll loop and the outbox share it
   #requireMac;
   #wait;
   #renewBefore;
@@ -184,7 +194,7 @@ export class SqsPushClient {
     const o = options;
     checkSession(o.session, TypeError);
     checkKeyFormat(o.session.aesKey);
-    for (const name of ['onMessage', 'renew', 'onError', 'onState', 'fetch', 'now', 'random']) {
+    for (const name of ['onMessage', 'renew', 'onError', 'onState', 'onPresence', 'fetch', 'now', 'random']) {
       if (o[name] !== undefined && typeof o[name] !== 'function') {
         throw new TypeError(`${name} must be a function`);
       }
@@ -198,6 +208,12 @@ export class SqsPushClient {
     this.#onMessage = o.onMessage;
     this.#onError = o.onError;
     this.#onState = o.onState;
+    this.#onPresence = o.onPresence;
+    // 0 turns heartbeats off; below a second would be a busy loop, above 85 s the session would
+    // flicker offline between heartbeats (online = a heartbeat younger than 90 s).
+    const hb = o.heartbeatSeconds;
+    if (hb !== undefined && hb !== 0) intOption(hb, 'heartbeatSeconds', 1, MAX_HEARTBEAT_SECONDS, 0);
+    this.#heartbeatMs = (hb === undefined ? DEFAULT_HEARTBEAT_SECONDS : hb) * 1000;
     this.#requireMac = o.requireMac !== false;
     this.#wait = intOption(o.waitTimeSeconds, 'waitTimeSeconds', 0, 20, 20);
     this.#renewBefore = intOption(o.renewBeforeSeconds, 'renewBeforeSeconds', 0, 86400, 300);
@@ -221,6 +237,24 @@ export class SqsPushClient {
     this.#random = o.random || Math.random;
     this.#region = o.region;
     this.#endpoint = o.endpoint;
+    this.#outbox = new Outbox({
+      session: () => this.#session,
+      call: (payload, signal, timeoutMs) => this.#sendMessage(payload, signal, timeoutMs),
+      ready: (signal) => this.#renewIfDue(signal),
+      needRenew: () => {
+        if (!this.#renew) return false;
+        this.#needRenew = true;
+        return true;
+      },
+      online: () => this.#page.online(),
+      // the outbox listens while it waits for the network, started or not
+      subscribe: (fn) => this.#page.subscribe(fn),
+      // the server's clock as best known: SigV4 skew answers correct it (sqs.js)
+      now: () => this.#now() + this.#clock.skewMs,
+      backoff: (attempt) => this.#backoff(attempt),
+      report: (err) => this.#report(err),
+      ended: () => this.#ended !== null,
+    });
   }
 
   /** "stopped" | "connecting" | "connected" | "reconnecting" | "paused" | "ended" */
@@ -239,8 +273,39 @@ export class SqsPushClient {
   }
 
   /**
+   * Send `body` (any JSON value) as a message of `type` to the server (the session's upstream
+   * queue). Resolves with { messageId (SQS's), seq } once SQS has it; held while offline and
+   * retried on transient failures; rejects with a SendError when SQS refuses it for good (or
+   * the session ends first), with a TypeError for a bad type or body. Works in every tab, led or
+   * not, started or not. `signal` aborts it (it may already have reached SQS).
+   */
+  send(type, body, { signal } = {}) {
+    try {
+      checkMessage(type, body);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#outbox.push(type, body, { signal });
+  }
+
+  /**
+   * Mark history messages read (type "read", {messageIds}); duplicates are dropped and more
+   * than 100 ids go as several messages. Resolves with one { messageId, seq } per message sent.
+   */
+  markRead(messageIds, { signal } = {}) {
+    let chunks;
+    try {
+      chunks = readChunks(messageIds);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.all(chunks.map((ids) => this.#outbox.push('read', { messageIds: ids }, { signal })));
+  }
+
+  /**
    * Listen: "message" (every message), "channel:<name>" (messages whose `channel` field is
-   * <name>), "state", "error", "ended", "role". Returns the client.
+   * <name>), "presence" (join/leave on channels with presence), "state", "error", "ended",
+   * "role". Returns the client.
    */
   on(event, fn) {
     this.#listeners.add(event, fn);
@@ -266,6 +331,7 @@ export class SqsPushClient {
     this.#unsubscribePage = this.#page.subscribe(() => this.#pageChanged());
     if (!this.#share) {
       this.#setRole('solo');
+      this.#startHeartbeat(ctrl.signal);
       this.#startLoop(ctrl.signal);
       return;
     }
@@ -312,6 +378,7 @@ export class SqsPushClient {
   async stop() {
     if (!this.#ctrl) return;
     this.#ctrl.abort();
+    this.#stopHeartbeat();
     this.#leaveGroup();
     if (this.#unsubscribePage) {
       this.#unsubscribePage();
@@ -387,6 +454,8 @@ export class SqsPushClient {
     this.#ended = { reason };
     if (this.#role === 'leader' && this.#group) this.#group.post({ t: 'ended', reason });
     if (this.#ctrl) this.#ctrl.abort();
+    this.#stopHeartbeat();
+    this.#outbox.end();
     this.#leaveGroup();
     if (this.#unsubscribePage) {
       this.#unsubscribePage();
@@ -409,7 +478,52 @@ export class SqsPushClient {
     leading.addEventListener('abort', stop, { once: true });
     if (this.#state !== 'connecting') this.#setState('connecting');
     this.#group.post({ t: 'state', state: this.#state });
+    this.#startHeartbeat(ctrl.signal);
     this.#startLoop(ctrl.signal);
+  }
+
+  // --- heartbeats (leader or solo only) ---
+
+  /**
+   * Heartbeats for as long as `signal` (this tab's leadership, or the solo run) lasts. The
+   * session's presence is one heartbeat stream, so only the tab that polls sends them; "visible"
+   * means some tab of the session is (#mode), and the pace carries over from the previous leader.
+   */
+  #startHeartbeat(signal) {
+    this.#stopHeartbeat();
+    if (this.#heartbeatMs === 0 || !this.#session.upstreamUrl || signal.aborted) return;
+    const hb = new Heartbeat({
+      intervalMs: this.#heartbeatMs,
+      live: () => this.#mode() === 'live',
+      online: () => this.#page.online(),
+      now: this.#now,
+      last: this.#lastBeat,
+      beat: () => this.#beat(hb),
+    });
+    this.#heartbeat = hb;
+    signal.addEventListener('abort', () => {
+      if (this.#heartbeat === hb) this.#stopHeartbeat();
+    }, { once: true });
+    hb.start();
+  }
+
+  #stopHeartbeat() {
+    if (!this.#heartbeat) return;
+    this.#heartbeat.stop();
+    this.#heartbeat = null;
+  }
+
+  #beat(hb) {
+    this.#lastBeat = hb.last;
+    if (this.#group && this.#role === 'leader') this.#group.post({ t: 'beat', at: hb.last });
+    // A heartbeat still unsent when the next is due is useless: drop it then.
+    const expiresAt = this.#now() + this.#clock.skewMs + this.#heartbeatMs;
+    this.#outbox.push('heartbeat', {}, { expiresAt }).catch((err) => {
+      if (err instanceof SendError && err.reason === 'ended') return;
+      this.#report(err);
+      // Refused for good (no upstream, not allowed): every later heartbeat would be too.
+      if (err instanceof SendError && this.#heartbeat === hb) this.#stopHeartbeat();
+    });
   }
 
   #fromTab(data) {
@@ -428,12 +542,20 @@ export class SqsPushClient {
       case 'leader':
         this.#group.post({ t: 'vis', tab: this.#group.id, visible: this.#page.visible() });
         return;
+      case 'beat':
+        if (!leader && Number.isFinite(data.at)) this.#lastBeat = data.at;
+        return;
       case 'vis':
         if (leader) {
           this.#otherTabs.set(data.tab, { visible: data.visible === true, at: this.#now() });
           this.#interruptIfPaused();
           this.#wake();
-          if (data.hello) this.#group.post({ t: 'state', state: this.#state });
+          if (this.#heartbeat) this.#heartbeat.changed();
+          if (data.hello) {
+            this.#group.post({ t: 'state', state: this.#state });
+            // a tab that joins late still learns the pace, should it lead next
+            if (Number.isFinite(this.#lastBeat)) this.#group.post({ t: 'beat', at: this.#lastBeat });
+          }
         }
         return;
       default:
@@ -466,6 +588,8 @@ export class SqsPushClient {
     }
     this.#interruptIfPaused();
     this.#wake();
+    this.#outbox.wake();
+    if (this.#heartbeat) this.#heartbeat.changed();
   }
 
   /**
@@ -583,7 +707,17 @@ export class SqsPushClient {
     }
   }
 
-  async #renewIfDue(signal) {
+  /** Renew when due; one renew at a time, shared by the poll loop and the outbox. */
+  #renewIfDue(signal) {
+    if (!this.#renewing) {
+      this.#renewing = this.#renewNow(signal).finally(() => {
+        this.#renewing = null;
+      });
+    }
+    return this.#renewing;
+  }
+
+  async #renewNow(signal) {
     const s = this.#session;
     const due =
       this.#needRenew ||
@@ -623,6 +757,21 @@ export class SqsPushClient {
       clock: this.#clock,
       now: this.#now,
     };
+  }
+
+  /** SendMessage to the upstream queue (its own endpoint and region: it need not share the session queue's). */
+  #sendMessage(payload, signal, timeoutMs) {
+    const url = payload.QueueUrl;
+    const s = this.#session;
+    return sqsCall({
+      ...this.#target(),
+      endpoint: this.#endpoint || endpointFor(url),
+      region: s.region || regionFromUrl(url) || this.#region || 'us-east-1',
+      operation: 'SendMessage',
+      payload,
+      signal,
+      timeoutMs,
+    });
   }
 
   async #receive(signal, hidden) {
@@ -677,16 +826,25 @@ export class SqsPushClient {
    */
   async #dispatch(msg) {
     const fns = [];
-    if (this.#onMessage) fns.push(this.#onMessage);
-    fns.push(...this.#listeners.of('message'));
-    if (typeof msg.channel === 'string' && msg.channel !== '') {
-      fns.push(...this.#listeners.of(`channel:${msg.channel}`));
+    let arg = msg;
+    const presence = presenceOf(msg, this.#session);
+    if (presence) {
+      // join/leave go to presence listeners only: a chat's message listener should not render them
+      arg = presence;
+      if (this.#onPresence) fns.push(this.#onPresence);
+      fns.push(...this.#listeners.of('presence'));
+    } else {
+      if (this.#onMessage) fns.push(this.#onMessage);
+      fns.push(...this.#listeners.of('message'));
+      if (typeof msg.channel === 'string' && msg.channel !== '') {
+        fns.push(...this.#listeners.of(`channel:${msg.channel}`));
+      }
     }
     let failure;
     let failed = false;
     for (const fn of fns) {
       try {
-        await fn(msg);
+        await fn(arg);
       } catch (err) {
         if (!failed) failure = err;
         failed = true;

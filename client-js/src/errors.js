@@ -48,7 +48,7 @@ export class MissingMacError extends SqsPushError {
 
 /**
  * An SQS request failed: network error (status 0), timeout, or an error answer.
- * `operation` is "ReceiveMessage" or "DeleteMessageBatch"; `awsCode` the AWS
+ * `operation` is "ReceiveMessage", "DeleteMessageBatch" or "SendMessage"; `awsCode` the AWS
  * error code (e.g. "ExpiredToken", "AWS.SimpleQueueService.NonExistentQueue").
  */
 export class SqsRequestError extends SqsPushError {
@@ -100,5 +100,25 @@ export class DeleteError extends SqsPushError {
     this.name = 'DeleteError';
     /** [{ sqsMessageId, code, message, senderFault }] */
     this.failed = failed;
+  }
+}
+
+/**
+ * `send` (or `markRead`) will not deliver this message: SQS refused it for good, or it cannot be
+ * sent at all. `reason`: "too-large" (over the upstream queue's 16 KiB), "not-allowed" (the
+ * credentials may not send there), "refused" (any other permanent SQS refusal), "no-upstream"
+ * (the session has no upstreamUrl or sessionId, or that queue does not exist), "ended" (the
+ * session ended first). Transient failures are retried, not rejected.
+ */
+export class SendError extends SqsPushError {
+  constructor(message, { reason, type, seq, awsCode, status, cause } = {}) {
+    super(message, { code: 'SEND_FAILED', cause });
+    this.name = 'SendError';
+    this.reason = reason;
+    /** The message's `type` and `seq` (never its body). */
+    if (type !== undefined) this.type = type;
+    if (seq !== undefined) this.seq = seq;
+    if (awsCode !== undefined) this.awsCode = awsCode;
+    if (status !== undefined) this.status = status;
   }
 }

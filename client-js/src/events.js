@@ -1,7 +1,7 @@
 // Listener registry behind `client.on(event, fn)` / `client.off(event, fn)`.
 
-/** Event names: "message", "channel:<name>", "state", "error", "ended", "role". */
-const EVENT_RE = /^(message|state|error|ended|role|channel:.+)$/;
+/** Event names: "message", "channel:<name>", "presence", "state", "error", "ended", "role". */
+const EVENT_RE = /^(message|presence|state|error|ended|role|channel:.+)$/;
 
 export class Listeners {
   #byEvent = new Map();
@@ -9,7 +9,7 @@ export class Listeners {
   add(event, fn) {
     if (typeof event !== 'string' || !EVENT_RE.test(event)) {
       throw new TypeError(
-        `unknown event ${JSON.stringify(event)}: use "message", "channel:<name>", "state", "error", "ended" or "role"`,
+        `unknown event ${JSON.stringify(event)}: use "message", "channel:<name>", "presence", "state", "error", "ended" or "role"`,
       );
     }
     if (typeof fn !== 'function') throw new TypeError(`the listener for "${event}" must be a function`);

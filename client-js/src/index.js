@@ -11,4 +11,5 @@ export {
   RenewError,
   HandlerError,
   DeleteError,
+  SendError,
 } from './errors.js';

@@ -1,6 +1,8 @@
-// The client's cost and tab sharing in real Chromium against the real local stack, counted by the
-// emulator's request stats (GET /_emulator/stats: requests by X-Amz-Target; only browsers send
-// ReceiveMessage and DeleteMessageBatch here).
+// The client's cost and tab sharing in real Chromium against the real local stack, counted at the
+// browser: every SQS request a tab makes, by X-Amz-Target (Playwright's request events). The
+// emulator's own totals (GET /_emulator/stats) no longer isolate the browsers: the local stack's
+// consumer polls the upstream queue with ReceiveMessage too. Heartbeats (SendMessage to the
+// upstream queue, the leader tab only, once a minute while visible) are counted apart.
 //
 //   npm run test:browser          (after npm run build and the cargo builds; see stack.mjs)
 //
@@ -55,14 +57,20 @@ after(async () => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** SQS requests every tab of the test made so far, by operation (openTab counts them). */
+const browserRequests = { receive: 0, delete: 0, send: 0 };
+const OPERATION_KEYS = {
+  'AmazonSQS.ReceiveMessage': 'receive',
+  'AmazonSQS.DeleteMessageBatch': 'delete',
+  'AmazonSQS.SendMessage': 'send',
+};
+
 async function sqsCounts() {
-  const stats = await (await fetch(`${stack.emulator}/_emulator/stats`)).json();
-  const by = stats.byTarget || {};
-  return { receive: by['AmazonSQS.ReceiveMessage'] || 0, delete: by['AmazonSQS.DeleteMessageBatch'] || 0 };
+  return { ...browserRequests };
 }
 
 function since(c0, c1) {
-  return { receive: c1.receive - c0.receive, delete: c1.delete - c0.delete };
+  return { receive: c1.receive - c0.receive, delete: c1.delete - c0.delete, heartbeats: c1.send - c0.send };
 }
 
 async function newSession() {
@@ -78,7 +86,11 @@ async function openTab(session, options = {}, { hidden = false } = {}) {
   const page = await stack.context.newPage();
   page.sqsRequests = 0;
   page.on('request', (req) => {
-    if (req.method() === 'POST' && (req.headers()['x-amz-target'] || '').startsWith('AmazonSQS.')) page.sqsRequests += 1;
+    const target = req.headers()['x-amz-target'] || '';
+    if (req.method() !== 'POST' || !target.startsWith('AmazonSQS.')) return;
+    page.sqsRequests += 1;
+    const key = OPERATION_KEYS[target];
+    if (key) browserRequests[key] += 1;
   });
   page.on('pageerror', (err) => pageErrors.push(err.message));
   // Any page of the stack's origin will do: the demo page, whose own client starts only on a click.
@@ -128,11 +140,16 @@ test(`one visible tab, idle: requests in ${VISIBLE_WINDOW_S} s at the defaults`,
   const n = since(c0, await sqsCounts());
   const perHour = ((n.receive + n.delete) * 3600) / VISIBLE_WINDOW_S;
   results.visibleIdle = { windowSeconds: VISIBLE_WINDOW_S, ...n, perHour };
-  t.diagnostic(`visible idle: ${n.receive} ReceiveMessage, ${n.delete} DeleteMessageBatch in ${VISIBLE_WINDOW_S} s → ${perHour}/hour`);
+  t.diagnostic(
+    `visible idle: ${n.receive} ReceiveMessage, ${n.delete} DeleteMessageBatch in ${VISIBLE_WINDOW_S} s → ${perHour}/hour; ` +
+      `${n.heartbeats} heartbeat(s) (SendMessage) → ${(n.heartbeats * 3600) / VISIBLE_WINDOW_S}/hour`,
+  );
   // 20-second long polls: 3 in 60 s (one more or less by phase)
   assert.ok(n.receive >= 2 && n.receive <= 4, `${n.receive} polls`);
   assert.equal(n.delete, 0);
-  await page.close(); // the stats count every tab: one case at a time
+  // heartbeats at the default 60 s: one in the window (two by phase), never more
+  assert.ok(n.heartbeats >= 1 && n.heartbeats <= 2, `${n.heartbeats} heartbeats in ${VISIBLE_WINDOW_S} s`);
+  await page.close(); // the counts add every tab up: one case at a time
 });
 
 test(`one hidden tab, idle: one poll per hiddenPollSeconds, ≤ 40 requests/hour at the default`, async (t) => {
@@ -152,6 +169,7 @@ test(`one hidden tab, idle: one poll per hiddenPollSeconds, ≤ 40 requests/hour
   );
   assert.ok(n.receive >= polls - 1 && n.receive <= polls + 1, `${n.receive} polls in ${HIDDEN_WINDOW_S} s`);
   assert.equal(n.delete, 0);
+  assert.equal(n.heartbeats, 0, 'no heartbeat while hidden');
   assert.ok(perHour <= 40, `${perHour} requests/hour hidden`);
 
   // Visible again: the backlog is drained at once, not at the next hidden poll.
@@ -177,7 +195,7 @@ test('offline: paused, no requests; online again drains at once', async (t) => {
   // Sent after the window: the emulator kept the dropped long poll open server-side for up to
   // its 20 s, and a message it took would wait out the visibility timeout (30 s).
   const id = await notifyUser(user, 'while offline');
-  assert.deepEqual(n, { receive: 0, delete: 0 }, 'no request while offline');
+  assert.deepEqual(n, { receive: 0, delete: 0, heartbeats: 0 }, 'no request (nor heartbeat) while offline');
   const t0 = Date.now();
   await stack.context.setOffline(false);
   await waitFor(page, (mid) => got.includes(mid), id, 5000, 'drained when online');

@@ -71,19 +71,21 @@ async function waitForHttp(url, child, name, ms) {
 }
 
 /**
- * Start the emulator, sqs-push-local and Chromium. Logs go to `${out}/${prefix}-*.log`.
- * Resolves with { api, emulator, context, callGw(path), stop() }.
+ * Start the emulator, sqs-push-local (with `localArgs`, and `localEnv` added to its environment)
+ * and Chromium. Logs go to `${out}/${prefix}-*.log`. Resolves with { api, emulator, context,
+ * newContext(), callGw(path), stop() }; `newContext()` starts another Chromium with its own
+ * fresh profile (another browser: no shared storage, locks or channels), stopped by `stop()`.
  */
-export async function startStack(prefix, { viewport } = {}) {
+export async function startStack(prefix, { viewport, localArgs = [], localEnv = {} } = {}) {
   need(chromiumPath, 'install Chromium (scripts/test does: apt-get install chromium) or set SQS_PUSH_CHROMIUM');
   need(join(repo, 'client-js/dist/sqs-push-client.js'), 'run `npm run build` in client-js');
   need(localBin, 'run `cargo build -p sqs-push-local`');
   need(cliBin, 'run `cargo build -p sqs-push-cli`');
   mkdirSync(out, { recursive: true });
   const children = [];
-  const startProcess = (name, command, args) => {
+  const startProcess = (name, command, args, env = {}) => {
     const log = createWriteStream(join(out, `${prefix}-${name}.log`));
-    const child = spawn(command, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     child.stdout.pipe(log);
     child.stderr.pipe(log);
     children.push(child);
@@ -91,7 +93,12 @@ export async function startStack(prefix, { viewport } = {}) {
   };
   let context;
   let profile;
+  const extra = []; // { context, profile } from newContext()
   const stop = async () => {
+    for (const e of extra.splice(0)) {
+      await e.context.close().catch(() => {});
+      rmSync(e.profile, { recursive: true, force: true });
+    }
     if (context) await context.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     for (const child of children.reverse()) {
@@ -108,17 +115,30 @@ export async function startStack(prefix, { viewport } = {}) {
     const emulator = `http://127.0.0.1:${emulatorPort}`;
     const emu = startProcess('emulator', join(repo, 'scripts/emulator'), ['--port', String(emulatorPort)]);
     await waitForHttp(`${emulator}/`, emu, 'emulator', 60_000);
-    const local = startProcess('sqs-push-local', localBin, ['--listen', `127.0.0.1:${apiPort}`, '--emulator', emulator]);
+    const local = startProcess(
+      'sqs-push-local',
+      localBin,
+      ['--listen', `127.0.0.1:${apiPort}`, '--emulator', emulator, ...localArgs],
+      localEnv,
+    );
     await waitForLine(local, 'ready', 'sqs-push-local', 30_000);
     const api = `http://127.0.0.1:${apiPort}`;
+    const launch = (dir) =>
+      chromium.launchPersistentContext(dir, {
+        executablePath: chromiumPath,
+        headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        ...(viewport ? { viewport } : {}),
+      });
     profile = mkdtempSync(join(tmpdir(), 'sqs-push-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      ...(viewport ? { viewport } : {}),
-    });
+    context = await launch(profile);
+    const newContext = async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sqs-push-chromium-'));
+      const ctx = await launch(dir);
+      extra.push({ context: ctx, profile: dir });
+      return ctx;
+    };
     const callGw = async (path) => {
       const { stdout } = await run(join(repo, 'scripts/call_gw'), ['local', 'us-east-1', path], {
         cwd: repo,
@@ -126,7 +146,7 @@ export async function startStack(prefix, { viewport } = {}) {
       });
       return JSON.parse(stdout);
     };
-    return { api, emulator, context, callGw, stop };
+    return { api, emulator, context, newContext, callGw, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -5,7 +5,8 @@
 //!   (`client-js/dist/sqs-push-client.js`).
 //! - `/local-demo/api/…` — the routes of the api Router the page calls, without the SigV4 check, so
 //!   the page can create a session and notify without holding keys:
-//!   `/local-demo/api/create/{a}/{u}/{s}`, `/local-demo/api/subscribe/{a}/{u}/{s}/{channel}` and
+//!   `/local-demo/api/create/{a}/{u}/{s}`, `/local-demo/api/subscribe/{a}/{u}/{s}/{channel}`,
+//!   `/local-demo/api/channels/{channel}/presence` (who is online: ids and times, no keys) and
 //!   `/local-demo/api/notify[/account/{a}|/user/{u}[/session/{s}]|/channel/{channel}]`, same
 //!   answers as the signed routes. Nothing else of the api is reachable here (status, renew, destroy, cleanup, messages
 //!   are a 404): the page renews by repeating create, which hands out fresh credentials for the
@@ -38,9 +39,10 @@ pub const PREFIX: &str = "/local-demo";
 pub const DEMO_HEADER: &str = "x-sqs-push-demo";
 /// The api routes the page calls (`client-js/demo/demo.js`), under `/local-demo/api`; every other
 /// path there is a 404.
-pub const DEMO_ROUTES: [&str; 7] = [
+pub const DEMO_ROUTES: [&str; 8] = [
     "/create/{accountId}/{userId}/{sessionId}",
     "/subscribe/{accountId}/{userId}/{sessionId}/{channel}",
+    "/channels/{channel}/presence",
     "/notify",
     "/notify/channel/{channel}",
     "/notify/account/{accountId}",
@@ -169,6 +171,7 @@ fn is_demo_route(path: &str) -> bool {
         segments.as_slice(),
         ["create", _, _, _]
             | ["subscribe", _, _, _, _]
+            | ["channels", _, "presence"]
             | ["notify"]
             | ["notify", "account" | "user" | "channel", _]
             | ["notify", "user", _, "session", _]
@@ -186,7 +189,7 @@ async fn only_what_the_page_calls(request: Request, next: Next) -> Response {
         axum::Json(json!({
             "success": false,
             "error": format!(
-                "not a demo route: {PREFIX}/api serves only create, subscribe and notify; \
+                "not a demo route: {PREFIX}/api serves only create, subscribe, channel presence and notify; \
                  every other route is signed (scripts/call_gw)"
             ),
         })),

@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod demo;
+pub mod demo_chat;
 pub mod functions;
 pub mod in_process;
 pub mod kinesis;

@@ -45,6 +45,14 @@ struct Args {
     /// Seconds a queue is left alone by /cleanup after its creation.
     #[arg(long, env = "SQS_PUSH_ORPHAN_GRACE_SECONDS", default_value_t = 600)]
     orphan_grace_seconds: u64,
+    /// Milliseconds between presence sweeps (leaves are announced by them; Lambda's schedule is a
+    /// minute, tests want seconds).
+    #[arg(long, env = "SQS_PUSH_LOCAL_PRESENCE_SWEEP_MS", default_value_t = 5000)]
+    presence_sweep_ms: u64,
+    /// Run the demo page's chat app: relay `chat` lines pages send upstream from the app queue to
+    /// their channel (the end-to-end tests read the app queue themselves, so it is off by default).
+    #[arg(long, env = "SQS_PUSH_LOCAL_DEMO_CHAT")]
+    demo_chat: bool,
 }
 
 #[tokio::main]
@@ -66,6 +74,8 @@ async fn main() -> std::process::ExitCode {
     options.sweep_interval = Duration::from_millis(args.sweep_interval_ms.max(10));
     options.stream_poll_interval = Duration::from_millis(args.stream_poll_interval_ms.max(10));
     options.stack.orphan_grace_seconds = args.orphan_grace_seconds;
+    options.demo_chat = args.demo_chat;
+    options.presence_sweep_interval = Duration::from_millis(args.presence_sweep_ms.max(10));
     options.keys = LocalKeys {
         access_key: args.access_key,
         secret_key: args.secret_key,

@@ -50,6 +50,9 @@ pub struct LocalOptions {
     pub call_log: Option<PathBuf>,
     /// The upstream queue's visibility timeout and redrive count.
     pub upstream_queue: UpstreamQueueOptions,
+    /// Run the demo's chat app (crate::demo_chat): relay `chat` lines from the app queue to their
+    /// channel. Off by default: it consumes the app queue, which the end-to-end tests read.
+    pub demo_chat: bool,
     /// How often presence's sweep announces leaves (serverless.yml: every minute).
     pub presence_sweep_interval: Duration,
 }
@@ -80,6 +83,7 @@ impl LocalOptions {
                 visibility_seconds: 5,
                 max_receive_count: 5,
             },
+            demo_chat: false,
             presence_sweep_interval: Duration::from_secs(5),
         }
     }
@@ -179,7 +183,7 @@ impl LocalStack {
         config.upstream_queue_url = Some(provisioned.upstream_queue_url.clone());
         if config.app_target.is_none() {
             config.app_target = Some(sqs_push_core::upstream::AppTargetSpec::Queue(
-                provisioned.app_queue_url,
+                provisioned.app_queue_url.clone(),
             ));
         }
 
@@ -252,6 +256,14 @@ impl LocalStack {
             options.keys.clone(),
             require_signature,
         ));
+        if options.demo_chat {
+            background.push(crate::demo_chat::spawn(
+                aws_sdk_sqs::Client::new(&sdk),
+                provisioned.app_queue_url.clone(),
+                api::router(state.clone()),
+                stop_background.subscribe(),
+            ));
+        }
         let app = crate::demo::mount(app, api::router(state), options.api_address);
 
         let listener = TcpListener::bind(options.api_address)

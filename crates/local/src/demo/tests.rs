@@ -262,6 +262,7 @@ fn demo_routes_are_matched_by_their_shape() {
         "/notify/user/2/session/s",
         "/subscribe/1/2/s/room:7",
         "/notify/channel/room:7",
+        "/channels/room:7/presence",
     ] {
         assert!(is_demo_route(path), "{path}");
     }
@@ -281,6 +282,9 @@ fn demo_routes_are_matched_by_their_shape() {
         "/subscribe/1/2/s",
         "/unsubscribe/1/2/s/room",
         "/channels/room",
+        "/channels/room:7",
+        "/channels/room/presence/x",
+        "/channels//presence",
         "/notify/channel/a/b",
     ] {
         assert!(!is_demo_route(path), "{path}");
