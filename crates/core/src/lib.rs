@@ -1,7 +1,7 @@
 //! The domain of sqs-push, by feature: [`session`] (create, renew, status, list, destroy),
 //! [`dispatch`] (targets, planning, sending, Kinesis records), [`history`] (write, read,
 //! receipts), [`cleanup`] (what removed sessions leave behind, orphan queues), [`crypto`] (keys
-//! and the wire format), over the shared records in [`model`] and the traits in [`ports`].
+//! and the wire format), [`upstream`] (browser to server: the consumer and presence), over the shared records in [`model`] and the traits in [`ports`].
 //!
 //! Not for: talking to AWS or HTTP. The AWS SDK implementations of the ports live in
 //! `sqs-push-aws`; request parsing and routing live in `sqs-push-functions`. In-memory adapters

@@ -508,3 +508,170 @@ async fn a_channel_with_presence_events_announces_each_join_and_leave_once_withi
     let (_, page) = get(&stack, "/channels/room/presence").await;
     assert_eq!(page["sessions"], 0, "{page}");
 }
+
+/// This process's CPU time (user + system), from /proc (Linux), in seconds.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Upstream throughput and latency on the local stack: 10 sessions send 100 messages each in
+/// batches of 10, all at once; the time from each send to its arrival in the app's queue, and
+/// the test process's CPU (the local stack with its consumer, and this client) per message.
+/// `cargo test -p sqs-push-tests --test e2e upstream_throughput -- --ignored --nocapture`
+/// (docs/benchmarks.md, "Upstream").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn upstream_throughput_and_latency_on_the_local_stack() {
+    const SESSIONS: u64 = 10;
+    const PER_SESSION: u64 = 30;
+    let stack = Stack::builder()
+        .configure(|options| {
+            options.stack.upstream.session_rate.per_second = 10_000;
+            options.stack.upstream.session_rate.burst = 10_000;
+        })
+        .start()
+        .await;
+    let admin = aws_sdk_sqs::Client::new(&admin_config(&stack.emulator).await);
+    let mut pages = Vec::new();
+    for n in 0..SESSIONS {
+        pages.push(Page::open(&stack, 1, 100 + n, &format!("bench-{n}")).await);
+    }
+    let app = queue_url(&admin, &format!("{}-app", stack.config.prefix())).await;
+    let cpu_before = process_cpu_seconds();
+    let started = std::time::Instant::now();
+    let senders = pages.into_iter().enumerate().map(|(n, page)| {
+        tokio::spawn(async move {
+            for batch in 0..PER_SESSION / 10 {
+                let entries: Vec<_> = (0..10u64)
+                    .map(|k| {
+                        let seq = batch * 10 + k + 1;
+                        SendMessageBatchRequestEntry::builder()
+                            .id(seq.to_string())
+                            .message_body(envelope(
+                                &format!("bench-{n}"),
+                                seq,
+                                "bench",
+                                json!({"sentAt": now_millis()}),
+                            ))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                page.sqs
+                    .send_message_batch()
+                    .queue_url(page.upstream_url())
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    let mut latencies = Vec::new();
+    while (latencies.len() as u64) < SESSIONS * PER_SESSION {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{} arrived",
+            latencies.len()
+        );
+        let output = admin
+            .receive_message()
+            .queue_url(&app)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let arrived = now_millis();
+        let mut handles = Vec::new();
+        for message in output.messages() {
+            let routed: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            latencies.push(arrived - routed["body"]["sentAt"].as_u64().unwrap());
+            handles.push(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(handles.len().to_string())
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        if !handles.is_empty() {
+            admin
+                .delete_message_batch()
+                .queue_url(&app)
+                .set_entries(Some(handles))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let took = started.elapsed();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let cpu = process_cpu_seconds() - cpu_before;
+    // Latency without a backlog: one message every 250 ms.
+    let page = Page::open(&stack, 1, 99, "paced").await;
+    let mut paced = Vec::new();
+    for seq in 1..=40u64 {
+        page.send(envelope(
+            "paced",
+            seq,
+            "bench",
+            json!({"sentAt": now_millis()}),
+        ))
+        .await;
+        let output = admin
+            .receive_message()
+            .queue_url(&app)
+            .wait_time_seconds(10)
+            .send()
+            .await
+            .unwrap();
+        let arrived = now_millis();
+        for message in output.messages() {
+            let routed: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            paced.push(arrived - routed["body"]["sentAt"].as_u64().unwrap());
+            admin
+                .delete_message()
+                .queue_url(&app)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    paced.sort_unstable();
+    let paced_at = |q: f64| paced[((paced.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "upstream, one at a time: send → app queue p50 {} ms, p99 {} ms ({} messages)",
+        paced_at(0.5),
+        paced_at(0.99),
+        paced.len()
+    );
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    let total = SESSIONS * PER_SESSION;
+    println!(
+        "upstream: {total} messages routed in {took:?} = {:.0} msg/s; send → app queue p50 {} ms, p99 {} ms, max {} ms; this process's CPU {cpu:.2} s = {:.0} µs per message",
+        total as f64 / took.as_secs_f64(),
+        at(0.5),
+        at(0.99),
+        latencies.last().unwrap(),
+        cpu * 1e6 / total as f64,
+    );
+}

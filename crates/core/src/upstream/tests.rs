@@ -324,3 +324,46 @@ async fn read_marks_history_and_heartbeat_records_presence() {
         Some(NOW * 1_000)
     );
 }
+
+/// The consumer's own CPU per message (verify, dedupe, two buckets, route) against the in-memory
+/// adapters, in batches of 10 from 100 sessions: `cargo test --release -p sqs-push-core --lib
+/// consumer_cpu_per_message -- --ignored --nocapture` (docs/benchmarks.md, "Upstream").
+#[tokio::test]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn consumer_cpu_per_message() {
+    let f = fixture(UpstreamSettings {
+        session_rate: Rate {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        },
+        account_rate: Rate {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        },
+        ..UpstreamSettings::default()
+    })
+    .await;
+    let sender = sender_of(&f.a);
+    const MESSAGES: u64 = 100_000;
+    let batches: Vec<Vec<UpstreamRecord>> = (0..MESSAGES / 10)
+        .map(|batch| {
+            (0..10)
+                .map(|n| {
+                    let seq = batch * 10 + n + 1;
+                    record(&format!("m{seq}"), &sender, chat("a", seq))
+                })
+                .collect()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for batch in &batches {
+        accepted += f.consumer.handle(batch).await.accepted;
+    }
+    let took = started.elapsed();
+    assert_eq!(accepted, MESSAGES);
+    println!(
+        "consumer: {MESSAGES} messages in {took:?} = {:.2} µs per message (in-memory adapters)",
+        took.as_secs_f64() * 1e6 / MESSAGES as f64
+    );
+}
