@@ -14,6 +14,14 @@ import { randomKey, until } from './helpers.mjs';
 
 after(() => stopEmulator());
 
+/**
+ * Heartbeats are scheduled at most once per interval; the test sees them when their request is
+ * made, which a loaded machine delays by some milliseconds after the schedule (signing, the
+ * event loop), so gaps are compared with this much slack. Removing the pacing breaks them by far
+ * more (a 100 ms pace: 35 heartbeats in 3.5 s; a new leader ignoring the pace: ~200 ms apart).
+ */
+const JITTER_MS = 100;
+
 /** A page double: visibility and network switched by the test, change events like a browser's. */
 function fakePage({ visible = true, online = true } = {}) {
   const subs = new Set();
@@ -281,7 +289,7 @@ test('only the leader tab heartbeats, at most once per interval, none while hidd
     // never two within an interval
     const times = beats(leader).map((s) => s.at);
     for (let i = 1; i < times.length; i++) {
-      assert.ok(times[i] - times[i - 1] >= 990, `heartbeats ${times[i] - times[i - 1]} ms apart`);
+      assert.ok(times[i] - times[i - 1] >= 1000 - JITTER_MS, `heartbeats ${times[i] - times[i - 1]} ms apart`);
     }
     // what reached the queue: the heartbeats, as the contract's envelope
     const got = (await upstream()).map((m) => JSON.parse(m.Body));
@@ -317,7 +325,7 @@ test('a new leader keeps the pace: no extra heartbeat when the old leader leaves
     const times = all();
     assert.ok(tabs[1].rec.sends.some((s) => s.type === 'heartbeat'), 'the new leader heartbeats');
     for (let i = 1; i < times.length; i++) {
-      assert.ok(times[i] - times[i - 1] >= 1990, `heartbeats ${times[i] - times[i - 1]} ms apart across the handover`);
+      assert.ok(times[i] - times[i - 1] >= 2000 - JITTER_MS, `heartbeats ${times[i] - times[i - 1]} ms apart across the handover`);
     }
   } finally {
     await Promise.all(tabs.map((t) => t.client.stop()));
