@@ -62,6 +62,30 @@ where
     PortError::new(kind, operation, resource, describe(&error))
 }
 
+/// A conditional write's result: true when it was written, false when its condition did not
+/// hold (a race lost, a row gone: the caller's answer, not an error), any other failure as a
+/// [`PortError`].
+pub(crate) fn condition_held<T, E>(
+    outcome: Result<T, SdkError<E, Response>>,
+    operation: &'static str,
+    resource: &str,
+) -> Result<bool, PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(error) => {
+            let error = port_error(operation, resource, error);
+            if error.kind == PortErrorKind::ConditionFailed {
+                Ok(false)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
 /// An answer that lacks a field the API promises.
 pub(crate) fn missing(
     operation: &'static str,

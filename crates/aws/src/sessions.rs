@@ -19,7 +19,7 @@ use sqs_push_core::model::session::Session;
 use sqs_push_core::ports::{SessionCursor, SessionPage, SessionStore};
 use sqs_push_core::{PortError, PortErrorKind};
 
-use crate::errors::port_error;
+use crate::errors::{condition_held, port_error};
 use crate::rows::{
     MembershipRow, SessionRow, member_key, recipient_from_row, session_from_row, to_item,
 };
@@ -85,18 +85,8 @@ impl DynamoSessionStore {
             .expression_attribute_values(":url", string(&session.queue.url))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = port_error("DynamoDB UpdateItem", &self.channels_table, error);
-                // Unsubscribed meanwhile, or no row of this queue: nothing to extend.
-                if error.kind == PortErrorKind::ConditionFailed {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        // Unsubscribed meanwhile, or no row of this queue: nothing to extend.
+        condition_held(result, "DynamoDB UpdateItem", &self.channels_table).map(|_| ())
     }
 
     /// Deletes one membership if it still holds the session's queue; 1 when it did.
@@ -114,18 +104,8 @@ impl DynamoSessionStore {
             .expression_attribute_values(":url", string(&session.queue.url))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(1),
-            Err(error) => {
-                let error = port_error("DynamoDB DeleteItem", &self.channels_table, error);
-                // Gone already, or a re-created session's row: not this session's to delete.
-                if error.kind == PortErrorKind::ConditionFailed {
-                    Ok(0)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        // Gone already, or a re-created session's row: not this session's to delete.
+        condition_held(result, "DynamoDB DeleteItem", &self.channels_table).map(usize::from)
     }
 
     /// One transaction; a cancellation for a failed condition is a

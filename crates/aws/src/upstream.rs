@@ -25,7 +25,7 @@ use sqs_push_core::ports::{
 use sqs_push_core::upstream::bucket::Bucket;
 use sqs_push_core::{PortError, PortErrorKind};
 
-use crate::errors::port_error;
+use crate::errors::{condition_held, port_error};
 
 /// The item with no range of its own uses this sort key.
 const SINGLE: &str = "-";
@@ -76,17 +76,7 @@ impl UpstreamStore for DynamoUpstreamStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = port_error("DynamoDB PutItem (upstream seq)", &self.table, error);
-                if error.kind == PortErrorKind::ConditionFailed {
-                    Ok(false)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        condition_held(outcome, "DynamoDB PutItem (upstream seq)", &self.table)
     }
 
     async fn release_seq(&self, sender: &str, seq: u64) -> Result<(), PortError> {
@@ -396,17 +386,7 @@ impl PresenceStore for DynamoUpstreamStore {
             .expression_attribute_values(":ttl", n(expires))
             .send()
             .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = port_error("DynamoDB UpdateItem (online)", &self.table, error);
-                if error.kind == PortErrorKind::ConditionFailed {
-                    Ok(false)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        condition_held(outcome, "DynamoDB UpdateItem (online)", &self.table)
     }
 
     async fn mark_offline(
